@@ -1,0 +1,66 @@
+"""The error hierarchy of audio2face.
+
+::
+
+    Audio2FaceError
+    ├── ConfigError            bad settings, profile or preset data
+    │   └── ModelNotFoundError a model file is missing or unreadable
+    ├── ProtocolError          a client broke the wire protocol        (close 1008)
+    ├── AudioFormatError       audio the server cannot take            (close 1008)
+    ├── LimitExceededError     a configured limit was hit              (close 1009/1013/1008)
+    └── EngineError            inference failed                        (close 1011)
+
+Each carries a ``code`` (the WebSocket close code a transport should use) and a
+human-readable ``reason`` that names what was wrong.
+"""
+
+from __future__ import annotations
+
+
+class Audio2FaceError(Exception):
+    """Base of every error raised on purpose by audio2face."""
+
+    code: int = 1011
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, reason={self.reason!r})"
+
+
+class ConfigError(Audio2FaceError):
+    """Settings, a profile or preset data are invalid."""
+
+
+class ModelNotFoundError(ConfigError):
+    """A model file is missing or cannot be loaded; the reason says what to do."""
+
+
+class ProtocolError(Audio2FaceError):
+    """The client broke the protocol: wrong order, unknown message, undecodable frame."""
+
+    code = 1008
+
+
+class AudioFormatError(Audio2FaceError):
+    """Audio the server cannot take: rate, width, channels or byte count."""
+
+    code = 1008
+
+
+class LimitExceededError(Audio2FaceError):
+    """A configured limit was hit. ``limit`` names the setting, ``value`` its value."""
+
+    def __init__(self, reason: str, *, limit: str, value: object, code: int = 1008) -> None:
+        super().__init__(reason)
+        self.limit = limit
+        self.value = value
+        self.code = code
+
+
+class EngineError(Audio2FaceError):
+    """Inference failed. Never replaced by zeros: the stream ends with this error."""
+
+    code = 1011
