@@ -1,0 +1,1 @@
+"""Phoneme-driven animation: phone set, visemes and the coarticulation synthesiser."""
