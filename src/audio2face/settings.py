@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_buffered_s: float = Field(30.0, gt=0.0)
     max_utterance_s: float = Field(900.0, gt=0.0)
-    idle_timeout_s: float = Field(60.0, gt=0.0)
+    idle_timeout_s: float = Field(60.0, gt=0.0, description="Longest wait for a client message.")
+    send_timeout_s: float = Field(30.0, gt=0.0, description="Longest wait for a client to read.")
     max_response_queue: int = Field(256, ge=1, description="Outgoing messages per stream.")
     shutdown_drain_s: float = Field(10.0, ge=0.0)
 

@@ -1,0 +1,112 @@
+"""The runtime: loaded engines, profiles and worker threads, shared by all streams.
+
+It is the in-process API behind every transport::
+
+    runtime = Runtime.start(Settings())
+    session, profile = runtime.open_session("arkit", input_rate=16000)
+    batch = session.push(audio)
+
+The CLI's ``convert`` and the servers use exactly this.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio2face.engines.loading import load_engines
+from audio2face.errors import ConfigError
+from audio2face.metrics import Metrics
+from audio2face.profiles import Profile, ProfileRegistry
+from audio2face.settings import Settings
+from audio2face.streaming.session import Session
+from audio2face.types import Engine, FloatArray, FrameBatch
+
+logger = logging.getLogger("audio2face.runtime")
+
+
+@dataclass
+class Runtime:
+    """Everything a stream needs that is shared between streams."""
+
+    settings: Settings
+    engines: Mapping[str, Engine]
+    profiles: ProfileRegistry
+    executor: ThreadPoolExecutor
+    metrics: Metrics
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        *,
+        engines: Mapping[str, Engine] | None = None,
+        metrics: Metrics | None = None,
+    ) -> Runtime:
+        """Load engines (unless given) and profiles; blocking, run it off the event loop."""
+        loaded = dict(engines) if engines is not None else load_engines(settings)
+        profiles = ProfileRegistry(settings)
+        executor = ThreadPoolExecutor(
+            max_workers=settings.inference_workers, thread_name_prefix="a2f-infer"
+        )
+        logger.info("engines loaded: %s", ", ".join(sorted(loaded)) or "none")
+        return cls(settings, loaded, profiles, executor, metrics or Metrics())
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def resolve_profile(self, name: str | None) -> Profile:
+        """The profile called ``name``; unknown names fall back to the default (logged)."""
+        return self.profiles.resolve(name or self.settings.default_profile)
+
+    def open_session(
+        self, profile: Profile | str | None, input_rate: int, *, seed: int | None = None
+    ) -> tuple[Session, Profile]:
+        """A new :class:`Session` for one utterance of audio at ``input_rate``."""
+        if not isinstance(profile, Profile):
+            profile = self.resolve_profile(profile)
+        engine = self.engines.get(profile.engine)
+        if engine is None:
+            raise ConfigError(
+                f"profile {profile.name!r} needs the {profile.engine!r} engine, which is not "
+                f"loaded; {engine_hint(profile.engine)}"
+            )
+        chain = profile.build_chain(engine.output_names)
+        session = Session(
+            engine.open_stream(),
+            chain.new_stream(seed),
+            names=chain.output_names,
+            fps=engine.fps,
+            input_rate=input_rate,
+            engine_rate=engine.sample_rate,
+        )
+        return session, profile
+
+    def convert(
+        self, audio: FloatArray, sample_rate: int, profile: Profile | str | None = None,
+        *, seed: int | None = 0,
+    ) -> FrameBatch:
+        """Animate a whole clip in-process (no server)."""
+        session, _ = self.open_session(profile, sample_rate, seed=seed)
+        head = session.push(np.asarray(audio, dtype=np.float32))
+        tail = session.finish()
+        return FrameBatch(
+            first_frame=0,
+            names=head.names,
+            values=np.concatenate([head.values, tail.values], axis=0),
+            fps=head.fps,
+        )
+
+
+def engine_hint(engine: str) -> str:
+    """What a user should do to get ``engine`` loaded."""
+    if engine == "unitalker":
+        return (
+            "download unitalker_v0.4.0_base.onnx and point AUDIO2FACE_UNITALKER_MODEL "
+            "(or `audio2face serve --unitalker-model PATH`) at it"
+        )
+    return "check the server log for why it failed to load"

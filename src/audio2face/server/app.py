@@ -1,0 +1,65 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from audio2face.metrics import Metrics
+from audio2face.runtime import Runtime
+from audio2face.server.state import ServerState
+from audio2face.server.ws_v1 import V1_PATH, handle_v1
+from audio2face.settings import Settings
+from audio2face.types import Engine
+
+logger = logging.getLogger("audio2face.server")
+
+
+def create_app(
+    settings: Settings | None = None, *, engines: Mapping[str, Engine] | None = None
+) -> FastAPI:
+    """Build the service. Models load in the lifespan, off the event loop; ``/ready``
+    answers 503 until they have. ``engines`` replaces model loading (tests, embedding).
+    """
+    settings = settings or Settings()
+    state = ServerState(settings=settings, metrics=Metrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.runtime = await asyncio.to_thread(
+            Runtime.start, settings, engines=engines, metrics=state.metrics
+        )
+        logger.info("ready: %s", settings.model_dump(exclude={"auth_token"}))
+        try:
+            yield
+        finally:
+            state.draining = True
+            state.runtime.close()
+
+    app = FastAPI(title="audio2face", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.a2f = state
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse("OK")
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        if state.runtime is None or state.draining:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True, "engines": sorted(state.runtime.engines)})
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    app.add_api_websocket_route(V1_PATH, handle_v1)
+    return app

@@ -1,0 +1,45 @@
+"""A per-stream queue bounded by seconds of audio, not by item count.
+
+Bodies range from 20 ms to 10 s, so an item count bounds nothing useful. A producer
+that would push the queue over its bound waits (backpressure through TCP), except
+when the queue is empty: one oversized body is always let in, so no client deadlocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+
+class AudioInbox:
+    def __init__(self, max_seconds: float) -> None:
+        self.max_seconds = max_seconds
+        self._items: collections.deque[tuple[Any, float]] = collections.deque()
+        self._seconds = 0.0
+        self._changed = asyncio.Condition()
+
+    @property
+    def seconds(self) -> float:
+        """Audio waiting, in seconds."""
+        return self._seconds
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def put(self, item: Any, seconds: float) -> None:
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: not self._items or self._seconds + seconds <= self.max_seconds
+            )
+            self._items.append((item, seconds))
+            self._seconds += seconds
+            self._changed.notify_all()
+
+    async def get(self) -> Any:
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._items))
+            item, seconds = self._items.popleft()
+            self._seconds -= seconds
+            self._changed.notify_all()
+            return item

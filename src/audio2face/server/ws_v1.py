@@ -1,0 +1,310 @@
+"""Protocol v1 over WebSocket: ``/api/v1/streaming_audio2face/ws``.
+
+One connection carries one utterance. Three stages overlap per connection:
+
+* the receive loop decodes and validates messages and queues audio (bounded by
+  buffered seconds, so a fast sender is paused rather than buffered without end);
+* the worker runs inference and postprocessing in the thread pool, one body at a
+  time and in order;
+* sends happen in the worker, with a timeout, so a client that stops reading pauses
+  its own stream and, past ``send_timeout_s``, is closed with a reason.
+
+Any error flushes the frames of the audio already accepted before the close, so a
+client never loses earlier output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from audio2face.audio.pcm import PcmFormat, decode_pcm
+from audio2face.errors import (
+    Audio2FaceError,
+    AudioFormatError,
+    EngineError,
+    LimitExceededError,
+    ProtocolError,
+)
+from audio2face.protocol.v1 import (
+    RequestKind,
+    decode_request,
+    encode_body,
+    encode_end,
+    encode_start,
+)
+from audio2face.server.inbox import AudioInbox
+from audio2face.server.state import ServerState
+from audio2face.streaming.session import Session
+from audio2face.types import FrameBatch
+
+V1_PATH = "/api/v1/streaming_audio2face/ws"
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
+
+logger = logging.getLogger("audio2face.server.v1")
+
+
+@dataclass(slots=True)
+class _End:
+    """The client sent ChunkEnd."""
+
+
+@dataclass(slots=True)
+class _Stop:
+    """The receive side stopped: an error to report after flushing, or a disconnect."""
+
+    error: Audio2FaceError | None
+
+
+def close_reason(text: str) -> str:
+    """Truncate to what fits a close frame, on a character boundary."""
+    data = text.encode("utf-8")
+    if len(data) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    return data[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", errors="ignore") + "..."
+
+
+async def handle_v1(websocket: WebSocket) -> None:
+    """Route handler: one :class:`V1Stream` per connection."""
+    state: ServerState = websocket.app.state.a2f
+    await websocket.accept()
+    refusal = _refusal(state)
+    if refusal is not None:
+        state.metrics.refusals.labels(limit=refusal.limit).inc()
+        logger.warning("refused a stream: %s", refusal.reason)
+        await websocket.close(code=refusal.code, reason=close_reason(refusal.reason))
+        return
+    stream = V1Stream(websocket, state)
+    state.streams.add(stream)
+    state.metrics.active_streams.inc()
+    try:
+        await stream.run()
+    finally:
+        state.streams.discard(stream)
+        state.metrics.active_streams.dec()
+
+
+def _refusal(state: ServerState) -> LimitExceededError | None:
+    if state.runtime is None or state.draining:
+        return LimitExceededError(
+            "the service is not ready or is shutting down; try again later",
+            limit="ready", value=False, code=1013,
+        )  # fmt: skip
+    if len(state.streams) >= state.settings.max_streams:
+        return LimitExceededError(
+            f"too many concurrent streams (max_streams={state.settings.max_streams}); "
+            "try again later",
+            limit="max_streams", value=state.settings.max_streams, code=1013,
+        )  # fmt: skip
+    return None
+
+
+class V1Stream:
+    """The state of one v1 connection. Dropped when the connection ends."""
+
+    def __init__(self, websocket: WebSocket, state: ServerState) -> None:
+        self.ws = websocket
+        self.state = state
+        self.settings = state.settings
+        self.stream_id = uuid.uuid4().hex[:12]
+        self.session: Session | None = None
+        self.fmt = PcmFormat(16000)
+        self.dtype = "float32"
+        self.chunk_frames = self.settings.default_chunk_frames
+        self.started_response = False
+        self.inbox = AudioInbox(self.settings.max_buffered_s)
+        self.opened_at = time.monotonic()
+        self.outcome = "ok"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._open()
+        except WebSocketDisconnect:
+            self._finish_log("disconnected")
+            return
+        except Audio2FaceError as exc:
+            await self._close_with(exc)
+            return
+        receiver = asyncio.create_task(self._receive_loop(), name=f"a2f-recv-{self.stream_id}")
+        try:
+            await self._work()
+        except Audio2FaceError as exc:
+            await self._close_with(exc)
+        except (WebSocketDisconnect, ConnectionError, asyncio.TimeoutError):
+            self.outcome = "disconnected"
+        finally:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+            if self.session is not None and self.outcome != "ok":
+                self.session.fail()
+            self._finish_log(self.outcome)
+
+    async def _open(self) -> None:
+        kind, msg = await self._receive()
+        if kind is not RequestKind.START:
+            raise ProtocolError(
+                f"the first message must be {RequestKind.START.value}, got {kind.value}"
+            )
+        fmt = PcmFormat(msg.sample_rate, msg.sample_width, msg.n_channels)
+        fmt.validate(self.settings.accepted_sample_rates)
+        if msg.response_chunk_n_frames < 0:
+            raise ProtocolError(
+                f"response_chunk_n_frames must be >= 0 (0 means the default "
+                f"{self.settings.default_chunk_frames}), got {msg.response_chunk_n_frames}"
+            )
+        self.chunk_frames = msg.response_chunk_n_frames or self.settings.default_chunk_frames
+        self.fmt = fmt
+        runtime = self.state.runtime
+        if runtime is None:  # pragma: no cover - refused before a stream starts
+            raise LimitExceededError("the service is not ready", limit="ready", value=False)
+        self.session, profile = runtime.open_session(msg.profile_name, fmt.sample_rate)
+        self.dtype = profile.dtype
+        logger.info(
+            "stream %s started: profile=%s rate=%d channels=%d chunk=%d",
+            self.stream_id, profile.name, fmt.sample_rate, fmt.n_channels, self.chunk_frames,
+        )  # fmt: skip
+
+    async def _close_with(self, exc: Audio2FaceError) -> None:
+        self.outcome = type(exc).__name__
+        self.state.metrics.errors.labels(kind=self.outcome).inc()
+        if isinstance(exc, LimitExceededError):
+            self.state.metrics.refusals.labels(limit=exc.limit).inc()
+        log = logger.error if isinstance(exc, EngineError) else logger.warning
+        log("stream %s closed with %d: %s", self.stream_id, exc.code, exc.reason)
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            try:
+                await self.ws.close(code=exc.code, reason=close_reason(exc.reason))
+            except (RuntimeError, ConnectionError):
+                pass  # the client left first; nothing to tell it
+
+    def _finish_log(self, outcome: str) -> None:
+        self.state.metrics.streams.labels(outcome=outcome).inc()
+        session = self.session
+        if session is None:
+            logger.info("stream %s ended before Start: %s", self.stream_id, outcome)
+            return
+        wall = time.monotonic() - self.opened_at
+        logger.info(
+            "stream %s ended: outcome=%s audio=%.2fs frames=%d wall=%.2fs rtf=%.3f",
+            self.stream_id, outcome, session.seconds_in, session.frames_out, wall,
+            wall / session.seconds_in if session.seconds_in else 0.0,
+        )  # fmt: skip
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _receive(self) -> tuple[RequestKind, object]:
+        try:
+            message = await asyncio.wait_for(
+                self.ws.receive(), timeout=self.settings.idle_timeout_s
+            )
+        except TimeoutError:
+            raise LimitExceededError(
+                f"no message for {self.settings.idle_timeout_s:g} s "
+                f"(idle_timeout_s={self.settings.idle_timeout_s:g})",
+                limit="idle_timeout_s", value=self.settings.idle_timeout_s,
+            ) from None  # fmt: skip
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        data = message.get("bytes")
+        if data is None:
+            raise ProtocolError("text frames are not part of protocol v1; send binary protobuf")
+        if len(data) > self.settings.max_message_bytes:
+            raise LimitExceededError(
+                f"message of {len(data)} bytes exceeds max_message_bytes="
+                f"{self.settings.max_message_bytes}",
+                limit="max_message_bytes", value=self.settings.max_message_bytes, code=1009,
+            )  # fmt: skip
+        return decode_request(data)
+
+    async def _receive_loop(self) -> None:
+        """Queue audio until End; on any problem queue a stop, never raise."""
+        session = self.session
+        if session is None:  # pragma: no cover - _open sets it
+            return
+        max_samples = int(self.settings.max_utterance_s * self.fmt.sample_rate)
+        received = 0
+        try:
+            while True:
+                kind, msg = await self._receive()
+                if kind is RequestKind.END:
+                    await self.inbox.put(_End(), 0.0)
+                    return
+                if kind is RequestKind.START:
+                    raise ProtocolError("a second ChunkStart on the same connection")
+                audio = decode_pcm(msg.pcm_bytes, self.fmt)  # type: ignore[attr-defined]
+                received += audio.shape[0]
+                if received > max_samples:
+                    raise LimitExceededError(
+                        f"utterance longer than max_utterance_s={self.settings.max_utterance_s:g}",
+                        limit="max_utterance_s", value=self.settings.max_utterance_s,
+                    )  # fmt: skip
+                emotion = msg.offset_name or None  # type: ignore[attr-defined]
+                seconds = audio.shape[0] / self.fmt.sample_rate
+                self.state.metrics.audio_seconds_in.inc(seconds)
+                await self.inbox.put((audio, emotion, time.monotonic()), seconds)
+        except WebSocketDisconnect:
+            await self.inbox.put(_Stop(None), 0.0)
+        except Audio2FaceError as exc:
+            await self.inbox.put(_Stop(exc), 0.0)
+
+    # -- inference and sending -------------------------------------------------------
+
+    async def _work(self) -> None:
+        session = self.session
+        runtime = self.state.runtime
+        if session is None or runtime is None:  # pragma: no cover - _open sets both
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self.inbox.get()
+            if isinstance(item, _End):
+                batch = await loop.run_in_executor(runtime.executor, session.finish)
+                await self._send_frames(batch, None)
+                await self._ensure_response_start()
+                await self._send(encode_end())
+                return
+            if isinstance(item, _Stop):
+                if item.error is None:
+                    self.outcome = "disconnected"
+                    return
+                # Flush what the accepted audio is worth before reporting the error.
+                batch = await loop.run_in_executor(runtime.executor, session.finish)
+                await self._send_frames(batch, None)
+                raise item.error
+            audio, emotion, arrived = item
+            batch = await loop.run_in_executor(runtime.executor, session.push, audio, emotion)
+            await self._send_frames(batch, arrived)
+
+    async def _ensure_response_start(self) -> None:
+        if not self.started_response:
+            self.started_response = True
+            session = self.session
+            names = session.names if session is not None else ()
+            await self._send(encode_start(names, self.dtype))
+
+    async def _send_frames(self, batch: FrameBatch, arrived: float | None) -> None:
+        if len(batch) == 0:
+            return
+        await self._ensure_response_start()
+        for i in range(0, len(batch), self.chunk_frames):
+            await self._send(encode_body(batch.values[i : i + self.chunk_frames], self.dtype))
+        self.state.metrics.frames_out.inc(len(batch))
+        if arrived is not None:
+            self.state.metrics.frame_latency.observe(time.monotonic() - arrived)
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            await asyncio.wait_for(self.ws.send_bytes(data), timeout=self.settings.send_timeout_s)
+        except TimeoutError:
+            raise LimitExceededError(
+                f"client did not read for {self.settings.send_timeout_s:g} s "
+                f"(send_timeout_s={self.settings.send_timeout_s:g})",
+                limit="send_timeout_s", value=self.settings.send_timeout_s,
+            ) from None  # fmt: skip
