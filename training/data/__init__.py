@@ -1,0 +1,1 @@
+"""Training corpus builder: synthetic and recorded speech with unified phone timings."""
