@@ -1,0 +1,174 @@
+"""The contract every postprocess step follows, and helpers shared by the steps.
+
+A step is built from validated options (a pydantic model) and *bound* to the names
+of its input channels, which fixes its output names. After that it is immutable and
+shared by every stream; whatever it must remember between chunks (blink schedule,
+filter memory, random generator) lives in the per-stream ``state`` object it creates
+with :meth:`Step.new_state` and receives in its :class:`StepContext`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from audio2face.errors import ConfigError
+from audio2face.types import FloatArray
+
+__all__ = [
+    "BindEnv",
+    "Step",
+    "StepContext",
+    "StatelessStep",
+    "StepOptions",
+    "as_float32",
+    "base_emotion",
+    "channel_indices",
+    "load_json_path",
+    "load_named_json",
+]
+
+_INTENSITY_SUFFIX = re.compile(r"_\d+$")
+
+
+class StepOptions(BaseModel):
+    """Base of every step's options: immutable, unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class BindEnv:
+    """What a step may know when it is bound: the profile's frame rate and the folder
+    that relative data paths in the profile are resolved against."""
+
+    fps: float = 30.0
+    base_dir: Path | None = None
+
+
+@dataclass(slots=True)
+class StepContext:
+    """Per-stream, per-step view handed to :meth:`Step.__call__`.
+
+    ``frame_index`` is the stream frame number of ``frames[0]``; ``emotion`` is the
+    chunk's emotion (``None`` = neutral, already validated by the chain); ``state``
+    is what :meth:`Step.new_state` returned for this stream (the step may mutate it).
+    """
+
+    frame_index: int
+    emotion: str | None
+    state: Any
+
+
+@runtime_checkable
+class Step(Protocol):
+    """One bound postprocess step."""
+
+    output_names: tuple[str, ...]
+
+    @property
+    def emotions(self) -> frozenset[str]:
+        """Emotion names that this step reacts to (empty when it ignores emotions)."""
+        ...
+
+    def new_state(self, rng: np.random.Generator) -> Any:
+        """Fresh per-stream state (``None`` for stateless steps)."""
+        ...
+
+    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        """Return new frames ``[n, len(output_names)]``; never modify ``frames``."""
+        ...
+
+
+class StatelessStep:
+    """Mixin with the defaults of a step that keeps no per-stream state."""
+
+    type_name: ClassVar[str] = ""
+    output_names: tuple[str, ...]
+
+    @property
+    def emotions(self) -> frozenset[str]:
+        return frozenset()
+
+    def new_state(self, rng: np.random.Generator) -> Any:
+        return None
+
+
+def base_emotion(name: str) -> str:
+    """``"anger_3"`` -> ``"anger"``; names without an intensity suffix are unchanged."""
+    return _INTENSITY_SUFFIX.sub("", name)
+
+
+def channel_indices(
+    wanted: Iterable[str], available: Sequence[str], *, step: str
+) -> list[int]:
+    """Column indices of ``wanted`` in ``available``.
+
+    An exact match wins; otherwise a case-insensitive one, so ``JawOpen`` (UniTalker)
+    and ``jawOpen`` (Apple's spelling) refer to the same channel. Unknown names are a
+    :class:`ConfigError`: a typo in a profile should fail at load, not silently no-op.
+    """
+    exact = {n: i for i, n in enumerate(available)}
+    folded: dict[str, int] = {}
+    for i, n in enumerate(available):
+        folded.setdefault(n.casefold(), i)
+    out: list[int] = []
+    for name in wanted:
+        idx = exact.get(name, folded.get(name.casefold()))
+        if idx is None:
+            raise ConfigError(
+                f"step {step!r}: channel {name!r} is not among its input channels "
+                f"({len(available)} channels, e.g. {list(available[:5])})"
+            )
+        out.append(idx)
+    return out
+
+
+def load_json_path(path_text: str, env: BindEnv) -> tuple[Path, Any]:
+    """Resolve ``path_text`` against the profile folder; return the path and, for a
+    file, its parsed JSON (``None`` for a directory)."""
+    path = Path(path_text).expanduser()
+    if not path.is_absolute():
+        if env.base_dir is None:
+            raise ConfigError(f"relative data path {path_text!r} in a profile without a folder")
+        path = env.base_dir / path
+    if path.is_dir():
+        return path, None
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"profile data file not found: {path}") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read profile data file {path}: {exc}") from exc
+
+
+def load_named_json(source: str, env: BindEnv) -> dict[str, Any]:
+    """A ``{name: data}`` table from a JSON file holding the whole table, or from a
+    directory whose ``<name>.json`` files each hold one entry (the original's layout)."""
+    path, data = load_json_path(source, env)
+    if data is not None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object of named entries")
+        return data
+    table: dict[str, Any] = {}
+    for file in sorted(path.glob("*.json")):
+        table[file.stem] = load_json_path(str(file), env)[1]
+    if not table:
+        raise ConfigError(f"{path}: directory holds no .json files")
+    return table
+
+
+def as_float32(frames: FloatArray, n_channels: int, *, step: str) -> FloatArray:
+    """Check the input shape once, at the step boundary."""
+    if frames.ndim != 2 or frames.shape[1] != n_channels:
+        raise ValueError(
+            f"step {step!r} expects frames of shape [n, {n_channels}], got {frames.shape}"
+        )
+    return np.asarray(frames, dtype=np.float32)
