@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from audio2face.engines.loading import load_engines
 from audio2face.errors import ConfigError
@@ -87,18 +88,30 @@ class Runtime:
         return session, profile
 
     def convert(
-        self, audio: FloatArray, sample_rate: int, profile: Profile | str | None = None,
-        *, seed: int | None = 0,
+        self,
+        audio: FloatArray,
+        sample_rate: int,
+        profile: Profile | str | None = None,
+        *,
+        seed: int | None = 0,
+        progress: bool = False,
     ) -> FrameBatch:
-        """Animate a whole clip in-process (no server)."""
+        """Animate a whole clip in-process (no server), optionally with a progress bar."""
         session, _ = self.open_session(profile, sample_rate, seed=seed)
-        head = session.push(np.asarray(audio, dtype=np.float32))
-        tail = session.finish()
+        audio = np.asarray(audio, dtype=np.float32)
+        step = sample_rate  # one second per push keeps the bar moving and memory flat
+        parts = []
+        with tqdm(
+            total=round(audio.shape[0] / sample_rate, 1), unit="s", disable=not progress,
+            desc="animating",
+        ) as bar:  # fmt: skip
+            for start in range(0, audio.shape[0], step):
+                chunk = audio[start : start + step]
+                parts.append(session.push(chunk).values)
+                bar.update(round(chunk.shape[0] / sample_rate, 3))
+        parts.append(session.finish().values)
         return FrameBatch(
-            first_frame=0,
-            names=head.names,
-            values=np.concatenate([head.values, tail.values], axis=0),
-            fps=head.fps,
+            first_frame=0, names=session.names, values=np.concatenate(parts), fps=session.fps
         )
 
 

@@ -1,0 +1,80 @@
+"""CSV in the column layout of Epic's Live Link Face app.
+
+Columns: ``Timecode, BlendShapeCount``, the 52 ARKit shapes in Live Link Face's order
+and PascalCase spelling, then 9 head and eye rotation columns (written as 0).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from audio2face.types import FrameBatch
+
+LIVELINK_SHAPES: tuple[str, ...] = (
+    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
+    "EyeSquintLeft", "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight",
+    "EyeLookOutRight", "EyeLookUpRight", "EyeSquintRight", "EyeWideRight", "JawForward",
+    "JawRight", "JawLeft", "JawOpen", "MouthClose", "MouthFunnel", "MouthPucker", "MouthRight",
+    "MouthLeft", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft", "MouthFrownRight",
+    "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight",
+    "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper", "MouthPressLeft",
+    "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft",
+    "MouthUpperUpRight", "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft",
+    "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft",
+    "NoseSneerRight", "TongueOut",
+)  # fmt: skip
+LIVELINK_EXTRA: tuple[str, ...] = (
+    "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
+)  # fmt: skip
+
+
+def _timecode(frame: int, fps: float) -> str:
+    seconds, sub = divmod(frame, fps)
+    whole = int(seconds)
+    h, rem = divmod(whole, 3600)
+    m, s = divmod(rem, 60)
+    ff = int(sub)
+    return f"{h:02d}:{m:02d}:{s:02d}:{ff:02d}.{int(round((sub - ff) * 1000)):03d}"
+
+
+def write_livelink_csv(path: Path, batch: FrameBatch) -> None:
+    """Write ARKit frames; raise ``ValueError`` for a profile without ARKit names."""
+    by_key = {name.lower(): i for i, name in enumerate(batch.names)}
+    columns = [by_key.get(shape.lower()) for shape in LIVELINK_SHAPES]
+    if sum(c is not None for c in columns) < len(LIVELINK_SHAPES) // 2:
+        raise ValueError(
+            "CSV output uses the Live Link Face layout and needs an ARKit profile "
+            f"(e.g. 'arkit'); this profile's names are {list(batch.names[:5])}..."
+        )
+    n = len(batch)
+    out = np.zeros((n, len(LIVELINK_SHAPES)), dtype=np.float32)
+    for j, col in enumerate(columns):
+        if col is not None:
+            out[:, j] = batch.values[:, col]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Timecode", "BlendShapeCount", *LIVELINK_SHAPES, *LIVELINK_EXTRA])
+        count = len(LIVELINK_SHAPES) + len(LIVELINK_EXTRA)
+        for i in range(n):
+            row = [f"{v:.6f}" for v in out[i]]
+            extra = ["0"] * len(LIVELINK_EXTRA)
+            writer.writerow([_timecode(batch.first_frame + i, batch.fps), count, *row, *extra])
+
+
+def read_livelink_csv(path: Path, fps: float = 30.0) -> FrameBatch:
+    """Read the 52 shape columns of a Live Link Face CSV."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    idx = [header.index(shape) for shape in LIVELINK_SHAPES]
+    values = np.array([[float(r[i]) for i in idx] for r in body], dtype=np.float32)
+    return FrameBatch(
+        first_frame=0,
+        names=LIVELINK_SHAPES,
+        values=values.reshape(-1, len(LIVELINK_SHAPES)),
+        fps=fps,
+    )
