@@ -1,0 +1,155 @@
+"""Session: frame clock, emotion timeline, resampling, failure handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audio2face.errors import EngineError, ProtocolError
+from audio2face.streaming.session import EmotionTimeline, Session, SessionState
+from audio2face.types import frames_for_samples
+
+
+class RmsStream:
+    """Test double: frame i = RMS of the 16 kHz audio around i/30 s (no look-ahead
+    beyond one frame). Emits frames as soon as their audio has arrived."""
+
+    def __init__(self, fps: float = 30.0, rate: int = 16000) -> None:
+        self.fps, self.rate = fps, rate
+        self.audio = np.zeros(0, np.float32)
+        self.emitted = 0
+
+    def _ready(self, n_frames: int) -> np.ndarray:
+        out = []
+        for i in range(self.emitted, n_frames):
+            a = int(i * self.rate / self.fps)
+            seg = self.audio[a : a + int(self.rate / self.fps)]
+            out.append([float(np.sqrt(np.mean(seg**2))) if seg.size else 0.0, float(i)])
+        self.emitted = max(self.emitted, n_frames)
+        return np.asarray(out, np.float32).reshape(-1, 2)
+
+    def push(self, audio, emotion=None):
+        self.audio = np.concatenate([self.audio, audio])
+        complete = int(self.audio.size * self.fps / self.rate) - 1
+        return self._ready(max(complete, self.emitted))
+
+    def finish(self):
+        return self._ready(frames_for_samples(self.audio.size, self.rate, self.fps))
+
+
+class TagEmotion:
+    """Chain double: adds 1 to column 0 when the emotion is 'happy'; records calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str | None]] = []
+
+    def __call__(self, values, emotion):
+        self.calls.append((values.shape[0], emotion))
+        out = values.copy()
+        if emotion == "happy":
+            out[:, 0] += 1.0
+        return out
+
+
+def make_session(input_rate: int = 16000, chain=None) -> Session:
+    return Session(
+        RmsStream(),
+        chain or TagEmotion(),
+        names=("rms", "index"),
+        fps=30.0,
+        input_rate=input_rate,
+        engine_rate=16000,
+    )
+
+
+def run(session: Session, audio: np.ndarray, cuts: list[int]) -> np.ndarray:
+    parts, last = [], 0
+    for c in [*sorted(cuts), audio.size]:
+        parts.append(session.push(audio[last:c]).values)
+        last = c
+    parts.append(session.finish().values)
+    return np.concatenate(parts)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 16000 * 3),
+    cuts=st.lists(st.integers(0, 16000 * 3), max_size=12),
+)
+def test_frame_clock_exact_for_any_split(n: int, cuts: list[int]) -> None:
+    audio = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
+    session = make_session()
+    out = run(session, audio, [c for c in cuts if c <= n])
+    assert out.shape[0] == frames_for_samples(n, 16000, 30.0)
+    # frame i is the face at i / fps: the test engine writes i into column 1
+    np.testing.assert_array_equal(out[:, 1], np.arange(out.shape[0], dtype=np.float32))
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_frame_clock_follows_input_rate_after_resampling(rate: int) -> None:
+    seconds = 2.37
+    audio = np.sin(np.linspace(0, 900, int(rate * seconds))).astype(np.float32) * 0.3
+    session = make_session(input_rate=rate)
+    out = run(session, audio, list(range(0, audio.size, rate // 50)))
+    assert out.shape[0] == frames_for_samples(audio.size, rate, 30.0)
+    assert session.frames_out == out.shape[0]
+
+
+def test_emotion_applies_to_the_frames_of_its_audio() -> None:
+    session = make_session()
+    one_second = np.full(16000, 0.1, np.float32)
+    parts = [session.push(one_second, None).values, session.push(one_second, "happy").values]
+    parts.append(session.finish().values)
+    out = np.concatenate(parts)
+    assert out.shape[0] == 60
+    happy = out[:, 0] > 0.5
+    # frames showing the second second (30..59) are happy, the first 30 are not
+    assert not happy[:30].any()
+    assert happy[30:].all()
+
+
+def test_emotion_timeline_lookup_and_forgetting() -> None:
+    t = EmotionTimeline()
+    t.set(0, "a")
+    t.set(100, "b")
+    t.set(100, "c")  # same start: replaces
+    t.set(200, "c")  # same label: no new entry
+    assert [t.at(s) for s in (0, 99, 100, 250)] == ["a", "a", "c", "c"]
+    t.forget_before(150)
+    assert t.at(150) == "c"
+
+
+class Boom:
+    def push(self, audio, emotion=None):
+        raise RuntimeError("kernel exploded")
+
+    def finish(self):
+        return np.zeros((0, 2), np.float32)
+
+
+class NaNStream(RmsStream):
+    def push(self, audio, emotion=None):
+        out = super().push(audio, emotion)
+        out[:] = np.nan
+        return out
+
+
+def test_engine_failure_becomes_engine_error_and_closes_session() -> None:
+    session = Session(
+        Boom(), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000, engine_rate=16000
+    )
+    with pytest.raises(EngineError, match="kernel exploded"):
+        session.push(np.zeros(1600, np.float32))
+    assert session.state is SessionState.FAILED
+    with pytest.raises(ProtocolError):
+        session.push(np.zeros(1600, np.float32))
+
+
+def test_non_finite_engine_output_is_an_error_not_zeros() -> None:
+    session = Session(
+        NaNStream(), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000, engine_rate=16000
+    )
+    with pytest.raises(EngineError, match="non-finite"):
+        session.push(np.zeros(16000, np.float32))
