@@ -100,7 +100,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     registry = ProfileRegistry(settings)
     info = {
-        "profiles": registry.describe(),
+        "default_profile": registry.default.name,
+        "profiles": {
+            name: {"engine": (p := registry.get(name)).engine, "fps": p.fps, "dtype": p.dtype,
+                   "available": registry.is_available(p)}
+            for name in registry.names()
+        },
+        "aliases": registry.aliases(),
         "unitalker_model": str(settings.unitalker_model) if settings.unitalker_model else None,
     }
     print(json.dumps(info, indent=2, ensure_ascii=False))

@@ -50,7 +50,7 @@ class Runtime:
     ) -> Runtime:
         """Load engines (unless given) and profiles; blocking, run it off the event loop."""
         loaded = dict(engines) if engines is not None else load_engines(settings)
-        profiles = ProfileRegistry(settings)
+        profiles = ProfileRegistry(settings, available_engines=loaded.keys())
         executor = ThreadPoolExecutor(
             max_workers=settings.inference_workers, thread_name_prefix="a2f-infer"
         )
@@ -62,7 +62,7 @@ class Runtime:
 
     def resolve_profile(self, name: str | None) -> Profile:
         """The profile called ``name``; unknown names fall back to the default (logged)."""
-        return self.profiles.resolve(name or self.settings.default_profile)
+        return self.profiles.resolve(name).profile
 
     def open_session(
         self, profile: Profile | str | None, input_rate: int, *, seed: int | None = None
