@@ -1,0 +1,148 @@
+"""Lip-sync quality benchmark.
+
+    python benchmarks/quality/run.py --corpus data/corpus/heldout \
+        --systems energy,oracle,default [--fps 30] [--out results.json] [--md] \
+        [--plot CLIP_ID --plot-out clip.png] [--make-synthetic N]
+
+A corpus is a folder of ``<id>.wav`` (16 kHz mono; other rates are resampled) and
+``<id>.json`` with ``{"phones": [[start_s, end_s, phone], ...]}`` or ``"phones": null``.
+``--make-synthetic N`` first writes N made-up clips into the corpus folder (for trying
+the benchmark before a real corpus exists). Metrics are defined in ``metrics.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import metrics as qm
+import numpy as np
+import numpy.typing as npt
+from systems import SYSTEMS, SystemUnavailableError
+
+SR = 16000
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str
+    audio: npt.NDArray[np.float32]
+    phones: list[qm.Phone] | None
+
+
+def load_corpus(directory: Path, limit: int | None = None) -> list[Clip]:
+    """All clips of a corpus folder, audio at 16 kHz."""
+    import soundfile as sf
+
+    clips: list[Clip] = []
+    for wav in sorted(directory.glob("*.wav"))[:limit]:
+        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        if sr != SR:
+            import soxr
+
+            audio = soxr.resample(audio, sr, SR).astype(np.float32)
+        meta_path = wav.with_suffix(".json")
+        phones = json.loads(meta_path.read_text(encoding="utf-8")).get("phones") if meta_path.exists() else None
+        clips.append(Clip(wav.stem, audio, qm.normalize_phones(phones) if phones is not None else None))
+    return clips
+
+
+def evaluate(clips: list[Clip], system_names: list[str], fps: float) -> dict[str, dict[str, object]]:
+    """{system: {metric: value, ..., "clips": n, "seconds": runtime}} or {"error": ...}."""
+    results: dict[str, dict[str, object]] = {}
+    for name in system_names:
+        if name not in SYSTEMS:
+            raise SystemExit(f"unknown system {name!r}; known: {sorted(SYSTEMS)}")
+        try:
+            system = SYSTEMS[name]()
+        except SystemUnavailableError as exc:
+            results[name] = {"error": str(exc)}
+            continue
+        t0 = time.perf_counter()
+        per_clip = []
+        for clip in clips:
+            frames = system(clip.audio, SR, fps, phones=clip.phones)
+            if frames is None:
+                continue
+            per_clip.append(qm.evaluate_clip(clip.clip_id, frames, fps, clip.phones, clip.audio, SR))
+        row: dict[str, object] = dict(qm.aggregate(per_clip))
+        row["clips"] = len(per_clip)
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        results[name] = row
+    return results
+
+
+def markdown(results: dict[str, dict[str, object]]) -> str:
+    """A Markdown table: one row per system, one column per metric."""
+    head = ["system", *qm.METRIC_NAMES, "clips"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
+    for name, row in results.items():
+        if "error" in row:
+            lines.append(f"| {name} |" + " unavailable |" * (len(head) - 1))
+            notes.append(f"- {name}: {row['error']}")
+            continue
+        cells = []
+        for m in qm.METRIC_NAMES:
+            v = float(row[m])  # type: ignore[arg-type]
+            cells.append("n/a" if math.isnan(v) else (f"{v:.0f}" if m == "sync_lag_ms" else f"{v:.3f}"))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['clips']} |")
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--systems", default="energy,oracle,default")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N clips")
+    ap.add_argument("--out", type=Path, default=None, help="write results as JSON")
+    ap.add_argument("--md", action="store_true", help="print the Markdown table (default: JSON)")
+    ap.add_argument("--plot", default=None, help="clip id to plot")
+    ap.add_argument("--plot-out", type=Path, default=Path("quality_plot.png"))
+    ap.add_argument("--make-synthetic", type=int, default=0, metavar="N")
+    args = ap.parse_args(argv)
+
+    if args.make_synthetic:
+        from synth_corpus import write_corpus
+
+        write_corpus(args.corpus, args.make_synthetic)
+    clips = load_corpus(args.corpus, args.limit)
+    if not clips:
+        raise SystemExit(f"no <id>.wav clips in {args.corpus}")
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    results = evaluate(clips, names, args.fps)
+    doc = {"corpus": str(args.corpus), "fps": args.fps, "n_clips": len(clips), "systems": results}
+    if args.out:
+        args.out.write_text(json.dumps(doc, indent=1, allow_nan=True), encoding="utf-8")
+    print(markdown(results) if args.md else json.dumps(doc, indent=1))
+    if args.plot:
+        _plot(clips, args.plot, names, args.fps, args.plot_out)
+    return 0
+
+
+def _plot(clips: list[Clip], clip_id: str, names: list[str], fps: float, out: Path) -> None:
+    from plot import plot_aperture
+
+    clip = next((c for c in clips if c.clip_id == clip_id), None)
+    if clip is None:
+        raise SystemExit(f"no clip {clip_id!r} in the corpus")
+    curves = {}
+    for name in names:
+        try:
+            frames = SYSTEMS[name]()(clip.audio, SR, fps, phones=clip.phones)
+        except SystemUnavailableError:
+            continue
+        if frames is not None:
+            curves[name] = qm.aperture(frames)
+    print(f"plot: {plot_aperture(out, curves, fps, clip.phones, title=clip_id)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
