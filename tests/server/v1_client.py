@@ -70,8 +70,7 @@ class Reply:
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, n), np.float32)
 
 
-async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = True,
-                   timeout: float = 60.0) -> Reply:  # fmt: skip
+async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = True) -> Reply:
     """Send ``outgoing`` while reading; return what came back until End or close."""
     reply = Reply()
     async with websockets.connect(url, max_size=None) as ws:
@@ -93,10 +92,7 @@ async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = Tr
                 await ws.send(m)
         except websockets.ConnectionClosed:
             pass
-        if wait_end:
-            await asyncio.wait_for(task, timeout)
-        else:
-            await asyncio.wait_for(task, timeout)
+        await asyncio.wait_for(task, 60.0)
         reply.close_code = ws.close_code
         reply.close_reason = ws.close_reason or ""
         if reply.close_code is None:

@@ -51,12 +51,10 @@ class LinearExpBlend(StatelessStep):
         out = as_float32(frames, len(self.output_names), step=self.type_name).copy()
         if self._idx.size:
             o = self.options
-            w = np.float32(o.blend_weight)
-            y = np.clip(out[:, self._idx] + np.float32(o.offset), 0.0, 1.0) / np.float32(
-                o.normalize_reference
-            )
-            blended = (np.float32(1.0) - w) * y + w * (
-                np.float32(1.0) - np.exp(np.float32(-o.exponential_strength) * y)
-            )
+            # Python-float constants keep the arithmetic in float32 (NumPy 2 promotion),
+            # the documented formula evaluated term by term.
+            w, s = o.blend_weight, o.exponential_strength
+            y = np.clip(out[:, self._idx] + o.offset, 0.0, 1.0) / o.normalize_reference
+            blended = (1.0 - w) * y + w * (1.0 - np.exp(-s * y))
             out[:, self._idx] = np.clip(blended, 0.0, 1.0)
         return out

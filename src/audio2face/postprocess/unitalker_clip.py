@@ -57,7 +57,7 @@ class UnitalkerClip(StatelessStep):
         out = as_float32(frames, len(self.output_names), step=self.type_name).copy()
         o = self.options
         if self._eye.size:
-            out[:, self._eye] = np.clip(out[:, self._eye], 0.0, 1.0) * np.float32(o.eye_scale)
+            out[:, self._eye] = np.clip(out[:, self._eye], 0.0, 1.0) * o.eye_scale
         if self._sup.size:
             out[:, self._sup] = np.clip(out[:, self._sup], 0.0, o.suppress_max)
         return out

@@ -16,6 +16,7 @@ client never loses earlier output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -26,7 +27,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from audio2face.audio.pcm import PcmFormat, decode_pcm
 from audio2face.errors import (
     Audio2FaceError,
-    AudioFormatError,
     EngineError,
     LimitExceededError,
     ProtocolError,
@@ -137,7 +137,7 @@ class V1Stream:
             await self._work()
         except Audio2FaceError as exc:
             await self._close_with(exc)
-        except (WebSocketDisconnect, ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, WebSocketDisconnect, ConnectionError):
             self.outcome = "disconnected"
         finally:
             receiver.cancel()
@@ -179,10 +179,9 @@ class V1Stream:
         log = logger.error if isinstance(exc, EngineError) else logger.warning
         log("stream %s closed with %d: %s", self.stream_id, exc.code, exc.reason)
         if self.ws.application_state is WebSocketState.CONNECTED:
-            try:
+            # The client may have left first; then there is nobody to tell.
+            with contextlib.suppress(RuntimeError, ConnectionError):
                 await self.ws.close(code=exc.code, reason=close_reason(exc.reason))
-            except (RuntimeError, ConnectionError):
-                pass  # the client left first; nothing to tell it
 
     def _finish_log(self, outcome: str) -> None:
         self.state.metrics.streams.labels(outcome=outcome).inc()

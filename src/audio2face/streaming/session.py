@@ -8,8 +8,8 @@ though from any thread.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
