@@ -1,0 +1,180 @@
+"""Build the training corpus: ``python -m training.data.build --out data/corpus``.
+
+Plans jobs deterministically (:mod:`training.data.plan`), renders them in at
+most ``--workers`` processes, then writes ``manifest.jsonl`` (one JSON record
+per clip, phones included) and ``metadata.json`` (sources, licences, text
+sources, statistics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import multiprocessing
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from training.data import asterisk_source, festival_source
+from training.data.jobs import Job
+from training.data.plan import PlanOptions, make_plan
+from training.data.split import SplitPolicy
+
+__all__ = ["BuildOptions", "build", "main"]
+
+log = logging.getLogger("training.data.build")
+
+TEXT_SOURCES = {
+    "licenses": "/usr/share/common-licenses/* prose (licence texts; verbatim copying permitted)",
+    "copyright": "/usr/share/doc/*/copyright prose sentences",
+    "gettext": "/usr/share/locale/<lang>/LC_MESSAGES/*.mo translated UI messages (licences of their packages)",
+    "cmudict": "random word sequences from CMUdict in the pocketsphinx wheel (BSD-style)",
+    "asterisk-en transcript": "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz (CC-BY-SA-3.0)",
+    "asterisk-es transcript": "/usr/share/doc/asterisk-core-sounds-es/core-sounds-es.txt.gz (CC-BY-SA-3.0)",
+}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Where to write and how hard to work; planning options are nested."""
+
+    out: Path
+    plan: PlanOptions = PlanOptions()
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= 8:
+            raise ValueError(f"workers must be in 1..8, got {self.workers}")
+
+
+def _run_job(args: tuple[Job, str]) -> tuple[str, list[dict[str, object]], int]:
+    """Worker entry point: render a job, return (source, records, failures)."""
+    job, root_s = args
+    root = Path(root_s)
+    records: list[dict[str, object]] = []
+    failed = 0
+    if job.source == "festival":
+        try:
+            records = festival_source.render_batch(job.items, root)
+        except Exception:  # noqa: BLE001 - one bad batch must not sink the whole build
+            log.exception("festival batch failed")
+        failed = len(job.items) - len(records)
+        return job.source, records, failed
+    for item in job.items:
+        try:
+            if job.source == "espeak":
+                from training.data import espeak_source
+
+                rec = espeak_source.render(item, root)
+            else:
+                rec = asterisk_source.render(item, root, job.source.split("-")[1])
+        except Exception:  # noqa: BLE001 - skip the clip, count it, keep going
+            log.exception("failed %s", item.id)
+            rec = None
+        if rec is None:
+            failed += 1
+        else:
+            records.append(rec)
+    return job.source, records, failed
+
+
+def _stats(records: list[dict[str, object]]) -> dict[str, object]:
+    hours: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
+    by_lang: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
+    phones: collections.Counter[str] = collections.Counter()
+    clips: collections.Counter[str] = collections.Counter()
+    for r in records:
+        split, dur = str(r["split"]), float(r["duration"])  # type: ignore[arg-type]
+        hours[split][str(r["source"])] += dur / 3600
+        by_lang[split][str(r["lang"])] += dur / 3600
+        clips[split] += 1
+        for s, e, p in r["phones"] or []:  # type: ignore[attr-defined]
+            phones[p] += e - s
+    return {
+        "clips": dict(clips),
+        "hours_by_source": {k: {s: round(v, 3) for s, v in d.items()} for k, d in hours.items()},
+        "hours_by_lang": {k: {s: round(v, 3) for s, v in d.items()} for k, d in by_lang.items()},
+        "hours_total": {k: round(sum(d.values()), 3) for k, d in hours.items()},
+        "phone_seconds": {p: round(v, 1) for p, v in phones.most_common()},
+    }
+
+
+def build(opts: BuildOptions) -> dict[str, object]:
+    """Render the corpus into ``opts.out``; return its metadata (also saved as metadata.json)."""
+    t0 = time.monotonic()
+    plan_opts = opts.plan
+    if not festival_source.available():
+        log.warning("festival / voice_kal_diphone not installed: skipping festival")
+        plan_opts = replace(plan_opts, use_festival=False)
+    jobs = make_plan(plan_opts)
+    log.info("planned %d jobs (%d clips) in %.1fs", len(jobs), sum(len(j.items) for j in jobs), time.monotonic() - t0)
+    out = opts.out
+    for sub in ("train", "heldout"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # Slow jobs (alignment, festival batches) first so the pool stays busy to the end.
+    order = {"asterisk-en": 0, "festival": 1, "asterisk-es": 2, "espeak": 3}
+    jobs = sorted(jobs, key=lambda j: order.get(j.source, 9))
+    records: list[dict[str, object]] = []
+    failures: collections.Counter[str] = collections.Counter()
+    ctx = multiprocessing.get_context("spawn")  # espeak/pocketsphinx hold global state: no forking
+    with ctx.Pool(opts.workers) as pool:
+        for k, (source, recs, failed) in enumerate(pool.imap_unordered(_run_job, [(j, str(out)) for j in jobs])):
+            records += recs
+            failures[source] += failed
+            if k % 50 == 0:
+                log.info("%d/%d jobs, %d clips", k + 1, len(jobs), len(records))
+    records.sort(key=lambda r: str(r["id"]))
+    with (out / "manifest.jsonl").open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps({**r, "wav": f"{r['split']}/{r['id']}.wav"}, ensure_ascii=False) + "\n")
+    meta = {
+        "command": " ".join(sys.argv),
+        "options": json.loads(json.dumps(asdict(plan_opts), default=sorted)),
+        "workers": opts.workers,
+        "wall_seconds": round(time.monotonic() - t0, 1),
+        "failures": dict(failures),
+        "sample_rate": 16000,
+        "sources": {
+            "espeak-ng": "libespeak-ng via audio2face.engines.phonemes.espeak; phones from PHONEME events",
+            "festival-kal": "festival voice_kal_diphone; phones from utt.save.segs",
+            "asterisk-en": "asterisk-core-sounds-en (Allison Smith), pocketsphinx 5.1.1 forced alignment",
+            "asterisk-es": "asterisk-core-sounds-es (Allison Smith), UNLABELLED (phones null)",
+        },
+        "text_sources": TEXT_SOURCES,
+        "split": "heldout = held-out voices (espeak bases/variants) OR held-out sentences/prompt files; see split.py",
+        "stats": _stats(records),
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), "utf-8")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("data/corpus"))
+    parser.add_argument("--hours", type=float, default=PlanOptions.hours, help="hours of training audio")
+    parser.add_argument("--heldout-fraction", type=float, default=PlanOptions.heldout_fraction)
+    parser.add_argument("--small", action="store_true", help="quick smoke run: about 2 minutes of audio")
+    parser.add_argument("--seed", type=int, default=SplitPolicy.seed)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-festival", action="store_true")
+    parser.add_argument("--no-asterisk", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    hours = 2.0 / 60 if args.small else args.hours
+    plan = PlanOptions(
+        hours=hours, heldout_fraction=max(args.heldout_fraction, 0.2) if args.small else args.heldout_fraction,
+        small=args.small, use_festival=not args.no_festival, use_asterisk=not args.no_asterisk,
+        split=SplitPolicy(seed=args.seed),
+    )  # fmt: skip
+    meta = build(BuildOptions(out=args.out, plan=plan, workers=args.workers))
+    print(json.dumps({k: meta[k] for k in ("wall_seconds", "failures")} | {"stats": meta["stats"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
