@@ -1,0 +1,136 @@
+"""The lip-sync quality metrics of benchmarks/quality on hand-made cases."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from audio2face.rigs import ARKIT_52
+from audio2face.types import frames_for_samples
+
+QUALITY = Path(__file__).resolve().parents[2] / "benchmarks" / "quality"
+
+
+def _load(name: str) -> ModuleType:
+    # Unique module names: the benchmark folder is not a package, and other benchmark
+    # folders may also have a metrics.py.
+    key = f"quality_bench_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, QUALITY / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[key] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+qm = _load("metrics")
+systems = _load("systems")
+corpus = _load("synth_corpus")
+FPS = 30.0
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[tuple[np.ndarray, list]]:
+    rng = np.random.default_rng(7)
+    return [corpus.make_clip(rng, n_words=8) for _ in range(6)]
+
+
+def _score(system, clips) -> dict[str, float]:
+    res = []
+    for i, (audio, phones) in enumerate(clips):
+        frames = system(audio, SR, FPS, phones=phones)
+        assert frames.shape == (frames_for_samples(len(audio), SR, FPS), 52)
+        res.append(qm.evaluate_clip(str(i), frames, FPS, phones, audio, SR))
+    return qm.aggregate(res)
+
+
+def test_curves_follow_the_formula() -> None:
+    f = np.zeros((2, 52), np.float32)
+    c = {n: i for i, n in enumerate(ARKIT_52)}
+    f[0, c["jawOpen"]], f[0, c["mouthClose"]] = 0.5, 0.2
+    f[0, c["mouthLowerDownLeft"]], f[0, c["mouthUpperUpRight"]] = 0.4, 0.8
+    f[1, c["jawOpen"]], f[1, c["mouthClose"]] = 0.1, 0.3  # clipped at 0
+    f[1, c["mouthPucker"]], f[1, c["mouthFunnel"]] = 0.6, 0.2
+    np.testing.assert_allclose(qm.aperture(f), [0.3 + 0.1 + 0.1, 0.0], atol=1e-6)
+    np.testing.assert_allclose(qm.rounding(f), [0.0, 0.4], atol=1e-6)
+
+
+def test_auc() -> None:
+    assert qm.auc([2, 3], [0, 1]) == 1.0
+    assert qm.auc([0, 1], [2, 3]) == 0.0
+    assert qm.auc([1, 1], [1, 1]) == 0.5
+    assert math.isnan(qm.auc([], [1.0]))
+
+
+def test_face_that_never_opens_scores_zero_closure(clips) -> None:
+    def frozen(audio, sr, fps, phones=None):
+        return np.zeros((frames_for_samples(len(audio), sr, fps), 52), np.float32)
+
+    m = _score(frozen, clips)
+    assert m["bilabial_closure"] == 0.0
+    assert m["bilabial_nasal"] == 0.0
+    assert m["silence_rest"] == 1.0  # but it does rest
+    assert m["jitter"] == 0.0
+
+
+def test_oracle_scores_high_on_its_own_phones(clips) -> None:
+    m = _score(systems.oracle, clips)
+    assert m["bilabial_closure"] >= 0.95
+    assert m["open_auc"] >= 0.9
+    assert m["round_auc"] >= 0.95
+    assert m["silence_rest"] >= 0.95
+    assert m["sync_lag_ms"] == 0.0
+
+
+def test_energy_baseline_cannot_round(clips) -> None:
+    m = _score(systems.energy, clips)
+    assert m["round_auc"] == pytest.approx(0.5)
+    assert m["jitter"] > _score(systems.oracle, clips)["jitter"]
+
+
+def test_sync_lag_detects_delay(clips) -> None:
+    audio, phones = clips[0]
+    frames = systems.oracle(audio, SR, FPS, phones=phones)
+    late = np.concatenate([np.repeat(frames[:1], 3, axis=0), frames[:-3]])
+    res = qm.evaluate_clip("late", late, FPS, phones, audio, SR)
+    assert res.lag_ms == pytest.approx(100.0)
+
+
+def test_open_mouth_in_silence_fails_rest(clips) -> None:
+    audio, phones = clips[0]
+    frames = systems.oracle(audio, SR, FPS, phones=phones).copy()
+    frames[:, ARKIT_52.index("jawOpen")] = np.maximum(frames[:, ARKIT_52.index("jawOpen")], 0.3)
+    assert qm.evaluate_clip("open", frames, FPS, phones, audio, SR).silence == (0, qm.silence_counts(
+        qm.aperture(frames), qm.normalize_phones(phones), FPS)[1])
+
+
+def test_loudness_corr_only_without_phones(clips) -> None:
+    audio, phones = clips[0]
+    frames = systems.energy(audio, SR, FPS)
+    assert math.isnan(qm.evaluate_clip("a", frames, FPS, phones, audio, SR).loudness_corr)
+    assert qm.evaluate_clip("b", frames, FPS, None, audio, SR).loudness_corr > 0.5
+
+
+def test_run_script_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "res.json"
+    proc = subprocess.run(
+        [sys.executable, str(QUALITY / "run.py"), "--corpus", str(tmp_path / "c"), "--make-synthetic", "3",
+         "--systems", "energy,oracle,default", "--md", "--out", str(out)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert "| oracle |" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["systems"]["oracle"]["clips"] == 1  # two of three synthetic clips have no phones
+    assert doc["systems"]["energy"]["clips"] == 3
+    assert "default" in doc["systems"]
