@@ -34,63 +34,109 @@ class Settings(BaseSettings):
     )
 
     # --- network -----------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 to expose the service.")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="TCP port.")
 
     # --- profiles and models -----------------------------------------------------
-    default_profile: str = "arkit"
-    profile_dir: Path | None = None
-    unitalker_model: Path | None = None
-    unitalker_emo_id: int = Field(NEUTRAL_EMO_ID, ge=0)
+    default_profile: str = Field(
+        "arkit", description="Profile for requests with an empty or unknown profile_name."
+    )
+    profile_dir: Path | None = Field(
+        None, description="Directory of user profile TOML files (override built-ins)."
+    )
+    unitalker_model: Path | None = Field(
+        None, description="Path to unitalker_v0.4.0_base.onnx; enables the unitalker engine."
+    )
+    unitalker_emo_id: int = Field(
+        NEUTRAL_EMO_ID, ge=0, description="UniTalker emo_id input (10 = neutral)."
+    )
     default_model: Path | None = Field(
-        None, description="Override the embedded default model with another ONNX file."
+        None, description="Use this ONNX file instead of the embedded default model."
     )
 
     # --- inference ---------------------------------------------------------------
-    providers: Providers = "auto"
-    intra_op_threads: int = Field(default_factory=lambda: 1, ge=1)
-    inter_op_threads: int = Field(1, ge=1)
-    inference_workers: int = Field(default_factory=_cpu_count, ge=1)
-    batch_wait_ms: float = Field(2.0, ge=0.0, le=100.0)
-    max_batch_size: int = Field(64, ge=1)
+    providers: Providers = Field(
+        "auto", description="onnxruntime providers: cpu, cuda, or auto (CUDA when present)."
+    )
+    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads inside one op.")
+    inter_op_threads: int = Field(1, ge=1, description="onnxruntime threads across ops.")
+    inference_workers: int = Field(
+        default_factory=_cpu_count, ge=1,
+        description="Threads running inference batches (default: CPU count).",
+    )  # fmt: skip
+    batch_wait_ms: float = Field(
+        2.0, ge=0.0, le=100.0, description="How long to gather streams into one batch."
+    )
+    max_batch_size: int = Field(64, ge=1, description="Most streams in one inference batch.")
 
     # --- scheduling of non-streaming engines (UniTalker) -------------------------
-    unitalker_mode: StreamMode = "auto"
-    window_left_context_s: float = Field(1.0, ge=0.0, le=30.0)
-    window_hop_s: float = Field(0.4, gt=0.0, le=30.0)
-    window_lookahead_s: float = Field(0.3, ge=0.0, le=30.0)
-    window_crossfade_s: float = Field(0.1, ge=0.0, le=5.0)
+    unitalker_mode: StreamMode = Field(
+        "auto", description="window (fixed latency), segment (original), or auto (window)."
+    )
+    window_left_context_s: float = Field(
+        1.0, ge=0.0, le=30.0, description="Window mode: past audio given to each window."
+    )
+    window_hop_s: float = Field(
+        0.4, gt=0.0, le=30.0, description="Window mode: new frames per window."
+    )
+    window_lookahead_s: float = Field(
+        0.3, ge=0.0, le=30.0, description="Window mode: future audio each frame waits for."
+    )
+    window_crossfade_s: float = Field(
+        0.1, ge=0.0, le=5.0, description="Window mode: overlap blended at joins."
+    )
 
     # --- silence segmenter (the original's energy split) -------------------------
-    silence_window_s: float = Field(0.010, gt=0.0)
-    silence_hop_s: float = Field(0.005, gt=0.0)
-    silence_threshold: float = Field(1e4, ge=0.0, description="Mean square on the int16 scale.")
-    silence_min_interval_s: float = Field(0.5, ge=0.0)
-    max_segment_s: float = Field(4.0, gt=0.0, le=60.0)
+    silence_window_s: float = Field(0.010, gt=0.0, description="Segment mode: energy window.")
+    silence_hop_s: float = Field(0.005, gt=0.0, description="Segment mode: energy hop.")
+    silence_threshold: float = Field(
+        1e4, ge=0.0, description="Segment mode: mean square on the int16 scale below which is silence."
+    )
+    silence_min_interval_s: float = Field(
+        0.5, ge=0.0, description="Segment mode: shortest silence that splits."
+    )
+    max_segment_s: float = Field(
+        4.0, gt=0.0, le=60.0, description="Segment mode: longest segment before a forced cut."
+    )
 
     # --- protocol ----------------------------------------------------------------
-    default_chunk_frames: int = Field(DEFAULT_CHUNK_FRAMES, ge=1, le=10_000)
-    accepted_sample_rates: tuple[int, ...] = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+    default_chunk_frames: int = Field(
+        DEFAULT_CHUNK_FRAMES, ge=1, le=10_000,
+        description="Frames per response body when the client sends 0.",
+    )  # fmt: skip
+    accepted_sample_rates: tuple[int, ...] = Field(
+        (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000),
+        description="Input rates accepted (resampled to the engine's rate); others are refused.",
+    )
 
     # --- limits ------------------------------------------------------------------
-    max_streams: int = Field(256, ge=1)
-    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    max_buffered_s: float = Field(30.0, gt=0.0)
-    max_utterance_s: float = Field(900.0, gt=0.0)
+    max_streams: int = Field(256, ge=1, description="Concurrent streams; more are refused (1013).")
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest WebSocket message (1009 beyond)."
+    )
+    max_buffered_s: float = Field(
+        30.0, gt=0.0, description="Audio queued per stream before its reads pause."
+    )
+    max_utterance_s: float = Field(900.0, gt=0.0, description="Longest utterance (1008 beyond).")
     idle_timeout_s: float = Field(60.0, gt=0.0, description="Longest wait for a client message.")
     send_timeout_s: float = Field(30.0, gt=0.0, description="Longest wait for a client to read.")
-    max_response_queue: int = Field(256, ge=1, description="Outgoing messages per stream.")
-    shutdown_drain_s: float = Field(10.0, ge=0.0)
+    shutdown_drain_s: float = Field(
+        10.0, ge=0.0, description="On SIGTERM, how long in-flight streams may finish."
+    )
 
     # --- security ----------------------------------------------------------------
-    auth_token: SecretStr | None = None
-    cors_origins: tuple[str, ...] = ()
+    auth_token: SecretStr | None = Field(
+        None, description="If set, clients must send it as a bearer token or API key."
+    )
+    cors_origins: tuple[str, ...] = Field((), description="Origins allowed by CORS (off if empty).")
 
     # --- logging -----------------------------------------------------------------
-    log_level: str = "INFO"
-    log_json: bool = False
-    cloudwatch_log_group: str | None = None
-    cloudwatch_log_stream: str | None = None
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(False, description="JSON log lines.")
+    cloudwatch_log_group: str | None = Field(
+        None, description="Ship logs to this AWS CloudWatch group (extra: cloudwatch)."
+    )
+    cloudwatch_log_stream: str | None = Field(None, description="CloudWatch stream name.")
 
     @field_validator("accepted_sample_rates")
     @classmethod
