@@ -5,6 +5,7 @@ from __future__ import annotations
 from audio2face.errors import (
     Audio2FaceError,
     AudioFormatError,
+    AuthError,
     ConfigError,
     EngineError,
     LimitExceededError,
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Audio2FaceError",
     "AudioFormatError",
+    "AuthError",
     "ConfigError",
     "Engine",
     "EngineError",

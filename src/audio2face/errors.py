@@ -6,6 +6,7 @@
     ├── ConfigError            bad settings, profile or preset data
     │   └── ModelNotFoundError a model file is missing or unreadable
     ├── ProtocolError          a client broke the wire protocol        (close 1008)
+    ├── AuthError              missing or wrong token                  (close 1008)
     ├── AudioFormatError       audio the server cannot take            (close 1008)
     ├── LimitExceededError     a configured limit was hit              (close 1009/1013/1008)
     └── EngineError            inference failed                        (close 1011)
@@ -40,6 +41,12 @@ class ModelNotFoundError(ConfigError):
 
 class ProtocolError(Audio2FaceError):
     """The client broke the protocol: wrong order, unknown message, undecodable frame."""
+
+    code = 1008
+
+
+class AuthError(Audio2FaceError):
+    """The client did not present the configured token."""
 
     code = 1008
 

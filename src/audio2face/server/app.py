@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
+from audio2face.server.security import install_security
 from audio2face.server.state import ServerState
 from audio2face.server.ws_v1 import V1_PATH, handle_v1
 from audio2face.settings import Settings
@@ -44,6 +45,7 @@ def create_app(
 
     app = FastAPI(title="audio2face", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.a2f = state
+    install_security(app, settings)
 
     @app.get("/health")
     async def health() -> JSONResponse:

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from audio2face.audio.pcm import PcmFormat, decode_pcm
 from audio2face.errors import (
     Audio2FaceError,
+    AuthError,
     EngineError,
     LimitExceededError,
     ProtocolError,
@@ -39,6 +40,7 @@ from audio2face.protocol.v1 import (
     encode_start,
 )
 from audio2face.server.inbox import AudioInbox
+from audio2face.server.security import presented_token, token_ok
 from audio2face.server.state import ServerState
 from audio2face.streaming.session import Session
 from audio2face.types import FrameBatch
@@ -73,9 +75,10 @@ async def handle_v1(websocket: WebSocket) -> None:
     """Route handler: one :class:`V1Stream` per connection."""
     state: ServerState = websocket.app.state.a2f
     await websocket.accept()
-    refusal = _refusal(state)
+    refusal = _refusal(state, websocket)
     if refusal is not None:
-        state.metrics.refusals.labels(limit=refusal.limit).inc()
+        limit = refusal.limit if isinstance(refusal, LimitExceededError) else "auth"
+        state.metrics.refusals.labels(limit=limit).inc()
         logger.warning("refused a stream: %s", refusal.reason)
         await websocket.close(code=refusal.code, reason=close_reason(refusal.reason))
         return
@@ -89,7 +92,12 @@ async def handle_v1(websocket: WebSocket) -> None:
         state.metrics.active_streams.dec()
 
 
-def _refusal(state: ServerState) -> LimitExceededError | None:
+def _refusal(state: ServerState, websocket: WebSocket) -> Audio2FaceError | None:
+    token = state.settings.auth_token
+    if token is not None and not token_ok(
+        token.get_secret_value(), presented_token(websocket.headers, websocket.query_params)
+    ):
+        return AuthError("missing or invalid token (send Authorization: Bearer <token>)")
     if state.runtime is None or state.draining:
         return LimitExceededError(
             "the service is not ready or is shutting down; try again later",
