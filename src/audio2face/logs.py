@@ -11,7 +11,9 @@ from audio2face.settings import Settings
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; extra ``stream_id`` fields are kept."""
+    """One JSON object per line. A ``stream_id`` extra is kept, and a ``summary``
+    extra (a stream's end: outcome, duration_s, audio_s, frames, rtf, engine) is
+    merged in as fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
@@ -24,6 +26,10 @@ class JsonFormatter(logging.Formatter):
         for key in ("stream_id", "outcome"):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
+        # A stream's summary line carries its numbers as fields, not only as text.
+        summary = getattr(record, "summary", None)
+        if isinstance(summary, dict):
+            doc.update({k: v for k, v in summary.items() if k not in doc})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from audio2face.settings import Settings
+
+LIMIT_SETTINGS = (
+    "max_streams",
+    "max_message_bytes",
+    "max_buffered_s",
+    "max_utterance_s",
+    "idle_timeout_s",
+    "send_timeout_s",
+    "shutdown_drain_s",
+)
+"""The settings exported as ``a2f_limit``."""
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0)
 _INFER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -54,3 +69,9 @@ class Metrics:
             "a2f_refusals", "Requests refused, by the limit hit", ["limit"], registry=r
         )
         self.limit = Gauge("a2f_limit", "Configured limits", ["name"], registry=r)
+
+    def record_limits(self, settings: Settings) -> None:
+        """Export every configured limit as ``a2f_limit{name=...}``, so dashboards can
+        draw usage against its cap."""
+        for name in LIMIT_SETTINGS:
+            self.limit.labels(name=name).set(float(getattr(settings, name)))

@@ -7,10 +7,12 @@ See ``docs/protocol.md``. The schema is ``audio2face_v1.proto``; the generated m
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from audio2face.audio.pcm import PcmFormat
 from audio2face.errors import ProtocolError
 from audio2face.protocol.audio2face_v1_pb2 import (
     Audio2FaceBlendshapeV1Request as Request,
@@ -26,10 +28,12 @@ __all__ = [
     "Request",
     "Response",
     "ResponseKind",
+    "StartOptions",
     "decode_request",
     "encode_body",
     "encode_end",
     "encode_start",
+    "parse_start",
 ]
 
 DTYPES: dict[str, np.dtype] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
@@ -65,6 +69,34 @@ def decode_request(frame: bytes) -> tuple[RequestKind, Request]:
             f"{[k.value for k in RequestKind]}"
         ) from None
     return kind, msg
+
+
+@dataclass(frozen=True, slots=True)
+class StartOptions:
+    """What a valid ChunkStart asks for."""
+
+    fmt: PcmFormat
+    chunk_frames: int
+    profile_name: str
+
+
+def parse_start(
+    msg: Request, accepted_rates: tuple[int, ...], default_chunk_frames: int
+) -> StartOptions:
+    """Validate a ChunkStart; raise :class:`ProtocolError` or
+    :class:`~audio2face.errors.AudioFormatError` naming the allowed values."""
+    fmt = PcmFormat(msg.sample_rate, msg.sample_width, msg.n_channels)
+    fmt.validate(accepted_rates)
+    if msg.response_chunk_n_frames < 0:
+        raise ProtocolError(
+            f"response_chunk_n_frames must be >= 0 (0 means the default "
+            f"{default_chunk_frames}), got {msg.response_chunk_n_frames}"
+        )
+    return StartOptions(
+        fmt=fmt,
+        chunk_frames=msg.response_chunk_n_frames or default_chunk_frames,
+        profile_name=msg.profile_name,
+    )
 
 
 def encode_start(names: tuple[str, ...] | list[str], dtype: str) -> bytes:

@@ -26,10 +26,16 @@ def create_app(
     settings: Settings | None = None, *, engines: Mapping[str, Engine] | None = None
 ) -> FastAPI:
     """Build the service. Models load in the lifespan, off the event loop; ``/ready``
-    answers 503 until they have. ``engines`` replaces model loading (tests, embedding).
+    answers 503 until they have.
+
+    ``engines`` (name -> :class:`~audio2face.types.Engine`) replaces model loading: it
+    is how tests inject a failing or slow engine, and how an embedding application
+    brings its own. Settings only ever name model *files*; configuration never points
+    at code to run.
     """
     settings = settings or Settings()
     state = ServerState(settings=settings, metrics=Metrics())
+    state.metrics.record_limits(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

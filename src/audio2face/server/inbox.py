@@ -11,13 +11,19 @@ import asyncio
 import collections
 from typing import Any
 
+from prometheus_client import Gauge
+
 
 class AudioInbox:
-    def __init__(self, max_seconds: float) -> None:
+    """``put`` waits while the queue holds ``max_seconds`` of audio. ``depth``, if
+    given, is a gauge shared by all streams that counts items waiting."""
+
+    def __init__(self, max_seconds: float, *, depth: Gauge | None = None) -> None:
         self.max_seconds = max_seconds
         self._items: collections.deque[tuple[Any, float]] = collections.deque()
         self._seconds = 0.0
         self._changed = asyncio.Condition()
+        self._depth = depth
 
     @property
     def seconds(self) -> float:
@@ -34,6 +40,8 @@ class AudioInbox:
             )
             self._items.append((item, seconds))
             self._seconds += seconds
+            if self._depth is not None:
+                self._depth.inc()
             self._changed.notify_all()
 
     async def get(self) -> Any:
@@ -41,5 +49,14 @@ class AudioInbox:
             await self._changed.wait_for(lambda: bool(self._items))
             item, seconds = self._items.popleft()
             self._seconds -= seconds
+            if self._depth is not None:
+                self._depth.dec()
             self._changed.notify_all()
             return item
+
+    def clear(self) -> None:
+        """Drop what is left (the stream ended); keeps the shared gauge exact."""
+        if self._depth is not None and self._items:
+            self._depth.dec(len(self._items))
+        self._items.clear()
+        self._seconds = 0.0

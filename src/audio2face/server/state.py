@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
@@ -11,9 +13,24 @@ from audio2face.settings import Settings
 
 @dataclass
 class ServerState:
+    """What the routes share. The counters let tests and operators check that every
+    stream was cleaned up: after all clients leave, ``streams`` and ``tasks`` are
+    empty, ``buffered_seconds()`` is 0 and ``streams_opened == streams_closed``."""
+
     settings: Settings
     metrics: Metrics
     runtime: Runtime | None = None
     draining: bool = False
     active_streams: int = 0
-    streams: set[object] = field(default_factory=set)
+    streams: set[Any] = field(default_factory=set)
+    """Open v1 streams (``V1Stream``)."""
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    """Helper tasks spawned per stream (receive loops), kept referenced until done."""
+    streams_opened: int = 0
+    streams_closed: int = 0
+    internal_errors: int = 0
+    """Unexpected exceptions caught per stream: a bug each, never a crash."""
+
+    def buffered_seconds(self) -> float:
+        """Audio queued for inference, all streams."""
+        return sum(stream.inbox.seconds for stream in self.streams)

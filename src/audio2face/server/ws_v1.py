@@ -10,7 +10,8 @@ One connection carries one utterance. Three stages overlap per connection:
   its own stream and, past ``send_timeout_s``, is closed with a reason.
 
 Any error flushes the frames of the audio already accepted before the close, so a
-client never loses earlier output.
+client never loses earlier output. An unexpected exception (a bug) ends only its own
+stream, with 1011, and is counted in ``ServerState.internal_errors``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from audio2face.audio.pcm import PcmFormat, decode_pcm
 from audio2face.errors import (
@@ -38,6 +45,7 @@ from audio2face.protocol.v1 import (
     encode_body,
     encode_end,
     encode_start,
+    parse_start,
 )
 from audio2face.server.inbox import AudioInbox
 from audio2face.server.security import presented_token, token_ok
@@ -47,6 +55,8 @@ from audio2face.types import FrameBatch
 
 V1_PATH = "/api/v1/streaming_audio2face/ws"
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
+CLOSE_TIMEOUT_S = 5.0
+"""Longest wait to write a close frame: a client that does not read never drains it."""
 
 logger = logging.getLogger("audio2face.server.v1")
 
@@ -61,6 +71,12 @@ class _Stop:
     """The receive side stopped: an error to report after flushing, or a disconnect."""
 
     error: Audio2FaceError | None
+
+
+class InternalError(Audio2FaceError):
+    """A bug surfaced in one stream; the reason names the exception type only."""
+
+    code = 1011
 
 
 def close_reason(text: str) -> str:
@@ -84,11 +100,13 @@ async def handle_v1(websocket: WebSocket) -> None:
         return
     stream = V1Stream(websocket, state)
     state.streams.add(stream)
+    state.streams_opened += 1
     state.metrics.active_streams.inc()
     try:
         await stream.run()
     finally:
         state.streams.discard(stream)
+        state.streams_closed += 1
         state.metrics.active_streams.dec()
 
 
@@ -120,12 +138,14 @@ class V1Stream:
         self.state = state
         self.settings = state.settings
         self.stream_id = uuid.uuid4().hex[:12]
+        self.log = logging.LoggerAdapter(logger, {"stream_id": self.stream_id})
         self.session: Session | None = None
+        self.engine = "none"
         self.fmt = PcmFormat(16000)
         self.dtype = "float32"
         self.chunk_frames = self.settings.default_chunk_frames
         self.started_response = False
-        self.inbox = AudioInbox(self.settings.max_buffered_s)
+        self.inbox = AudioInbox(self.settings.max_buffered_s, depth=state.metrics.queue_depth)
         self.opened_at = time.monotonic()
         self.outcome = "ok"
 
@@ -133,26 +153,41 @@ class V1Stream:
 
     async def run(self) -> None:
         try:
+            await self._run()
+        except Exception:  # a bug: end this stream only, never the worker
+            self.state.internal_errors += 1
+            self.log.exception("stream %s failed unexpectedly", self.stream_id)
+            await self._close_with(InternalError("internal server error"))
+            self._finish_log(self.outcome)
+        finally:
+            self.inbox.clear()
+
+    async def _run(self) -> None:
+        try:
             await self._open()
         except WebSocketDisconnect:
             self._finish_log("disconnected")
             return
         except Audio2FaceError as exc:
             await self._close_with(exc)
+            self._finish_log(self.outcome)
             return
         receiver = asyncio.create_task(self._receive_loop(), name=f"a2f-recv-{self.stream_id}")
+        self.state.tasks.add(receiver)
         try:
             await self._work()
         except Audio2FaceError as exc:
             await self._close_with(exc)
-        except (TimeoutError, WebSocketDisconnect, ConnectionError):
+        except (TimeoutError, WebSocketDisconnect, WebSocketDisconnected, OSError):
+            # The client left while frames were being sent (barge-in): not an error.
             self.outcome = "disconnected"
         finally:
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
+            self.state.tasks.discard(receiver)
             if self.session is not None and self.outcome != "ok":
                 self.session.fail()
-            self._finish_log(self.outcome)
+        self._finish_log(self.outcome)
 
     async def _open(self) -> None:
         kind, msg = await self._receive()
@@ -160,23 +195,23 @@ class V1Stream:
             raise ProtocolError(
                 f"the first message must be {RequestKind.START.value}, got {kind.value}"
             )
-        fmt = PcmFormat(msg.sample_rate, msg.sample_width, msg.n_channels)
-        fmt.validate(self.settings.accepted_sample_rates)
-        if msg.response_chunk_n_frames < 0:
-            raise ProtocolError(
-                f"response_chunk_n_frames must be >= 0 (0 means the default "
-                f"{self.settings.default_chunk_frames}), got {msg.response_chunk_n_frames}"
-            )
-        self.chunk_frames = msg.response_chunk_n_frames or self.settings.default_chunk_frames
-        self.fmt = fmt
+        options = parse_start(
+            msg,  # type: ignore[arg-type]
+            self.settings.accepted_sample_rates,
+            self.settings.default_chunk_frames,
+        )
+        self.chunk_frames = options.chunk_frames
+        self.fmt = options.fmt
         runtime = self.state.runtime
         if runtime is None:  # pragma: no cover - refused before a stream starts
             raise LimitExceededError("the service is not ready", limit="ready", value=False)
-        self.session, profile = runtime.open_session(msg.profile_name, fmt.sample_rate)
+        self.session, profile = runtime.open_session(options.profile_name, self.fmt.sample_rate)
         self.dtype = profile.dtype
-        logger.info(
+        self.engine = profile.engine
+        self.log.info(
             "stream %s started: profile=%s rate=%d channels=%d chunk=%d",
-            self.stream_id, profile.name, fmt.sample_rate, fmt.n_channels, self.chunk_frames,
+            self.stream_id, profile.name, self.fmt.sample_rate, self.fmt.n_channels,
+            self.chunk_frames,
         )  # fmt: skip
 
     async def _close_with(self, exc: Audio2FaceError) -> None:
@@ -184,24 +219,34 @@ class V1Stream:
         self.state.metrics.errors.labels(kind=self.outcome).inc()
         if isinstance(exc, LimitExceededError):
             self.state.metrics.refusals.labels(limit=exc.limit).inc()
-        log = logger.error if isinstance(exc, EngineError) else logger.warning
+        log = self.log.error if isinstance(exc, EngineError | InternalError) else self.log.warning
         log("stream %s closed with %d: %s", self.stream_id, exc.code, exc.reason)
         if self.ws.application_state is WebSocketState.CONNECTED:
-            # The client may have left first; then there is nobody to tell.
-            with contextlib.suppress(RuntimeError, ConnectionError):
-                await self.ws.close(code=exc.code, reason=close_reason(exc.reason))
+            # The client may have left first; then there is nobody to tell. A client
+            # that does not read never drains the close frame: give up after a while,
+            # and uvicorn drops the connection when the handler returns.
+            with contextlib.suppress(RuntimeError, OSError, TimeoutError, WebSocketDisconnect):
+                await asyncio.wait_for(
+                    self.ws.close(code=exc.code, reason=close_reason(exc.reason)),
+                    timeout=min(CLOSE_TIMEOUT_S, self.settings.send_timeout_s),
+                )
 
     def _finish_log(self, outcome: str) -> None:
+        """Count the stream's outcome and log its one summary line."""
         self.state.metrics.streams.labels(outcome=outcome).inc()
         session = self.session
-        if session is None:
-            logger.info("stream %s ended before Start: %s", self.stream_id, outcome)
-            return
         wall = time.monotonic() - self.opened_at
-        logger.info(
+        audio_s = session.seconds_in if session is not None else 0.0
+        frames = session.frames_out if session is not None else 0
+        rtf = wall / audio_s if audio_s else 0.0
+        summary = {
+            "outcome": outcome, "duration_s": round(wall, 3), "audio_s": round(audio_s, 3),
+            "frames": frames, "rtf": round(rtf, 4), "engine": self.engine,
+        }  # fmt: skip
+        self.log.info(
             "stream %s ended: outcome=%s audio=%.2fs frames=%d wall=%.2fs rtf=%.3f",
-            self.stream_id, outcome, session.seconds_in, session.frames_out, wall,
-            wall / session.seconds_in if session.seconds_in else 0.0,
+            self.stream_id, outcome, audio_s, frames, wall, rtf,
+            extra={"stream_id": self.stream_id, "summary": summary},
         )  # fmt: skip
 
     # -- receiving -------------------------------------------------------------------
@@ -260,6 +305,10 @@ class V1Stream:
             await self.inbox.put(_Stop(None), 0.0)
         except Audio2FaceError as exc:
             await self.inbox.put(_Stop(exc), 0.0)
+        except Exception:  # a bug: report it through the worker rather than hang it
+            self.state.internal_errors += 1
+            self.log.exception("stream %s: receive failed unexpectedly", self.stream_id)
+            await self.inbox.put(_Stop(InternalError("internal server error")), 0.0)
 
     # -- inference and sending -------------------------------------------------------
 
@@ -272,7 +321,7 @@ class V1Stream:
         while True:
             item = await self.inbox.get()
             if isinstance(item, _End):
-                batch = await loop.run_in_executor(runtime.executor, session.finish)
+                batch = await self._infer(loop, session.finish)
                 await self._send_frames(batch, None)
                 await self._ensure_response_start()
                 await self._send(encode_end())
@@ -282,12 +331,26 @@ class V1Stream:
                     self.outcome = "disconnected"
                     return
                 # Flush what the accepted audio is worth before reporting the error.
-                batch = await loop.run_in_executor(runtime.executor, session.finish)
+                batch = await self._infer(loop, session.finish)
                 await self._send_frames(batch, None)
                 raise item.error
             audio, emotion, arrived = item
-            batch = await loop.run_in_executor(runtime.executor, session.push, audio, emotion)
+            batch = await self._infer(loop, session.push, audio, emotion)
             await self._send_frames(batch, arrived)
+
+    async def _infer(
+        self, loop: asyncio.AbstractEventLoop, call: Callable[..., FrameBatch], *args: object
+    ) -> FrameBatch:
+        """Run one session call in the inference pool, timed per engine."""
+        runtime = self.state.runtime
+        executor = runtime.executor if runtime is not None else None
+        began = time.perf_counter()
+        try:
+            return await loop.run_in_executor(executor, call, *args)
+        finally:
+            self.state.metrics.inference_seconds.labels(engine=self.engine).observe(
+                time.perf_counter() - began
+            )
 
     async def _ensure_response_start(self) -> None:
         if not self.started_response:
