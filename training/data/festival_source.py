@@ -104,7 +104,7 @@ def _finish(item: Item, audio: np.ndarray, ends: list[tuple[float, str]], root: 
         raise RuntimeError("phones lost while padding")
     validate_phones(padded, len(audio) / SAMPLE_RATE)
     clip = Clip(
-        id=item.id, split=item.split, source="festival-kal", voice="kal_diphone", lang="en-us",
+        id=item.id, split=item.split, source="festival-kal", voice="kal_diphone", lang="en",
         text=item.text, text_source=item.text_source, licence=LICENCE, duration=len(audio) / SAMPLE_RATE,
         phones=padded,
     )  # fmt: skip

@@ -38,7 +38,7 @@ class PlanOptions:
     """What to plan. ``hours`` is training audio; ``small`` caps everything for a smoke run."""
 
     hours: float = 2.5
-    heldout_fraction: float = 0.08
+    heldout_fraction: float = 0.06
     festival_share: float = 0.12
     english_share: float = 0.45
     es_minutes: float = 10.0
@@ -75,7 +75,9 @@ def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
 
 
 def _asterisk_heldout(split: SplitPolicy, name: str, text: str) -> bool:
-    return split.file_heldout(name) or split.sentence_heldout(text)
+    # Keyed by text, not file name: several prompts share a transcript and must share a split.
+    del name
+    return split.file_heldout(text.lower().strip()) or split.sentence_heldout(text)
 
 
 def _join(sentences: list[Sentence]) -> tuple[str, str]:

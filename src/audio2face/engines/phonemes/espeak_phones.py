@@ -27,7 +27,7 @@ Phone = tuple[float, float, str]
 """(start_s, end_s, unified label)."""
 
 # Marks that carry prosody, not mouth shape.
-_STRIP = set("ˈˌːˑ:'\",.%_|‿ʲʰʷ̃ˠˤ̪̩̯̥̬̠̟̝̞̘̙̈̆ʼ-=ʔ?")
+_STRIP = set("ˈˌːˑ:'\",.%_|‿ʲʰʷ̃ˠˤ̪̩̯̥̬̠̟̝̞̘̙̈̆ʼ-=ʔ?^")
 # Language-switch markers such as "(en)" that espeak emits inside mixed text.
 _LANG_SWITCH = re.compile(r"\([a-z-]*\)")
 
