@@ -12,7 +12,8 @@ The CLI's ``convert`` and the servers use exactly this.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,11 +52,25 @@ class Runtime:
         """Load engines (unless given) and profiles; blocking, run it off the event loop."""
         loaded = dict(engines) if engines is not None else load_engines(settings)
         profiles = ProfileRegistry(settings, available_engines=loaded.keys())
+        # Stream threads do per-stream work and mostly wait on a batch; inference itself
+        # runs on each model's own pool of inference_workers threads (engines/batching).
         executor = ThreadPoolExecutor(
-            max_workers=settings.inference_workers, thread_name_prefix="a2f-infer"
+            max_workers=max(settings.stream_workers, settings.inference_workers),
+            thread_name_prefix="a2f-stream",
         )
+        metrics = metrics or Metrics()
+        for name, engine in loaded.items():
+            attach = getattr(engine, "attach_batch_observer", None)
+            if callable(attach):
+                attach(batch_observer(metrics, name))
+        if settings.intra_op_threads * settings.inference_workers > _cpu_count():
+            logger.warning(
+                "intra_op_threads=%d x inference_workers=%d exceeds %d CPU cores: "
+                "inference threads will compete for cores",
+                settings.intra_op_threads, settings.inference_workers, _cpu_count(),
+            )  # fmt: skip
         logger.info("engines loaded: %s", ", ".join(sorted(loaded)) or "none")
-        return cls(settings, loaded, profiles, executor, metrics or Metrics())
+        return cls(settings, loaded, profiles, executor, metrics)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -113,6 +128,21 @@ class Runtime:
         return FrameBatch(
             first_frame=0, names=session.names, values=np.concatenate(parts), fps=session.fps
         )
+
+
+def batch_observer(metrics: Metrics, engine: str) -> Callable[[int, float], None]:
+    """Record each inference batch of ``engine``: streams in it and seconds it took."""
+    seconds_hist = metrics.inference_seconds.labels(engine=engine)
+
+    def observe(size: int, seconds: float) -> None:
+        metrics.batch_size.observe(size)
+        seconds_hist.observe(seconds)
+
+    return observe
+
+
+def _cpu_count() -> int:
+    return max(1, os.cpu_count() or 1)
 
 
 def engine_hint(engine: str) -> str:

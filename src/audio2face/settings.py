@@ -58,16 +58,33 @@ class Settings(BaseSettings):
     providers: Providers = Field(
         "auto", description="onnxruntime providers: cpu, cuda, or auto (CUDA when present)."
     )
-    intra_op_threads: int = Field(1, ge=1, description="onnxruntime threads inside one op.")
-    inter_op_threads: int = Field(1, ge=1, description="onnxruntime threads across ops.")
+    intra_op_threads: int = Field(
+        1, ge=1,
+        description="onnxruntime threads inside one op, per inference worker. Keep "
+        "intra_op_threads * inference_workers <= CPU cores (1 x cores measured best for "
+        "throughput on 2 cores, see docs/benchmarks.md).",
+    )  # fmt: skip
+    inter_op_threads: int = Field(
+        1, ge=1, description="onnxruntime threads across ops (graphs here are one chain: 1)."
+    )
     inference_workers: int = Field(
         default_factory=_cpu_count, ge=1,
-        description="Threads running inference batches (default: CPU count).",
+        description="Threads running inference batches, per model (default: CPU count).",
+    )  # fmt: skip
+    stream_workers: int = Field(
+        64, ge=1,
+        description="Threads for per-stream work (resampling, features, postprocess) and "
+        "for waiting on a batch; more than inference_workers so many streams can join one "
+        "batch.",
     )  # fmt: skip
     batch_wait_ms: float = Field(
-        2.0, ge=0.0, le=100.0, description="How long to gather streams into one batch."
+        2.0, ge=0.0, le=100.0,
+        description="How long the first request of a batch waits for other streams "
+        "(0: no wait; batches still form while every inference worker is busy).",
+    )  # fmt: skip
+    max_batch_size: int = Field(
+        64, ge=1, description="Most streams in one inference batch (1 turns batching off)."
     )
-    max_batch_size: int = Field(64, ge=1, description="Most streams in one inference batch.")
 
     # --- scheduling of non-streaming engines (UniTalker) -------------------------
     unitalker_mode: StreamMode = Field(

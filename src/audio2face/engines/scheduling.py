@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from audio2face.errors import ConfigError
@@ -98,3 +99,9 @@ class ScheduledEngine:
 
     def open_stream(self) -> EngineStream:
         return open_engine_stream(self.model, self.mode, self.settings)
+
+    def attach_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
+        """Forward to the model, when it reports inference batches (metrics)."""
+        attach = getattr(self.model, "attach_batch_observer", None)
+        if callable(attach):
+            attach(observer)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
+from audio2face.engines.batching import BatchingSession, BatchObserver, batching_session
 from audio2face.engines.onnx import ModelSource, create_session
 from audio2face.errors import ConfigError, EngineError, ModelNotFoundError
 from audio2face.settings import NEUTRAL_EMO_ID, Settings
@@ -105,7 +106,7 @@ class UniTalkerModel:
 
     def __init__(
         self,
-        session: ort.InferenceSession,
+        session: ort.InferenceSession | BatchingSession,
         *,
         output_names: Sequence[str] | None = None,
         emo_id: int = NEUTRAL_EMO_ID,
@@ -136,8 +137,10 @@ class UniTalkerModel:
         session = create_session(
             path if path is not None else settings.unitalker_model, settings, UNITALKER_SOURCE
         )
+        # Every run goes through the bounded inference pool; windows of equal length
+        # from different streams share one run when the graph has a batch axis.
         return cls(
-            session,
+            batching_session(session, settings, name="unitalker"),
             output_names=output_names,
             emo_id=settings.unitalker_emo_id,
             emotion_ids=emotion_ids,
@@ -155,6 +158,11 @@ class UniTalkerModel:
     @property
     def fps(self) -> float:
         return UNITALKER_FPS
+
+    def attach_batch_observer(self, observer: BatchObserver | None) -> None:
+        """Report each inference batch (size, seconds) to ``observer``, when batched."""
+        if isinstance(self._session, BatchingSession):
+            self._session.set_observer(observer)
 
     @property
     def supports_batch(self) -> bool:
@@ -220,7 +228,7 @@ class UniTalkerModel:
         return np.asarray(out, dtype=np.float32)
 
     @staticmethod
-    def _validate(session: ort.InferenceSession) -> tuple[str, bool, bool]:
+    def _validate(session: ort.InferenceSession | BatchingSession) -> tuple[str, bool, bool]:
         """Check the graph's signature once at load; return (output name, batch>1, emo [B])."""
         inputs = {i.name: i for i in session.get_inputs()}
         if set(inputs) != set(_EXPECTED_INPUTS):

@@ -91,7 +91,8 @@ class WindowedStream:
             if self._sample(j1) > self._buffer.end:
                 break
             parts.append(self._window(i1, j1, self._sample(j1)))
-        self._buffer.drop_before(self._sample(max(0, self._emitted - self.left_frames)))
+        # One sample more than sample(j0): a full window may start one sample earlier.
+        self._buffer.drop_before(self._sample(max(0, self._emitted - self.left_frames)) - 1)
         if not parts:
             return empty_frames(self._n_channels)
         return np.concatenate(parts, axis=0)
@@ -111,12 +112,21 @@ class WindowedStream:
         """Sample position of global frame ``frame`` (round half up, like the clock)."""
         return int(np.floor(frame * self.model.sample_rate / self.model.fps + 0.5))
 
+    def _samples_for(self, n_frames: int) -> int:
+        return round(n_frames * self.model.sample_rate / self.model.fps)
+
     def _window(self, i1: int, j1: int, audio_end: int) -> FloatArray:
         """Infer frames ``[j0, j1)`` from audio ``[sample(j0), audio_end)``; emit ``[i0, i1)``
         with the cross-fade, keep ``[i1, i1 + X)`` as the next tail."""
         i0 = self._emitted
         j0 = max(0, i0 - self.left_frames)
-        audio = self._buffer.slice(self._sample(j0), audio_end)
+        start = self._sample(j0)
+        if j0 > 0 and audio_end == self._sample(j1):
+            # Full windows always get the same sample count (the frame grid is not a
+            # whole number of samples, so sample(j1) - sample(j0) wobbles by one):
+            # equal lengths let windows of different streams share one batch.
+            start = max(self._buffer.start, audio_end - self._samples_for(j1 - j0))
+        audio = self._buffer.slice(start, audio_end)
         frames = np.asarray(self.model.infer(audio, j1 - j0, self._emotion), dtype=np.float32)
         out = frames[i0 - j0 : i1 - j0].copy()
         n_fade = min(self._tail.shape[0], out.shape[0])
