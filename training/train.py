@@ -1,0 +1,278 @@
+"""Train the default model: ``python -m training.train --corpus data/corpus``.
+
+Steps
+-----
+1. **Prepare** (two worker processes): every labelled training clip is rendered in
+   ``--variants`` versions. Version 0 is clean; the others draw, from a seeded
+   generator, timing changes (speed 0.85-1.2x, silence padding), pitch shift, then
+   degradations (reverb, white/pink/babble/music noise at 0-30 dB SNR,
+   telephone band, mu-law or GSM codec, level changes). Targets come from
+   :func:`training.targets.make_targets` on the audio *after* the timing and pitch
+   changes but *before* the degradations, so noise never moves the brows; features
+   come from the degraded audio through :func:`audio2face.audio.features.log_mel`,
+   the exact function the engine streams.
+2. **Train**: random crops of ``--crop-s`` seconds, weighted L1 + MSE on the 52
+   weights (mouth/jaw x3, lip aperture channels x6, bilabial frames x4) plus a
+   velocity term on first differences (keeps jitter down), AdamW with one-cycle LR.
+
+Everything is seeded (``--seed``); torch runs on ``--threads`` threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+
+from audio2face.audio.features import DEFAULT_FEATURES, log_mel
+from audio2face.engines.phonemes.phoneset import BILABIALS, normalize_phone
+from audio2face.rigs import ARKIT_52
+
+log = logging.getLogger("training.train")
+
+SR = 16000
+SILENCE_FEATURE = float(np.log(DEFAULT_FEATURES.eps))  # log-mel of digital silence
+APERTURE = ("jawOpen", "mouthClose", "mouthLowerDownLeft", "mouthLowerDownRight",
+            "mouthUpperUpLeft", "mouthUpperUpRight", "mouthPucker", "mouthFunnel")  # fmt: skip
+
+
+@dataclass
+class Example:
+    """One rendered clip: features, targets and per-frame loss weights, all at 100 Hz."""
+
+    feats: npt.NDArray[np.float32]  # [T, n_mels]
+    targets: npt.NDArray[np.float32]  # [T, 52]
+    weights: npt.NDArray[np.float32]  # [T]
+
+
+def channel_weights() -> npt.NDArray[np.float32]:
+    w = np.ones(len(ARKIT_52), np.float32)
+    for i, name in enumerate(ARKIT_52):
+        if name.startswith(("mouth", "jaw", "tongue")):
+            w[i] = 3.0
+        if name in APERTURE:
+            w[i] = 6.0
+    return w / w.mean()
+
+
+def _frame_weights(phones: list[tuple[float, float, str]], n: int) -> npt.NDArray[np.float32]:
+    """4 on bilabial frames (+-1 frame), 1 elsewhere: closures are short and matter most."""
+    w = np.ones(n, np.float32)
+    for s, e, p in phones:
+        try:
+            label = normalize_phone(p)
+        except KeyError:
+            continue
+        if label in BILABIALS:
+            w[max(0, int(s * 100) - 1) : min(n, int(np.ceil(e * 100)) + 1)] = 4.0
+    return w
+
+
+def _degrade(audio: npt.NDArray[np.float32], rng: np.random.Generator,
+             others: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    from training import augment as A
+
+    x = audio
+    if rng.random() < 0.35:
+        x = A.reverb(x, rng, wet=float(rng.uniform(0.2, 0.7)))
+    if rng.random() < 0.6:
+        kind = rng.choice(["white", "pink", "babble", "music"], p=[0.25, 0.3, 0.25, 0.2])
+        n = len(x)
+        noise = (A.white_noise(n, rng) if kind == "white" else A.pink_noise(n, rng) if kind == "pink"
+                 else A.babble_noise(others, n, rng) if kind == "babble" and others
+                 else A.music_background(n, rng))  # fmt: skip
+        x = A.add_noise(x, noise, float(rng.uniform(0.0, 30.0)))
+    r = rng.random()
+    if r < 0.12:
+        x = A.band_limit(x)
+    elif r < 0.2:
+        x = A.mu_law_roundtrip(A.band_limit(x))
+    elif r < 0.26:
+        x = A.gsm_roundtrip(x)
+    return A.gain(x, float(rng.uniform(-24.0, 6.0)))
+
+
+def render_clip(args: tuple[str, list, int, int, list[str]]) -> list[Example]:
+    """All variants of one clip (worker entry point; deterministic given its seed)."""
+    from training import augment as A
+    from training.targets import make_targets
+
+    wav, phones, variants, seed, other_wavs = args
+    audio, sr = sf.read(wav, dtype="float32")
+    if sr != SR:
+        raise ValueError(f"{wav}: expected {SR} Hz, got {sr}")
+    rng = np.random.default_rng(seed)
+    others = [sf.read(w, dtype="float32")[0] for w in other_wavs]
+    out = []
+    for v in range(variants):
+        x, ph = audio, [tuple(p) for p in phones]
+        if v > 0:
+            if rng.random() < 0.5:
+                x, ph = A.speed(x, float(rng.uniform(0.85, 1.2)), ph)
+            if rng.random() < 0.3:
+                x = A.pitch_shift(x, float(rng.uniform(-4.0, 4.0)))
+            if rng.random() < 0.5:
+                x, ph = A.pad_silence(x, float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6)), ph)
+        targets = make_targets(x, ph, fps=100.0)
+        x = _degrade(x, rng, others) if v > 0 else A.gain(x, float(rng.uniform(-12.0, 0.0)))
+        feats = log_mel(x)
+        n = min(len(feats), len(targets))
+        out.append(Example(feats[:n], targets[:n], _frame_weights(ph, n)))
+    return out
+
+
+def prepare(corpus: Path, variants: int, seed: int, workers: int,
+            limit: int | None = None) -> list[Example]:
+    """Render the labelled training clips of ``corpus`` (see module doc)."""
+    recs = [json.loads(line) for line in (corpus / "manifest.jsonl").open(encoding="utf-8")]
+    train = [r for r in recs if r["split"] == "train" and r["phones"]]
+    if limit:
+        train = train[:limit]
+    pool_wavs = [str(corpus / r["wav"]) for r in recs if r["split"] == "train"]
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for k, r in enumerate(train):
+        babble = [pool_wavs[i] for i in rng.choice(len(pool_wavs), size=min(4, len(pool_wavs)), replace=False)]
+        jobs.append((str(corpus / r["wav"]), r["phones"], variants, seed * 100003 + k, babble))
+    t0 = time.monotonic()
+    ctx = multiprocessing.get_context("spawn")
+    examples: list[Example] = []
+    with ctx.Pool(workers) as pool:
+        for k, exs in enumerate(pool.imap(render_clip, jobs, chunksize=4)):
+            examples += exs
+            if k % 200 == 0:
+                log.info("prepared %d/%d clips (%.0fs)", k + 1, len(jobs), time.monotonic() - t0)
+    log.info("prepared %d examples, %.2f h, in %.0fs", len(examples),
+             sum(len(e.feats) for e in examples) / 360000, time.monotonic() - t0)
+    return examples
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation settings (defaults are the shipped recipe)."""
+
+    steps: int = 6000
+    batch: int = 32
+    crop_s: float = 2.5
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    velocity_weight: float = 2.0
+    seed: int = 1234
+    threads: int = 2
+
+
+def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Silence features before/after (as the engine pads), edge targets, zero weight."""
+    f = np.pad(ex.feats, ((left, right), (0, 0)), constant_values=SILENCE_FEATURE)
+    t = np.pad(ex.targets, ((left, right), (0, 0)), mode="edge")
+    w = np.pad(ex.weights, (left, right))
+    return f, t, w
+
+
+def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: ANN001, ANN201
+    """Fit a :class:`training.model.SpeechToFace`; return it (eval mode) and a log dict."""
+    import torch
+
+    from training.model import ModelConfig, SpeechToFace
+
+    torch.manual_seed(opts.seed)
+    torch.set_num_threads(opts.threads)
+    rng = np.random.default_rng(opts.seed)
+    config = config or ModelConfig()
+    model = SpeechToFace(config)
+    allf = np.concatenate([e.feats for e in examples])
+    model.set_normalisation(torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)))
+    L, R, rf = config.left_context, config.right_context, config.receptive_field
+    padded = [_pad(e, L, R) for e in examples]
+    n_out = max(2, int(opts.crop_s * 50))
+    crop = rf + 2 * (n_out - 1)
+    lengths = np.array([len(p[0]) for p in padded])
+    probs = np.maximum(lengths - rf, 1).astype(np.float64)
+    probs /= probs.sum()
+    cw = torch.from_numpy(channel_weights())
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.steps, pct_start=0.1)
+    history: list[dict[str, float]] = []
+    t0, running = time.monotonic(), 0.0
+    model.train()
+    for step in range(opts.steps):
+        fb = np.full((opts.batch, crop, config.n_mels), SILENCE_FEATURE, np.float32)
+        tb = np.zeros((opts.batch, n_out, config.n_out), np.float32)
+        wb = np.zeros((opts.batch, n_out), np.float32)
+        for b, i in enumerate(rng.choice(len(padded), size=opts.batch, p=probs)):
+            f, t, w = padded[i]
+            s = int(rng.integers(0, max(1, len(f) - crop + 1)))
+            seg = f[s : s + crop]
+            fb[b, : len(seg)] = seg
+            idx = s + L + 2 * np.arange(n_out)
+            ok = idx < len(f)
+            tb[b, ok] = t[idx[ok]]
+            wb[b, ok] = w[idx[ok]]
+        feats, tgt, w = torch.from_numpy(fb), torch.from_numpy(tb), torch.from_numpy(wb)
+        pred = model(feats)
+        err = (pred - tgt).abs() + 2.0 * (pred - tgt) ** 2
+        loss = (err * cw).mean(-1).mul(w).sum() / w.sum().clamp_min(1.0)
+        dv = ((pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])).abs()
+        wv = torch.minimum(w[:, 1:], w[:, :-1]).clamp(max=1.0)  # no extra velocity weight
+        vloss = (dv * cw).mean(-1).mul(wv).sum() / wv.sum().clamp_min(1.0)
+        total = loss + opts.velocity_weight * vloss
+        optim.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * total.item() if step else total.item()
+        if step % 200 == 0 or step == opts.steps - 1:
+            history.append({"step": step, "loss": round(running, 5), "s": round(time.monotonic() - t0, 1)})
+            log.info("step %d loss %.4f (%.0fs)", step, running, time.monotonic() - t0)
+    model.eval()
+    return model, {"history": history, "train_seconds": round(time.monotonic() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    parser.add_argument("--out", type=Path, default=Path("training/work/model.pt"))
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N clips")
+    parser.add_argument("--steps", type=int, default=TrainOptions.steps)
+    parser.add_argument("--batch", type=int, default=TrainOptions.batch)
+    parser.add_argument("--lr", type=float, default=TrainOptions.lr)
+    parser.add_argument("--seed", type=int, default=TrainOptions.seed)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    np.random.seed(args.seed)
+    t0 = time.monotonic()
+    examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit)
+    prep_s = time.monotonic() - t0
+    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    model, info = train(examples, opts)
+    meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
+    info |= {
+        "prepare_seconds": round(prep_s, 1),
+        "train_hours_rendered": round(sum(len(e.feats) for e in examples) / 360000, 3),
+        "variants": args.variants,
+        "options": opts.__dict__,
+        "config": model.config.as_dict(),
+        "corpus_stats": meta.get("stats", {}),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "config": model.config.__dict__, "info": info}, args.out)
+    args.out.with_suffix(".json").write_text(json.dumps(info, indent=1), "utf-8")
+    log.info("saved %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
