@@ -118,8 +118,15 @@ def _frames_from_padded(padded: npt.NDArray[np.float64], n_frames: int, params: 
     """Log-mel of frames whose windows start at ``padded[k*hop]``, k < n_frames."""
     if n_frames <= 0:
         return np.zeros((0, params.n_mels), np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, params.win_length)
-    frames = frames[:: params.hop_length][:n_frames] * _window(params)
+    padded = np.ascontiguousarray(padded, dtype=np.float64)
+    if (n_frames - 1) * params.hop_length + params.win_length > padded.shape[0]:
+        raise ValueError("not enough samples for the requested frames")
+    # A read-only strided view of the overlapping windows (no copy); as_strided is
+    # used directly because sliding_window_view's checks cost more than a small FFT.
+    step = padded.strides[0]
+    frames = np.lib.stride_tricks.as_strided(
+        padded, shape=(n_frames, params.win_length), strides=(params.hop_length * step, step), writeable=False
+    ) * _window(params)
     spec = np.fft.rfft(frames, n=params.n_fft, axis=1)
     # |X|^2 through the interleaved (re, im) view: one multiply, then one matmul with
     # the filterbank duplicated per re/im row. Taking .real/.imag of a complex array
