@@ -40,6 +40,8 @@ class Runtime:
     profiles: ProfileRegistry
     executor: ThreadPoolExecutor
     metrics: Metrics
+    batch_timed_engines: frozenset[str] = frozenset()
+    """Engines whose inference runs are timed by their batcher (``a2f_inference_seconds``)."""
 
     @classmethod
     def start(
@@ -59,10 +61,12 @@ class Runtime:
             thread_name_prefix="a2f-stream",
         )
         metrics = metrics or Metrics()
+        timed = set()
         for name, engine in loaded.items():
             attach = getattr(engine, "attach_batch_observer", None)
             if callable(attach):
                 attach(batch_observer(metrics, name))
+                timed.add(name)
         if settings.intra_op_threads * settings.inference_workers > _cpu_count():
             logger.warning(
                 "intra_op_threads=%d x inference_workers=%d exceeds %d CPU cores: "
@@ -70,7 +74,7 @@ class Runtime:
                 settings.intra_op_threads, settings.inference_workers, _cpu_count(),
             )  # fmt: skip
         logger.info("engines loaded: %s", ", ".join(sorted(loaded)) or "none")
-        return cls(settings, loaded, profiles, executor, metrics)
+        return cls(settings, loaded, profiles, executor, metrics, frozenset(timed))
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

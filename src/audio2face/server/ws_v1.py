@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from starlette.websockets import (
     WebSocket,
     WebSocketDisconnect,
@@ -55,6 +56,8 @@ from audio2face.types import FrameBatch
 
 V1_PATH = "/api/v1/streaming_audio2face/ws"
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
+MAX_PUSH_S = 0.2
+"""Longest audio handed to one ``Session.push``: bounds the wait for a body's first frames."""
 CLOSE_TIMEOUT_S = 5.0
 """Longest wait to write a close frame: a client that does not read never drains it."""
 
@@ -128,6 +131,23 @@ def _refusal(state: ServerState, websocket: WebSocket) -> Audio2FaceError | None
             limit="max_streams", value=state.settings.max_streams, code=1013,
         )  # fmt: skip
     return None
+
+
+def _join(head: FrameBatch | None, tail: FrameBatch) -> FrameBatch:
+    """``head`` then ``tail`` (consecutive frames of one stream)."""
+    if head is None or len(head) == 0:
+        return tail
+    values = np.concatenate([head.values, tail.values], axis=0)
+    return FrameBatch(head.first_frame, head.names, values, head.fps)
+
+
+def _cut(batch: FrameBatch, n: int) -> tuple[FrameBatch, FrameBatch | None]:
+    """The first ``n`` frames, and the rest (``None`` when there is no rest)."""
+    if n >= len(batch):
+        return batch, None
+    first = FrameBatch(batch.first_frame, batch.names, batch.values[:n], batch.fps)
+    rest = FrameBatch(batch.first_frame + n, batch.names, batch.values[n:], batch.fps)
+    return first, rest
 
 
 class V1Stream:
@@ -335,8 +355,18 @@ class V1Stream:
                 await self._send_frames(batch, None)
                 raise item.error
             audio, emotion, arrived = item
-            batch = await self._infer(loop, session.push, audio, emotion)
-            await self._send_frames(batch, arrived)
+            # A long body (a whole utterance sent at once) is pushed in short pieces, so
+            # its first frames leave while the rest is still being inferred.
+            # Frames short of a full response body wait for the next piece, so the
+            # bodies a client sees do not depend on this cut.
+            step = max(1, int(MAX_PUSH_S * self.fmt.sample_rate))
+            carry: FrameBatch | None = None
+            for start in range(0, max(1, audio.shape[0]), step):
+                piece = audio[start : start + step]
+                batch = _join(carry, await self._infer(loop, session.push, piece, emotion))
+                keep = len(batch) % self.chunk_frames if start + step < audio.shape[0] else 0
+                batch, carry = _cut(batch, len(batch) - keep)
+                await self._send_frames(batch, arrived)
 
     async def _infer(
         self, loop: asyncio.AbstractEventLoop, call: Callable[..., FrameBatch], *args: object
@@ -348,9 +378,11 @@ class V1Stream:
         try:
             return await loop.run_in_executor(executor, call, *args)
         finally:
-            self.state.metrics.inference_seconds.labels(engine=self.engine).observe(
-                time.perf_counter() - began
-            )
+            # Engines behind a batcher time their own runs (engines/batching.py).
+            if runtime is None or self.engine not in runtime.batch_timed_engines:
+                self.state.metrics.inference_seconds.labels(engine=self.engine).observe(
+                    time.perf_counter() - began
+                )
 
     async def _ensure_response_start(self) -> None:
         if not self.started_response:
