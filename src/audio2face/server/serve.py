@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 import uvicorn
@@ -18,6 +19,7 @@ import uvicorn
 from audio2face.server.app import create_app
 from audio2face.server.state import ServerState
 from audio2face.settings import Settings
+from audio2face.types import Engine
 
 logger = logging.getLogger("audio2face.server")
 
@@ -50,10 +52,16 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(settings: Settings, *, ssl_certfile: str | None = None,
-          ssl_keyfile: str | None = None) -> None:  # fmt: skip
-    """Run the service until SIGTERM/SIGINT, then drain."""
-    app = create_app(settings)
+def serve(
+    settings: Settings,
+    *,
+    engines: Mapping[str, Engine] | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> None:
+    """Run the service until SIGTERM/SIGINT, then drain. ``engines`` replaces model
+    loading, as in :func:`~audio2face.server.app.create_app`."""
+    app = create_app(settings, engines=engines)
     config = uvicorn.Config(
         app,
         host=settings.host,
