@@ -49,7 +49,10 @@ def create_app(
             state.draining = True
             state.runtime.close()
 
-    app = FastAPI(title="audio2face", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No docs, no schema: the service exposes exactly its probes, metrics and the socket.
+    app = FastAPI(
+        title="audio2face", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.a2f = state
     install_security(app, settings)
 
