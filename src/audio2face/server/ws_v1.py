@@ -263,7 +263,8 @@ class V1Stream:
             "outcome": outcome, "duration_s": round(wall, 3), "audio_s": round(audio_s, 3),
             "frames": frames, "rtf": round(rtf, 4), "engine": self.engine,
         }  # fmt: skip
-        self.log.info(
+        # The module logger, not the adapter: LoggerAdapter drops a call's own extra.
+        logger.info(
             "stream %s ended: outcome=%s audio=%.2fs frames=%d wall=%.2fs rtf=%.3f",
             self.stream_id, outcome, audio_s, frames, wall, rtf,
             extra={"stream_id": self.stream_id, "summary": summary},
@@ -338,8 +339,12 @@ class V1Stream:
         if session is None or runtime is None:  # pragma: no cover - _open sets both
             return
         loop = asyncio.get_running_loop()
+        held: object = None
         while True:
-            item = await self.inbox.get()
+            item = held if held is not None else await self.inbox.get()
+            held = None
+            if isinstance(item, tuple) and len(self.inbox):
+                item, held = await self._coalesce(item)
             if isinstance(item, _End):
                 batch = await self._infer(loop, session.finish)
                 await self._send_frames(batch, None)
@@ -367,6 +372,26 @@ class V1Stream:
                 keep = len(batch) % self.chunk_frames if start + step < audio.shape[0] else 0
                 batch, carry = _cut(batch, len(batch) - keep)
                 await self._send_frames(batch, arrived)
+
+    async def _coalesce(self, item: tuple) -> tuple[tuple, object]:
+        """Join bodies already queued behind ``item`` (same emotion, up to MAX_PUSH_S)
+        into one push: a stream that fell behind catches up with fewer, larger engine
+        calls and sends, and a stream that keeps up still pushes every body alone.
+        Returns the joined item and the first queued item not joined (or ``None``)."""
+        audio, emotion, arrived = item
+        parts, n = [audio], audio.shape[0]
+        limit = MAX_PUSH_S * self.fmt.sample_rate
+        held: object = None
+        while len(self.inbox) and n < limit:
+            nxt = await self.inbox.get()  # does not wait: an item is queued
+            if not isinstance(nxt, tuple) or nxt[1] != emotion:
+                held = nxt
+                break
+            parts.append(nxt[0])
+            n += nxt[0].shape[0]
+            arrived = nxt[2]
+        joined = np.concatenate(parts) if len(parts) > 1 else audio
+        return (joined, emotion, arrived), held
 
     async def _infer(
         self, loop: asyncio.AbstractEventLoop, call: Callable[..., FrameBatch], *args: object
