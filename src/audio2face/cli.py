@@ -52,7 +52,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     audio, rate = read_audio(args.input)
     runtime = Runtime.start(settings)
     try:
-        batch = runtime.convert(audio, rate, args.profile, progress=not args.quiet)
+        batch = runtime.convert(
+            audio, rate, args.profile, emotion=args.emotion or None, progress=not args.quiet
+        )
     finally:
         runtime.close()
     save_frames(args.output, batch)
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(convert)
     convert.add_argument("input", type=Path)
     convert.add_argument("-o", "--output", type=Path, required=True, help=".npz, .json or .csv")
+    convert.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=cmd_convert)
 

@@ -113,9 +113,12 @@ class Runtime:
         profile: Profile | str | None = None,
         *,
         seed: int | None = 0,
+        emotion: str | None = None,
         progress: bool = False,
     ) -> FrameBatch:
-        """Animate a whole clip in-process (no server), optionally with a progress bar."""
+        """Animate a whole clip in-process (no server), optionally with a progress bar.
+
+        ``emotion`` is the ``offset_name`` of the whole clip (``None``: neutral)."""
         session, _ = self.open_session(profile, sample_rate, seed=seed)
         audio = np.asarray(audio, dtype=np.float32)
         step = sample_rate  # one second per push keeps the bar moving and memory flat
@@ -126,7 +129,7 @@ class Runtime:
         ) as bar:  # fmt: skip
             for start in range(0, audio.shape[0], step):
                 chunk = audio[start : start + step]
-                parts.append(session.push(chunk).values)
+                parts.append(session.push(chunk, emotion).values)
                 bar.update(round(chunk.shape[0] / sample_rate, 3))
         parts.append(session.finish().values)
         return FrameBatch(

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     max_buffered_s: float = Field(
         30.0, gt=0.0, description="Audio queued per stream before its reads pause."
     )
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest file POSTed to /api/v1/animate (413 beyond)."
+    )
     max_utterance_s: float = Field(900.0, gt=0.0, description="Longest utterance (1008 beyond).")
     idle_timeout_s: float = Field(60.0, gt=0.0, description="Longest wait for a client message.")
     send_timeout_s: float = Field(30.0, gt=0.0, description="Longest wait for a client to read.")

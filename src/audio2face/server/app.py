@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
+from audio2face.server.http_animate import ANIMATE_PATH, animate
 from audio2face.server.security import install_security
 from audio2face.server.state import ServerState
 from audio2face.server.ws_v1 import V1_PATH, handle_v1
@@ -73,4 +74,5 @@ def create_app(
         )
 
     app.add_api_websocket_route(V1_PATH, handle_v1)
+    app.add_api_route(ANIMATE_PATH, animate, methods=["POST"])
     return app

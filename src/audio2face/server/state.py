@@ -24,6 +24,8 @@ class ServerState:
     active_streams: int = 0
     streams: set[Any] = field(default_factory=set)
     """Open v1 streams (``V1Stream``)."""
+    uploads: int = 0
+    """HTTP animate requests in progress (they count towards ``max_streams``)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     """Helper tasks spawned per stream (receive loops), kept referenced until done."""
     streams_opened: int = 0

@@ -1,0 +1,39 @@
+"""POST /api/v1/animate: whole files over HTTP."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import soundfile as sf
+from v1_client import speechlike
+
+
+def wav_bytes(seconds: float, rate: int = 24000) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, speechlike(seconds, rate=rate), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_animate_json_and_npz(unitalker_server) -> None:
+    url = unitalker_server.http_url + "/api/v1/animate"
+    r = httpx.post(url, content=wav_bytes(2.0), timeout=60)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert len(doc["names"]) == 52 and len(doc["values"]) == 60 and doc["fps"] == 30
+    r = httpx.post(url, params={"format": "npz", "emotion": "happiness_1"}, content=wav_bytes(1.0))
+    assert r.status_code == 200
+    with np.load(io.BytesIO(r.content)) as data:
+        assert data["values"].shape == (30, 52)
+
+
+def test_animate_refuses_bad_input_clearly(unitalker_server) -> None:
+    url = unitalker_server.http_url + "/api/v1/animate"
+    r = httpx.post(url, content=b"definitely not audio")
+    assert r.status_code == 400 and "not a readable audio file" in r.json()["detail"]
+    r = httpx.post(url, params={"format": "xml"}, content=wav_bytes(0.5))
+    assert r.status_code == 400 and "format" in r.json()["detail"]
+    big = b"\0" * (unitalker_server.app.state.a2f.settings.max_upload_bytes + 1)
+    r = httpx.post(url, content=big, timeout=60)
+    assert r.status_code == 413 and "max_upload_bytes" in r.json()["detail"]
