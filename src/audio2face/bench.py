@@ -218,7 +218,8 @@ def _metric_sums(http_base: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{http_base}/metrics", timeout=5) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
-    for name in ("a2f_batch_size_sum", "a2f_batch_size_count", "a2f_inference_seconds_sum"):
+    for name in ("a2f_batch_size_sum", "a2f_batch_size_count", "a2f_inference_seconds_sum",
+                 "a2f_inference_seconds_count"):
         out[name] = sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
     return out
 
@@ -256,6 +257,8 @@ def run_step(url: str, speech: np.ndarray, n: int, args: argparse.Namespace,
     ratio = [s.frames / s.expected for s in stats if s.expected]
     frames_exact = all(abs(s.frames - s.expected) <= 1 for s in stats)
     batches = m1["a2f_batch_size_count"] - m0["a2f_batch_size_count"]
+    infer_s = m1["a2f_inference_seconds_sum"] - m0["a2f_inference_seconds_sum"]
+    infer_n = m1["a2f_inference_seconds_count"] - m0["a2f_inference_seconds_count"]
 
     def pct(values: list[float] | np.ndarray, q: float) -> float | None:
         return round(float(np.percentile(values, q)), 4) if len(values) else None
@@ -275,8 +278,8 @@ def run_step(url: str, speech: np.ndarray, n: int, args: argparse.Namespace,
         "client_cpu_cores": round(client_cpu / wall, 3), "client_procs": procs,
         "mean_batch_size": round((m1["a2f_batch_size_sum"] - m0["a2f_batch_size_sum"]) / batches, 2)
         if batches else None,
-        "inference_busy_cores": round((m1["a2f_inference_seconds_sum"]
-                                       - m0["a2f_inference_seconds_sum"]) / wall, 3),
+        "inference_busy_cores": round(infer_s / wall, 3),
+        "mean_inference_s": round(infer_s / infer_n, 4) if infer_n else None,
         "meets_bound": bool(p95 is not None and p95 <= args.p95_bound and not errors
                             and frames_exact),
     }  # fmt: skip
