@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -42,6 +43,8 @@ class Runtime:
     metrics: Metrics
     batch_timed_engines: frozenset[str] = frozenset()
     """Engines whose inference runs are timed by their batcher (``a2f_inference_seconds``)."""
+    _fps_engines: dict[tuple[str, float], Engine] = field(default_factory=dict, repr=False)
+    _fps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def start(
@@ -89,12 +92,7 @@ class Runtime:
         """A new :class:`Session` for one utterance of audio at ``input_rate``."""
         if not isinstance(profile, Profile):
             profile = self.resolve_profile(profile)
-        engine = self.engines.get(profile.engine)
-        if engine is None:
-            raise ConfigError(
-                f"profile {profile.name!r} needs the {profile.engine!r} engine, which is not "
-                f"loaded; {engine_hint(profile.engine)}"
-            )
+        engine = self.engine_for(profile)
         chain = profile.build_chain(engine.output_names)
         session = Session(
             engine.open_stream(),
@@ -105,6 +103,32 @@ class Runtime:
             engine_rate=engine.sample_rate,
         )
         return session, profile
+
+    def engine_for(self, profile: Profile) -> Engine:
+        """The loaded engine of ``profile``, at the profile's frame rate.
+
+        Engines that can run at any rate offer ``at_fps(fps)``; one per rate is made on
+        first use and kept, so the model itself is still loaded once.
+        """
+        engine = self.engines.get(profile.engine)
+        if engine is None:
+            raise ConfigError(
+                f"profile {profile.name!r} needs the {profile.engine!r} engine, which is not "
+                f"loaded; {engine_hint(profile.engine)}"
+            )
+        if abs(engine.fps - profile.fps) < 1e-9:
+            return engine
+        key = (profile.engine, float(profile.fps))
+        with self._fps_lock:
+            if key not in self._fps_engines:
+                at_fps = getattr(engine, "at_fps", None)
+                if not callable(at_fps):
+                    raise ConfigError(
+                        f"profile {profile.name!r} asks for {profile.fps:g} fps but the "
+                        f"{profile.engine!r} engine runs at {engine.fps:g} fps only"
+                    )
+                self._fps_engines[key] = at_fps(profile.fps)
+            return self._fps_engines[key]
 
     def convert(
         self,
