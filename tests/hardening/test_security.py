@@ -51,7 +51,9 @@ def test_no_endpoint_serves_logs_or_internals(hard_server) -> None:  # noqa: F81
             r = httpx.request(method, hard_server.http_url + path)
             assert r.status_code in (404, 405), (method, path, r.status_code)
     routes = {getattr(r, "path", "") for r in hard_server.app.routes}
-    assert routes == {"/health", "/ready", "/metrics", "/api/v1/streaming_audio2face/ws"}
+    assert routes == {
+        "/health", "/ready", "/metrics", "/api/v1/streaming_audio2face/ws", "/api/v1/animate",
+    }  # fmt: skip
 
 
 def test_auth_is_off_by_default(hard_server) -> None:  # noqa: F811
@@ -141,7 +143,9 @@ def test_cors_wildcard_never_with_credentials(tiny_unitalker_path, tmp_path) -> 
 MARKER = "zq-echo-7c1f-<script>alert(1)</script>"
 
 
-@pytest.mark.parametrize("path", ["/nope", "/metrics", "/health", "/api/v1/streaming_audio2face/ws"])
+@pytest.mark.parametrize(
+    "path", ["/nope", "/metrics", "/health", "/api/v1/streaming_audio2face/ws", "/api/v1/animate"]
+)
 def test_error_responses_never_echo_request_headers(auth_server, hard_server, path) -> None:  # noqa: F811
     weird = {"X-Weird": MARKER, "User-Agent": MARKER, "Referer": MARKER,
              "Authorization": f"Bearer {MARKER}", "X-API-Key": MARKER, "Cookie": f"a={MARKER}"}  # fmt: skip
