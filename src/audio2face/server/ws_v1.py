@@ -124,7 +124,7 @@ def _refusal(state: ServerState, websocket: WebSocket) -> Audio2FaceError | None
             "the service is not ready or is shutting down; try again later",
             limit="ready", value=False, code=1013,
         )  # fmt: skip
-    if len(state.streams) >= state.settings.max_streams:
+    if len(state.streams) + state.uploads >= state.settings.max_streams:
         return LimitExceededError(
             f"too many concurrent streams (max_streams={state.settings.max_streams}); "
             "try again later",
@@ -274,9 +274,10 @@ class V1Stream:
 
     async def _receive(self) -> tuple[RequestKind, object]:
         try:
-            message = await asyncio.wait_for(
-                self.ws.receive(), timeout=self.settings.idle_timeout_s
-            )
+            # asyncio.timeout, not wait_for: wait_for wraps each call in a new Task,
+            # a real cost at thousands of messages per second.
+            async with asyncio.timeout(self.settings.idle_timeout_s):
+                message = await self.ws.receive()
         except TimeoutError:
             raise LimitExceededError(
                 f"no message for {self.settings.idle_timeout_s:g} s "
@@ -428,7 +429,8 @@ class V1Stream:
 
     async def _send(self, data: bytes) -> None:
         try:
-            await asyncio.wait_for(self.ws.send_bytes(data), timeout=self.settings.send_timeout_s)
+            async with asyncio.timeout(self.settings.send_timeout_s):
+                await self.ws.send_bytes(data)
         except TimeoutError:
             raise LimitExceededError(
                 f"client did not read for {self.settings.send_timeout_s:g} s "
