@@ -280,6 +280,7 @@ def run_step(url: str, speech: np.ndarray, n: int, args: argparse.Namespace,
         if batches else None,
         "inference_busy_cores": round(infer_s / wall, 3),
         "mean_inference_s": round(infer_s / infer_n, 4) if infer_n else None,
+        "load_1min_after": round(os.getloadavg()[0], 2),
         "meets_bound": bool(p95 is not None and p95 <= args.p95_bound and not errors
                             and frames_exact),
     }  # fmt: skip
@@ -338,6 +339,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return found.group(1).strip() if found else "unknown CPU"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="audio2face bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -369,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     speech = load_speech()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start"
+    machine = f"{_cpu_model()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start"
     runs = [run_mode(m, args, speech, args.out.parent) for m in args.modes]
     result = {"p95_bound": args.p95_bound, "seconds": args.seconds, "chunk_ms": args.chunk_ms,
               "stagger": args.stagger, "machine": machine,
