@@ -3,9 +3,9 @@
 Shape of the network (C channels, all convolutions *valid*, no padding)::
 
     log-mel [B, T, 40] --(x - mean) / std-->  (normalisation is part of the graph)
-    conv k3            40 -> C   100 Hz   ReLU
-    conv k4 stride 2    C -> C    50 Hz   ReLU
-    4 x residual block (conv k3 dilation d, ReLU, conv 1x1) + centre-cropped skip
+    conv k3            40 -> C   100 Hz   BN ReLU
+    conv k4 stride 2    C -> C    50 Hz   BN ReLU
+    4 x residual block (conv k3 dilation d, BN, ReLU, conv 1x1) + centre-cropped skip
     conv 1x1            C -> 52   sigmoid                         -> [B, T', 52]
 
 It is non-recurrent and has no padding, so an output depends only on a fixed window
@@ -16,7 +16,10 @@ Output ``j`` of a span that starts at feature ``s`` shows the face at feature fr
 
 Why this shape: it is cheap (about 0.1 M multiply-adds per 10 ms), wide enough in
 time (0.66 s) to see whole syllables, and exports to a plain ONNX graph with a
-dynamic batch and time axis for cross-stream batching.
+dynamic batch and time axis for cross-stream batching. Batch norms (folded into
+the convolutions at export) keep training from collapsing: without them, a
+3e-3 learning rate killed every ReLU within a few hundred steps and the model
+predicted the mean face.
 """
 
 from __future__ import annotations
@@ -63,11 +66,12 @@ class _Block(nn.Module):
         super().__init__()
         self.dilation = dilation
         self.conv = nn.Conv1d(channels, channels, 3, dilation=dilation)
+        self.norm = nn.BatchNorm1d(channels)
         self.mix = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.dilation
-        return x[:, :, d:-d] + self.mix(torch.relu(self.conv(x)))
+        return x[:, :, d:-d] + self.mix(torch.relu(self.norm(self.conv(x))))
 
 
 class SpeechToFace(nn.Module):
@@ -80,7 +84,9 @@ class SpeechToFace(nn.Module):
         self.register_buffer("mean", torch.zeros(config.n_mels))
         self.register_buffer("std", torch.ones(config.n_mels))
         self.conv_in = nn.Conv1d(config.n_mels, c, 3)
+        self.norm_in = nn.BatchNorm1d(c)
         self.down = nn.Conv1d(c, c, 4, stride=config.stride)
+        self.norm_down = nn.BatchNorm1d(c)
         self.blocks = nn.ModuleList(_Block(c, d) for d in config.dilations)
         self.head = nn.Conv1d(c, config.n_out, 1)
 
@@ -90,8 +96,8 @@ class SpeechToFace(nn.Module):
 
     def logits(self, feats: torch.Tensor) -> torch.Tensor:
         x = ((feats - self.mean) / self.std).transpose(1, 2)
-        x = torch.relu(self.conv_in(x))
-        x = torch.relu(self.down(x))
+        x = torch.relu(self.norm_in(self.conv_in(x)))
+        x = torch.relu(self.norm_down(self.down(x)))
         for block in self.blocks:
             x = block(x)
         return self.head(x).transpose(1, 2)

@@ -131,7 +131,26 @@ def render_clip(args: tuple[str, list, int, int, list[str]]) -> list[Example]:
 
 def prepare(corpus: Path, variants: int, seed: int, workers: int,
             limit: int | None = None) -> list[Example]:
-    """Render the labelled training clips of ``corpus`` (see module doc)."""
+    """Render the labelled training clips of ``corpus`` (see module doc), cached in
+    ``training/work/`` under a key of the manifest, variants, seed and limit."""
+    import hashlib
+    import pickle
+
+    manifest = (corpus / "manifest.jsonl").read_bytes()
+    key = hashlib.sha256(manifest + f"{variants},{seed},{limit}".encode()).hexdigest()[:16]
+    cache = Path("training/work") / f"prepared-{key}.pkl"
+    if cache.exists():
+        log.info("using prepared examples from %s", cache)
+        with cache.open("rb") as fh:
+            return pickle.load(fh)
+    examples = _render_all(corpus, variants, seed, workers, limit)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("wb") as fh:
+        pickle.dump(examples, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return examples
+
+
+def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int | None) -> list[Example]:
     recs = [json.loads(line) for line in (corpus / "manifest.jsonl").open(encoding="utf-8")]
     train = [r for r in recs if r["split"] == "train" and r["phones"]]
     if limit:

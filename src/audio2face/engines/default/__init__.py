@@ -1,1 +1,86 @@
-"""engines/default"""
+"""The embedded default engine: our own small speech-to-ARKit model, shipped in the package.
+
+``load_default_engine(settings)`` needs nothing downloaded: it loads
+``audio2face_default.onnx`` from this package (or ``settings.default_model``),
+checks its sha256 against the sidecar, and returns a :class:`DefaultEngine`.
+Each stream gets a :class:`DefaultEngineStream` (log-mel state, feature and output
+buffers); all streams share one onnxruntime session.
+
+How the model was made: ``training/README.md``; what it is good for and its
+limits: ``docs/model-card.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio2face.engines.default.model import (
+    MODEL_FILE,
+    SIDECAR_FILE,
+    DefaultModel,
+    ModelInfo,
+    packaged_model_path,
+)
+from audio2face.engines.default.stream import DefaultEngineStream
+from audio2face.settings import Settings
+
+__all__ = [
+    "DEFAULT_FPS",
+    "MODEL_FILE",
+    "SIDECAR_FILE",
+    "DefaultEngine",
+    "DefaultEngineStream",
+    "DefaultModel",
+    "ModelInfo",
+    "load_default_engine",
+    "packaged_model_path",
+]
+
+DEFAULT_FPS = 30.0
+
+
+class DefaultEngine:
+    """:class:`~audio2face.types.Engine` over a shared :class:`DefaultModel`.
+
+    ``fps`` is the output frame rate (the model runs at its own rate and frames are
+    interpolated), so any rate works; 30 is what the ARKit profiles use.
+    """
+
+    name = "default"
+
+    def __init__(self, model: DefaultModel, fps: float = DEFAULT_FPS) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.model = model
+        self._fps = float(fps)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.model.info.output_names
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.info.features.sample_rate
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @property
+    def lookahead_s(self) -> float:
+        """Audio past a frame's time needed to emit it: network right context, half
+        the STFT window and one model step for interpolation (from the metadata)."""
+        return self.model.info.lookahead_s
+
+    def open_stream(self) -> DefaultEngineStream:
+        return DefaultEngineStream(self.model, self._fps)
+
+
+def load_default_engine(settings: Settings | None = None, *, fps: float = DEFAULT_FPS,
+                        path: Path | str | None = None) -> DefaultEngine:  # fmt: skip
+    """The default engine from ``path``, ``settings.default_model`` or the packaged file.
+
+    Raises :class:`~audio2face.errors.ModelNotFoundError` with what to do when the
+    model or its sidecar is missing or does not match.
+    """
+    return DefaultEngine(DefaultModel.load(settings, path), fps=fps)
