@@ -32,6 +32,7 @@ class FakeSession:
         self.calls: list[tuple[int, int, int]] = []  # (batch rows, n, k)
         self.fail = fail
         self.gate = gate
+        self.entered = threading.Event()
         self._lock = threading.Lock()
 
     def get_inputs(self) -> list[_Arg]:
@@ -41,6 +42,7 @@ class FakeSession:
         return [_Arg("y", ["batch", "n"])]
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]) -> list[Any]:
+        self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
         x, k = feeds["x"], feeds["k"]
@@ -115,17 +117,14 @@ def test_error_reaches_every_caller_of_the_batch_and_only_them() -> None:
     b.close()
 
 
-def test_requests_pile_up_into_one_batch_while_the_worker_is_busy() -> None:
+def test_requests_pile_up_into_one_batch_while_the_slot_is_busy() -> None:
     gate = threading.Event()
     fake = FakeSession(gate=gate)
     b = BatchingSession(fake, workers=1, max_batch_size=64, wait_s=0.0)
     first = threading.Thread(target=b.run, args=(None, _feeds(0, n=4)))
     first.start()
+    assert fake.entered.wait(10), "first request never reached the model"
     deadline = time.monotonic() + 10
-    while not b._pool._work_queue.empty() or b._open:  # until the worker holds it
-        if time.monotonic() > deadline:
-            pytest.fail("first request never reached the worker")
-        time.sleep(0.001)
     results: list[Any] = []
     later = [threading.Thread(target=lambda i=i: results.append(b.run(None, _feeds(i))))
              for i in range(1, 4)]  # fmt: skip

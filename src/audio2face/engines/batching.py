@@ -5,17 +5,21 @@
 stream's worker thread calls ``run`` with its own batch-of-one feeds; the wrapper
 gathers the requests that arrive within ``wait_s`` (or until ``max_batch_size`` rows)
 and have the same non-batch shapes, concatenates them along the batch axis, runs them
-once on a small dedicated inference pool and hands each caller its own rows::
+once with at most ``workers`` runs at a time, and hands each caller its own rows::
 
-    stream threads (many, mostly waiting)      inference pool (inference_workers)
+    stream threads (many, mostly waiting)         inference slots (inference_workers)
       run(feeds) ──┐
       run(feeds) ──┼─> open group (key = shapes) ──> session.run(concatenated) ──> split
-      run(feeds) ──┘     sealed when full or when a worker picks it up
+      run(feeds) ──┘     sealed when full or when it gets a slot
 
-A group stays open until a worker actually starts it, so under load (all workers
-busy) batches grow by themselves without any extra wait; at low load the first caller
-waits at most ``wait_s`` for company. Waiting is on a ``Condition``/``Event``, never a
-poll. An error in a batch run reaches every caller of that batch and no other.
+The first caller of a group (its leader) runs the batch in its own thread once it
+holds one of ``workers`` slots, so a batch costs no extra thread hand-off (each one is
+a GIL round trip at thousands of calls per second) and inference still never takes
+more than ``workers`` threads. A group stays open until its leader gets a slot, so
+under load (all slots busy) batches grow by themselves without any extra wait; at low
+load the leader waits at most ``wait_s`` for company. Waiting is on a
+``Condition``/``Event``/``Semaphore``, never a poll. An error in a batch run reaches
+every caller of that batch and no other.
 
 Inputs are either *batched* (their axis 0 is the batch; concatenated) or *shared*
 (e.g. UniTalker's ``time_steps``; requests join a group only when these are equal by
@@ -28,7 +32,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,7 +80,7 @@ class BatchingSession:
     """An ``InferenceSession`` look-alike that micro-batches concurrent ``run`` calls.
 
     ``max_batch_size`` counts rows (a batch-of-one request is one row); 1 turns
-    batching off but still runs every call on the bounded inference pool, so
+    batching off but still holds every call to the ``workers`` slots, so
     ``intra_op_threads * workers`` caps the cores inference can take. ``observer`` is
     told about every batch (metrics); set it later with :meth:`set_observer`.
     """
@@ -116,7 +119,7 @@ class BatchingSession:
         if not self.batch_inputs:
             self.max_batch_size = 1  # nothing to concatenate along
         self._observer = observer
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"a2f-{name}")
+        self._slots = threading.BoundedSemaphore(workers)
         self._cond = threading.Condition()
         self._open: dict[tuple[Any, ...], _Group] = {}
         self._closed = False
@@ -166,8 +169,9 @@ class BatchingSession:
                 while not leader.sealed and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
         if leader is not None:
-            # Still open: latecomers join until a worker picks the group up.
-            self._pool.submit(self._execute, leader)
+            # Still open: latecomers join until a slot is free.
+            with self._slots:
+                self._execute(leader)
         request.done.wait()
         if request.error is not None:
             raise request.error
@@ -180,10 +184,9 @@ class BatchingSession:
         self._observer = observer
 
     def close(self) -> None:
-        """Stop taking requests; queued batches still run."""
+        """Stop taking requests; batches already formed still run."""
         with self._cond:
             self._closed = True
-        self._pool.shutdown(wait=False)
 
     # --- internals -----------------------------------------------------------------
     def _key(
@@ -224,7 +227,7 @@ class BatchingSession:
     def _execute(self, group: _Group) -> None:
         with self._cond:
             self._seal(group)
-            self._cond.notify_all()  # a leader still waiting may stop
+            self._cond.notify_all()
         requests = group.requests
         try:
             if len(requests) == 1:
