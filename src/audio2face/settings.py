@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     )
     inference_workers: int = Field(
         default_factory=_cpu_count, ge=1,
-        description="Threads running inference batches, per model (default: CPU count).",
+        description="Inference runs (batches) in flight at once, per model (default: CPU "
+        "count).",
     )  # fmt: skip
     stream_workers: int = Field(
         64, ge=1,
