@@ -57,8 +57,8 @@ class Runtime:
         """Load engines (unless given) and profiles; blocking, run it off the event loop."""
         loaded = dict(engines) if engines is not None else load_engines(settings)
         profiles = ProfileRegistry(settings, available_engines=loaded.keys())
-        # Stream threads do per-stream work and mostly wait on a batch; inference itself
-        # runs on each model's own pool of inference_workers threads (engines/batching).
+        # Stream threads do per-stream work and mostly wait on a batch; at most
+        # inference_workers of them run a model at once (engines/batching.py).
         executor = ThreadPoolExecutor(
             max_workers=max(settings.stream_workers, settings.inference_workers),
             thread_name_prefix="a2f-stream",
