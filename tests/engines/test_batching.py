@@ -192,3 +192,21 @@ def test_unitalker_windows_batched_equal_unbatched(tiny_unitalker_batch_path) ->
     for a, y in zip(audios, out, strict=True):
         np.testing.assert_allclose(y, direct.infer(a, 30), atol=1e-5)
     batcher.close()
+
+
+def test_full_windows_have_one_length_whatever_the_phase(toy_model) -> None:
+    """Windows of different streams can only share a batch if their lengths match:
+    the frame grid is not a whole number of samples, so the scheduler fixes the count."""
+    from audio2face.streaming.window import WindowedStream
+
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 6).astype(np.float32)
+    for first in (640, 333, 1):
+        toy_model.calls.clear()
+        s = WindowedStream(toy_model, left_context_s=0.3, hop_s=0.2, lookahead_s=0.1,
+                           crossfade_s=0.1)  # fmt: skip
+        s.push(audio[:first])
+        for i in range(first, len(audio), 640):
+            s.push(audio[i : i + 640])
+        full = toy_model.calls[2:]  # the first windows start at 0 with less context
+        assert len(full) > 10
+        assert {c for c in full} == {(round(18 * 16000 / 30), 18)}
