@@ -1,0 +1,190 @@
+"""The embedded default model: loading, streaming exactness, frame clock, quality gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audio2face.engines.default import (
+    SIDECAR_FILE,
+    DefaultEngine,
+    load_default_engine,
+    packaged_model_path,
+)
+from audio2face.errors import ModelNotFoundError
+from audio2face.rigs import ARKIT_52
+from audio2face.settings import Settings
+from audio2face.types import Engine, frames_for_samples
+
+SR = 16000
+COL = {n: i for i, n in enumerate(ARKIT_52)}
+
+
+@pytest.fixture(scope="module")
+def engine() -> DefaultEngine:
+    return load_default_engine(Settings(intra_op_threads=1, providers="cpu"))
+
+
+def aperture(frames: np.ndarray) -> np.ndarray:
+    """The benchmark's lip aperture (benchmarks/quality/metrics.py), restated here."""
+    c = lambda n: frames[:, COL[n]]  # noqa: E731
+    return (np.clip(c("jawOpen") - c("mouthClose"), 0, 1)
+            + 0.5 * (c("mouthLowerDownLeft") + c("mouthLowerDownRight")) / 2
+            + 0.25 * (c("mouthUpperUpLeft") + c("mouthUpperUpRight")) / 2)  # fmt: skip
+
+
+def rounding(frames: np.ndarray) -> np.ndarray:
+    return 0.5 * (frames[:, COL["mouthPucker"]] + frames[:, COL["mouthFunnel"]])
+
+
+def run(engine: DefaultEngine, audio: np.ndarray, sizes: list[int] | None = None) -> np.ndarray:
+    stream = engine.open_stream()
+    parts, i = [], 0
+    for n in sizes or []:
+        parts.append(stream.push(audio[i : i + n]))
+        i += n
+    parts.append(stream.push(audio[i:]))
+    parts.append(stream.finish())
+    return np.concatenate(parts)
+
+
+def bursts(n: int, seed: int) -> np.ndarray:
+    """Speech-like test audio: noise-excited harmonic bursts separated by pauses."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    env = (np.sin(2 * np.pi * 3.0 * t + rng.uniform(0, 6)) > 0.2).astype(np.float32)
+    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8))
+    return (0.2 * env * voice + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+# --- loading ---------------------------------------------------------------------
+
+
+def test_loads_from_package_data(engine: DefaultEngine) -> None:
+    assert isinstance(engine, Engine)
+    assert engine.name == "default"
+    assert engine.output_names == ARKIT_52
+    assert engine.sample_rate == SR and engine.fps == 30.0
+    assert 0.0 < engine.lookahead_s <= 0.1
+    path = packaged_model_path()
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    sidecar = json.loads(path.with_name(SIDECAR_FILE).read_text("utf-8"))
+    assert len(sidecar["sha256"]) == 64
+
+
+def test_corrupt_or_unsigned_model_is_refused(tmp_path: Path) -> None:
+    model = tmp_path / "audio2face_default.onnx"
+    shutil.copy(packaged_model_path(), model)
+    with pytest.raises(ModelNotFoundError, match="sidecar"):
+        load_default_engine(path=model)
+    sidecar = json.loads(packaged_model_path().with_name(SIDECAR_FILE).read_text("utf-8"))
+    model.with_suffix(".json").write_text(json.dumps({**sidecar, "sha256": "0" * 64}), "utf-8")
+    with pytest.raises(ModelNotFoundError, match="AUDIO2FACE_DEFAULT_MODEL"):
+        load_default_engine(path=model)
+    with pytest.raises(ModelNotFoundError):
+        load_default_engine(Settings(default_model=tmp_path / "missing.onnx"))
+
+
+# --- streaming exactness -----------------------------------------------------------
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 1000), n=st.integers(0, 2 * SR), cuts=st.lists(st.integers(1, 6000), max_size=8))
+def test_any_chunking_gives_the_same_frames(engine: DefaultEngine, seed: int, n: int, cuts: list[int]) -> None:
+    x = bursts(n, seed)
+    whole = run(engine, x)
+    assert whole.shape == (frames_for_samples(n, SR, 30.0), 52)
+    np.testing.assert_allclose(run(engine, x, cuts), whole, atol=1e-4)
+
+
+def test_20ms_chunks_equal_whole(engine: DefaultEngine) -> None:
+    x = bursts(3 * SR + 123, 7)
+    np.testing.assert_allclose(run(engine, x, [320] * 200), run(engine, x), atol=1e-4)
+
+
+@pytest.mark.parametrize("fps", [24.0, 29.97, 30.0, 60.0, 100.0])
+@pytest.mark.parametrize("n", [0, 1, 159, 533, 16000, 16001, 40_321])
+def test_frame_count_is_exact(engine: DefaultEngine, fps: float, n: int) -> None:
+    e = DefaultEngine(engine.model, fps=fps)
+    frames = run(e, bursts(n, 1), [max(1, n // 3)])
+    assert frames.shape == (frames_for_samples(n, SR, fps), 52)
+    assert np.all((frames >= 0) & (frames <= 1))
+
+
+def test_frames_are_emitted_while_streaming(engine: DefaultEngine) -> None:
+    stream = engine.open_stream()
+    got = sum(len(stream.push(np.zeros(320, np.float32))) for _ in range(50))  # 1 s
+    # Everything older than the look-ahead (plus one frame) is out before finish().
+    assert got >= frames_for_samples(SR, SR, 30.0) - int(np.ceil(engine.lookahead_s * 30)) - 1
+    with pytest.raises(RuntimeError):
+        stream.finish()
+        stream.push(np.zeros(10, np.float32))
+
+
+def test_silence_rests(engine: DefaultEngine) -> None:
+    rng = np.random.default_rng(0)
+    for audio in (np.zeros(2 * SR, np.float32), (1e-4 * rng.standard_normal(2 * SR)).astype(np.float32)):
+        assert aperture(run(engine, audio)).max() < 0.1
+
+
+# --- quality gate (espeak-ng voice held out of training) ---------------------------
+
+espeak = pytest.importorskip("audio2face.engines.phonemes.espeak")
+needs_espeak = pytest.mark.skipif(not espeak.available(), reason="libespeak-ng not installed")
+HELD_OUT_VOICE = "en-gb-scotland"  # training/data/split.py holds this base voice out
+
+
+def speak(text: str) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    import soxr
+
+    s = espeak.synthesize(text, espeak.SynthOptions(voice=HELD_OUT_VOICE))
+    audio = soxr.resample(s.audio, s.sample_rate, SR).astype(np.float32)
+    pad = int(0.3 * SR)
+    phones = [(a + 0.3, b + 0.3, p) for a, b, p in s.phones]
+    return np.pad(audio, (pad, pad)), phones
+
+
+def phone_frames(phones: list[tuple[float, float, str]], label: str, n: int, fps: float = 30.0) -> list[np.ndarray]:
+    return [np.arange(int(np.floor(a * fps)), min(n, int(np.ceil(b * fps)) + 1))
+            for a, b, p in phones if p == label and b - a >= 0.03]
+
+
+def energy_aperture(audio: np.ndarray, n: int) -> np.ndarray:
+    c = np.round(np.arange(n) / 30.0 * SR).astype(int)
+    rms = np.array([np.sqrt(np.mean(audio[max(0, k - 400) : k + 400] ** 2)) for k in c])
+    return np.clip(rms / np.percentile(rms, 95), 0, 1)
+
+
+@needs_espeak
+def test_lips_close_on_m_better_than_energy(engine: DefaultEngine) -> None:
+    audio, phones = speak("mama mia, my mum makes more lemon ham")
+    ap = aperture(run(engine, audio))
+    base = energy_aperture(audio, len(ap))
+    spans = phone_frames(phones, "M", len(ap))
+    assert len(spans) >= 5
+
+    def closure(curve: np.ndarray) -> float:
+        p90 = np.percentile(curve[int(0.3 * 30) : -int(0.3 * 30)], 90)
+        return float(np.mean([curve[s].min() <= 0.25 * p90 for s in spans]))
+
+    assert closure(ap) >= 0.7
+    assert closure(ap) > closure(base)
+
+
+@needs_espeak
+def test_opens_on_ah_and_rounds_on_oo(engine: DefaultEngine) -> None:
+    audio_a, ph_a = speak("ah, father, la la la")
+    audio_o, ph_o = speak("ooh, who knew two moons")
+    fa, fo = run(engine, audio_a), run(engine, audio_o)
+    open_a = np.mean([aperture(fa)[s].mean() for s in phone_frames(ph_a, "AA", len(fa))])
+    open_o = np.mean([aperture(fo)[s].mean() for s in phone_frames(ph_o, "UW", len(fo))])
+    round_a = np.mean([rounding(fa)[s].mean() for s in phone_frames(ph_a, "AA", len(fa))])
+    round_o = np.mean([rounding(fo)[s].mean() for s in phone_frames(ph_o, "UW", len(fo))])
+    assert open_a > 0.25 and open_a > 1.5 * open_o
+    assert round_o > 0.2 and round_o > 2.0 * round_a
