@@ -54,6 +54,8 @@ def run(settings: Settings, streams: int, seconds: float, speech: np.ndarray) ->
     wall = time.monotonic() - t0
     batcher.close()
     return {
+        "inference_workers": settings.inference_workers,
+        "intra_op_threads": settings.intra_op_threads,
         "max_batch_size": settings.max_batch_size, "batch_wait_ms": settings.batch_wait_ms,
         "streams": streams, "audio_s_per_s": round(sum(pushed) * 0.04 / wall, 1),
         "mean_batch_size": round(float(np.mean(sizes)), 2) if sizes else None,
@@ -68,15 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--configs", default="1:0,8:0,16:0,64:0,16:2,64:2",
                     help="max_batch_size:batch_wait_ms pairs, comma-separated")
+    ap.add_argument("--threads", default="1x2,2x1",
+                    help="inference_workers x intra_op_threads pairs, comma-separated")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    threads = [tuple(int(v) for v in t.split("x")) for t in args.threads.split(",")]
     args.configs = [(int(a), float(b)) for a, b in (c.split(":") for c in args.configs.split(","))]
     speech = load_speech()
     rows = []
-    for size, wait in args.configs:
-        s = Settings(default_model=args.model, max_batch_size=size, batch_wait_ms=wait)
-        rows.append(run(s, args.streams, args.seconds, speech))
-        print(json.dumps(rows[-1]), flush=True)
+    for workers, intra in threads:
+        for size, wait in args.configs:
+            s = Settings(default_model=args.model, max_batch_size=size, batch_wait_ms=wait,
+                         inference_workers=workers, intra_op_threads=intra)  # fmt: skip
+            rows.append(run(s, args.streams, args.seconds, speech))
+            print(json.dumps(rows[-1]), flush=True)
     result = {"cpu_count": os.cpu_count(), "load_at_end": round(os.getloadavg()[0], 2),
               "rows": rows}  # fmt: skip
     if args.out:

@@ -26,6 +26,22 @@ def _cpu_count() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+MAX_DEFAULT_INTRA_OP_THREADS = 4
+
+
+def _default_threads() -> tuple[int, int]:
+    """(inference_workers, intra_op_threads) filling the cores without oversubscribing.
+
+    On 2 cores one run on 2 threads carried 1.4x the UniTalker-sized throughput of two
+    1-thread runs (which stream the weights from memory twice) and the same for the
+    small default model, so threads go inside a run first, up to 4 per run; more
+    cores add runs. See docs/benchmarks.md (Threads).
+    """
+    cores = _cpu_count()
+    intra = min(cores, MAX_DEFAULT_INTRA_OP_THREADS)
+    return max(1, cores // intra), intra
+
+
 class Settings(BaseSettings):
     """All knobs of the service. See ``docs/configuration.md``."""
 
@@ -59,18 +75,18 @@ class Settings(BaseSettings):
         "auto", description="onnxruntime providers: cpu, cuda, or auto (CUDA when present)."
     )
     intra_op_threads: int = Field(
-        1, ge=1,
-        description="onnxruntime threads inside one op, per inference worker. Keep "
-        "intra_op_threads * inference_workers <= CPU cores (1 x cores measured best for "
-        "throughput on 2 cores, see docs/benchmarks.md).",
+        default_factory=lambda: _default_threads()[1], ge=1,
+        description="onnxruntime threads inside one op, per inference worker (default: "
+        "CPU count up to 4). intra_op_threads * inference_workers should not exceed the "
+        "cores; measured in docs/benchmarks.md (Threads).",
     )  # fmt: skip
     inter_op_threads: int = Field(
         1, ge=1, description="onnxruntime threads across ops (graphs here are one chain: 1)."
     )
     inference_workers: int = Field(
-        default_factory=_cpu_count, ge=1,
+        default_factory=lambda: _default_threads()[0], ge=1,
         description="Inference runs (batches) in flight at once, per model (default: CPU "
-        "count).",
+        "count / intra_op_threads).",
     )  # fmt: skip
     stream_workers: int = Field(
         64, ge=1,
