@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -380,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     speech = load_speech()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     machine = f"{_cpu_model()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start"
-    runs = [run_mode(m, args, speech, args.out.parent) for m in args.modes]
+    logs = Path(tempfile.mkdtemp(prefix="a2f-bench-"))  # server logs, kept for post-mortems
+    runs = [run_mode(m, args, speech, logs) for m in args.modes]
     result = {"p95_bound": args.p95_bound, "seconds": args.seconds, "chunk_ms": args.chunk_ms,
               "stagger": args.stagger, "machine": machine,
               "load_after": round(os.getloadavg()[0], 2), "argv": argv, "runs": runs}  # fmt: skip
