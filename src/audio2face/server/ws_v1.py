@@ -58,6 +58,8 @@ V1_PATH = "/api/v1/streaming_audio2face/ws"
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 MAX_PUSH_S = 0.2
 """Longest audio handed to one ``Session.push``: bounds the wait for a body's first frames."""
+END_LINGER_S = 10.0
+"""Longest wait, after the response End, for the client to close the connection."""
 CLOSE_TIMEOUT_S = 5.0
 """Longest wait to write a close frame: a client that does not read never drains it."""
 
@@ -196,6 +198,9 @@ class V1Stream:
         self.state.tasks.add(receiver)
         try:
             await self._work()
+            await receiver  # it has ended: at the client's End, or at a disconnect
+            if self.outcome == "ok":
+                await self._linger()
         except Audio2FaceError as exc:
             await self._close_with(exc)
         except (TimeoutError, WebSocketDisconnect, WebSocketDisconnected, OSError):
@@ -208,6 +213,17 @@ class V1Stream:
             if self.session is not None and self.outcome != "ok":
                 self.session.fail()
         self._finish_log(self.outcome)
+
+    async def _linger(self) -> None:
+        """After the response End, wait for the client to close, as protocol v1 says
+        it does. Closing first would race with what the client still sends: the
+        kernel answers late data on a closed socket with a reset, and a reset can
+        destroy the End still unread in the client's buffer. Late messages are
+        ignored; a client that never closes is closed after ``END_LINGER_S``."""
+        with contextlib.suppress(TimeoutError, RuntimeError, OSError, WebSocketDisconnect):
+            async with asyncio.timeout(min(END_LINGER_S, self.settings.idle_timeout_s)):
+                while (await self.ws.receive())["type"] != "websocket.disconnect":
+                    pass
 
     async def _open(self) -> None:
         kind, msg = await self._receive()
