@@ -82,6 +82,33 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_phonemes(args: argparse.Namespace) -> int:
+    from audio2face.formats import save_frames
+    from audio2face.profiles import ProfileRegistry
+    from audio2face.runtime import animate_phones
+
+    settings = _settings_from(args)
+    profile = ProfileRegistry(settings).resolve(args.profile).profile
+    if args.text is not None:
+        from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
+
+        speech = synthesize(args.text, SynthOptions(voice=args.voice))
+        phones = list(speech.phones)
+        duration = speech.duration
+        if args.wav is not None:
+            import soundfile as sf
+
+            sf.write(args.wav, speech.audio, speech.sample_rate)
+    else:
+        doc = json.loads(Path(args.timings).read_text(encoding="utf-8"))
+        phones = [(float(a), float(b), str(p)) for a, b, p in doc["phones"]]
+        duration = float(doc.get("duration_s", phones[-1][1] if phones else 0.0))
+    batch = animate_phones(profile, phones, duration, emotion=args.emotion or None)
+    save_frames(args.output, batch)
+    print(f"{args.output}: {len(batch)} frames x {len(batch.names)} channels from {len(phones)} phones")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from audio2face.profiles import ProfileRegistry
 
@@ -144,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--chunk-ms", type=float, default=40.0)
     stream.add_argument("--pace", action="store_true", help="send in real time")
     stream.set_defaults(func=cmd_stream)
+
+    phon = sub.add_parser(
+        "phonemes", help="animate known phone timings (TTS) or text (needs espeak-ng)"
+    )
+    common(phon)
+    src = phon.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="text to speak with espeak-ng and animate")
+    src.add_argument(
+        "--timings", type=Path,
+        help='JSON {"phones": [[start_s, end_s, "AA"], ...], "duration_s": 1.2}',
+    )  # fmt: skip
+    phon.add_argument("--voice", default="en-us", help="espeak-ng voice for --text")
+    phon.add_argument("--wav", type=Path, help="also save the spoken --text here")
+    phon.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1")
+    phon.add_argument("-o", "--output", type=Path, required=True, help=".npz, .json or .csv")
+    phon.set_defaults(func=cmd_phonemes)
 
     models = sub.add_parser("models", help="list profiles and engines")
     common(models)

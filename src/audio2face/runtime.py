@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from audio2face.engines.loading import load_engines
+from audio2face.engines.phonemes import PhonemeEngine
 from audio2face.errors import ConfigError
 from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
@@ -159,6 +160,23 @@ class Runtime:
         return FrameBatch(
             first_frame=0, names=session.names, values=np.concatenate(parts), fps=session.fps
         )
+
+
+def animate_phones(
+    profile: Profile,
+    phones: Sequence[tuple[float, float, str]],
+    duration_s: float,
+    *,
+    emotion: str | None = None,
+    seed: int | None = 0,
+) -> FrameBatch:
+    """Animate known phone timings (TTS) with the ``phonemes`` engine, shaped by
+    ``profile``'s postprocess chain (any profile whose input is ARKit 52)."""
+    engine = PhonemeEngine(fps=profile.fps)
+    frames = engine.animate(phones, duration_s)
+    chain = profile.build_chain(engine.output_names)
+    values = chain.new_stream(seed)(frames, emotion)
+    return FrameBatch(first_frame=0, names=chain.output_names, values=values, fps=profile.fps)
 
 
 def batch_observer(metrics: Metrics, engine: str) -> Callable[[int, float], None]:

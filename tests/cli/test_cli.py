@@ -72,3 +72,31 @@ def test_models_lists_profiles(capsys) -> None:
     assert info["default_profile"] == "arkit"
     assert info["aliases"]["KQ-default"] == "mmd"
     assert info["profiles"]["unitalker"]["available"] is False
+
+
+def test_phonemes_from_timings_through_a_profile(tmp_path) -> None:
+    timings = tmp_path / "t.json"
+    timings.write_text(json.dumps({
+        "phones": [[0.0, 0.2, "SIL"], [0.2, 0.32, "M"], [0.32, 0.6, "AA"], [0.6, 0.9, "SIL"]],
+        "duration_s": 0.9,
+    }))  # fmt: skip
+    out = tmp_path / "p.npz"
+    assert main(["phonemes", "--timings", str(timings), "-o", str(out)]) == 0
+    frames = load_frames(out)
+    assert frames.values.shape == (27, 52)
+    jaw = frames.values[:, frames.names.index("jawOpen")]
+    assert jaw[13] > 0.3 > jaw[7]  # open on AA (0.43 s), closed on M (0.26 s)
+    assert main(["phonemes", "--timings", str(timings), "--profile", "mmd", "-o", str(out)]) == 0
+    assert "あ" in load_frames(out).names
+
+
+def test_phonemes_from_text(tmp_path) -> None:
+    pytest.importorskip("audio2face.engines.phonemes.espeak")
+    from audio2face.engines.phonemes import espeak
+
+    if not espeak.available():
+        pytest.skip("libespeak-ng is not installed")
+    out, wav = tmp_path / "t.json", tmp_path / "t.wav"
+    assert main(["phonemes", "--text", "Hello world", "--wav", str(wav), "-o", str(out)]) == 0
+    info = sf.info(wav)
+    assert abs(len(json.loads(out.read_text())["values"]) - round(info.duration * 30)) <= 1
