@@ -64,10 +64,15 @@ def write_model_card(out: Path, sidecar: dict, train_info: dict, quality: dict, 
                      corpus_meta: dict, speed: dict | None, plot: str | None) -> None:  # fmt: skip
     """Render ``docs/model-card.md`` from the run's JSON outputs."""
     data_md = ROOT / "training" / "DATA.md"
-    data_section = data_md.read_text("utf-8") if data_md.exists() else "(training/DATA.md missing)"
+    data_text = data_md.read_text("utf-8") if data_md.exists() else "(training/DATA.md missing)"
+    # From the source table on, one heading level down (the card has its own top).
+    start = data_text.find("## Audio sources")
+    data_section = (data_text[start:] if start >= 0 else data_text).replace("\n## ", "\n### ")
+    data_section = data_section.replace("## Audio sources", "### Audio sources", 1)
     stats = corpus_meta.get("stats", {})
     arch = sidecar["architecture"]
-    speed_line = (f"{speed['realtime_factor']:.0f}x real time on one core ({speed['note']})"
+    speed_line = (f"{speed['realtime_factor']:.0f}x real time on one core ({speed['note']}; "
+                  f"by push size: {speed['by_chunk']}, `benchmarks/engine_speed.py`)"
                   if speed else "see benchmarks/engine_speed.py")  # fmt: skip
     card = f"""# Model card: audio2face default model v{sidecar['version']}
 
@@ -129,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus")
     parser.add_argument("--skip-data", action="store_true", help="reuse an existing corpus")
+    parser.add_argument("--skip-train", action="store_true",
+                        help="reuse training/work/model.pt (export, evaluate, card only)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--plot-clip", default=None, help="held-out clip to plot (default: first asterisk-en)")
     args = parser.parse_args(argv)
@@ -138,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_data:
         _run(["-m", "training.data.build", "--out", str(args.corpus)])
     ckpt = WORK / "model.pt"
-    _run(["-m", "training.train", "--corpus", str(args.corpus), "--out", str(ckpt)]
-         + (["--steps", str(args.steps)] if args.steps else []))  # fmt: skip
+    if not args.skip_train:
+        _run(["-m", "training.train", "--corpus", str(args.corpus), "--out", str(ckpt)]
+             + (["--steps", str(args.steps)] if args.steps else []))  # fmt: skip
     onnx_path = packaged_model_path()
     _run(["-m", "training.export", "--ckpt", str(ckpt), "--out", str(onnx_path)])
     from training.evaluate import check_targets, run_benchmark

@@ -178,10 +178,10 @@ def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int
 class TrainOptions:
     """Optimisation settings (defaults are the shipped recipe)."""
 
-    steps: int = 6000
+    steps: int = 8000
     batch: int = 32
     crop_s: float = 2.5
-    lr: float = 3e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     velocity_weight: float = 2.0
     seed: int = 1234
