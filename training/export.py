@@ -34,6 +34,14 @@ def lookahead_s(right_context: int, stride: int) -> float:
     return (right_context * f.hop_length + f.half_window + stride * f.hop_length) / f.sample_rate
 
 
+def _training_summary(info: dict[str, object]) -> str:
+    """Training summary as JSON; the loss history is dropped if the whole would be large."""
+    text = json.dumps(info, default=str)
+    if len(text) > 20000:
+        text = json.dumps({k: v for k, v in info.items() if k != "history"}, default=str)
+    return text
+
+
 def metadata(model, info: dict[str, object]) -> dict[str, str]:  # noqa: ANN001 - torch module
     c = model.config
     return {
@@ -50,7 +58,7 @@ def metadata(model, info: dict[str, object]) -> dict[str, str]:  # noqa: ANN001 
         "norm_mean": json.dumps([round(float(v), 6) for v in model.mean]),
         "norm_std": json.dumps([round(float(v), 6) for v in model.std]),
         "architecture": json.dumps(c.as_dict()),
-        "training": json.dumps(info, default=str)[:20000],
+        "training": _training_summary(info),
         "licence": "MIT (model weights); training data licences in docs/model-card.md",
     }
 
