@@ -2,7 +2,7 @@
 
 ``--streams`` threads each push 40 ms bodies of real speech through their own
 ``DefaultEngineStream`` as fast as they can (a saturated server); all share one model
-whose session is a :class:`~audio2face.engines.batching.BatchingSession` with
+whose session sits behind a :class:`~audio2face.engines.batching.BatchingSession` with
 ``max_batch_size`` 1 (no batching, still the bounded inference pool) or larger. The
 result is audio seconds per wall second and the mean batch size.
 
@@ -21,17 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from audio2face.bench import WIRE_RATE, load_speech
-from audio2face.engines.batching import batching_session
-from audio2face.engines.default import DefaultEngine, DefaultModel
+from audio2face.engines.default import load_default_engine
 from audio2face.settings import Settings
 
 
 def run(settings: Settings, streams: int, seconds: float, speech: np.ndarray) -> dict:
-    base = DefaultModel.load(settings)
-    batcher = batching_session(base.session, settings, name="default")
+    engine = load_default_engine(settings)  # its session sits behind a BatchingSession
     sizes: list[int] = []
-    batcher.set_observer(lambda n, s: sizes.append(n))
-    engine = DefaultEngine(DefaultModel(batcher, base.info, base.path))  # type: ignore[arg-type]
+    engine.attach_batch_observer(lambda n, s: sizes.append(n))
     body = int(0.04 * WIRE_RATE)
     audio = speech.astype(np.float32) / 32768.0
     stop = time.monotonic() + seconds
@@ -52,7 +49,6 @@ def run(settings: Settings, streams: int, seconds: float, speech: np.ndarray) ->
     for t in threads:
         t.join()
     wall = time.monotonic() - t0
-    batcher.close()
     return {
         "inference_workers": settings.inference_workers,
         "intra_op_threads": settings.intra_op_threads,
