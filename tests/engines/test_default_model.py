@@ -1,4 +1,5 @@
-"""The embedded default model: loading, streaming exactness, frame clock, quality gate."""
+"""The embedded default model: loading, streaming exactness (cached streaming graph vs
+the full-window graph), frame clock, batching, quality gate."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audio2face.audio.features import log_mel
 from audio2face.engines.default import (
     SIDECAR_FILE,
     DefaultEngine,
@@ -91,6 +93,24 @@ def test_corrupt_or_unsigned_model_is_refused(tmp_path: Path) -> None:
         load_default_engine(Settings(default_model=tmp_path / "missing.onnx"))
 
 
+def test_streaming_graph_is_checked_too(tmp_path: Path) -> None:
+    packaged = packaged_model_path()
+    sidecar = json.loads(packaged.with_name(SIDECAR_FILE).read_text("utf-8"))
+    model = tmp_path / packaged.name
+    shutil.copy(packaged, model)
+    shutil.copy(packaged.with_name(SIDECAR_FILE), model.with_suffix(".json"))
+    with pytest.raises(ModelNotFoundError, match="does not exist"):  # stream file missing
+        load_default_engine(path=model)
+    stream = tmp_path / sidecar["stream"]["file"]
+    stream.write_bytes(packaged.with_name(sidecar["stream"]["file"]).read_bytes()[:-10])
+    with pytest.raises(ModelNotFoundError, match="corrupt"):
+        load_default_engine(path=model)
+    del sidecar["stream"]
+    model.with_suffix(".json").write_text(json.dumps(sidecar), "utf-8")
+    with pytest.raises(ModelNotFoundError, match="streaming graph"):
+        load_default_engine(path=model)
+
+
 # --- streaming exactness -----------------------------------------------------------
 
 
@@ -106,6 +126,56 @@ def test_any_chunking_gives_the_same_frames(engine: DefaultEngine, seed: int, n:
 def test_20ms_chunks_equal_whole(engine: DefaultEngine) -> None:
     x = bursts(3 * SR + 123, 7)
     np.testing.assert_allclose(run(engine, x, [320] * 200), run(engine, x), atol=1e-4)
+
+
+def offline(engine: DefaultEngine, audio: np.ndarray) -> np.ndarray:
+    """Model outputs of the whole clip from the full-window graph (no streaming): the
+    clip's log-mel, preceded by silence features and followed by enough of them."""
+    info = engine.model.info
+    silence = np.float32(np.log(info.features.eps))
+    feats = log_mel(audio, info.features)
+    pad = lambda n: np.full((n, info.features.n_mels), silence, np.float32)  # noqa: E731
+    return engine.model(np.concatenate([pad(info.left_context), feats, pad(info.right_context + 2)]))
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 1000), n=st.integers(1, 2 * SR), cuts=st.lists(st.integers(1, 6000), max_size=8))
+def test_cached_streaming_equals_the_full_window_graph(engine: DefaultEngine, seed: int, n: int,
+                                                        cuts: list[int]) -> None:  # fmt: skip
+    # At fps = model rate every engine frame is one model output, uninterpolated.
+    e = DefaultEngine(engine.model, fps=engine.model.info.model_rate)
+    x = bursts(n, seed)
+    total = frames_for_samples(n, SR, e.fps)
+    ref = offline(engine, x)[:total]
+    assert ref.shape[0] == total
+    for sizes in (cuts, [320] * (n // 320), None):
+        np.testing.assert_allclose(run(e, x, sizes), ref, atol=1e-4)
+
+
+def test_reset_starts_from_silence_again(engine: DefaultEngine) -> None:
+    x = bursts(SR, 3)
+    stream = engine.open_stream()
+    first = np.concatenate([stream.push(x[:5000]), stream.push(x[5000:]), stream.finish()])
+    stream.reset()
+    again = np.concatenate([stream.push(x), stream.finish()])
+    np.testing.assert_array_equal(first.shape, again.shape)
+    np.testing.assert_allclose(first, again, atol=1e-5)
+
+
+def test_concurrent_streams_batch_and_stay_exact() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    e = load_default_engine(Settings(intra_op_threads=1, providers="cpu", inference_workers=1,
+                                     batch_wait_ms=5.0, max_batch_size=8))  # fmt: skip
+    sizes: list[int] = []
+    e.attach_batch_observer(lambda n, _s: sizes.append(n))
+    clips = [bursts(SR // 2, seed) for seed in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(lambda c: run(e, c, [320] * 25), clips))
+    assert max(sizes) > 1  # streams of 20 ms pushes shared runs
+    e.attach_batch_observer(None)
+    for clip, frames in zip(clips, got, strict=True):
+        np.testing.assert_allclose(frames, run(e, clip), atol=1e-4)
 
 
 @pytest.mark.parametrize("fps", [24.0, 29.97, 30.0, 60.0, 100.0])

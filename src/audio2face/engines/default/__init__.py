@@ -1,10 +1,12 @@
 """The embedded default engine: our own small speech-to-ARKit model, shipped in the package.
 
 ``load_default_engine(settings)`` needs nothing downloaded: it loads
-``audio2face_default.onnx`` from this package (or ``settings.default_model``),
-checks its sha256 against the sidecar, and returns a :class:`DefaultEngine`.
-Each stream gets a :class:`DefaultEngineStream` (log-mel state, feature and output
-buffers); all streams share one onnxruntime session.
+``audio2face_default.onnx`` and its streaming graph ``audio2face_default_stream.onnx``
+from this package (or ``settings.default_model`` and the file next to it), checks
+both sha256 against the sidecar, and returns a :class:`DefaultEngine`. Each stream
+gets a :class:`DefaultEngineStream` (log-mel state, per-layer caches, output
+buffer); all streams share one onnxruntime session behind the cross-stream
+micro-batcher.
 
 How the model was made: ``training/README.md``; what it is good for and its
 limits: ``docs/model-card.md``.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audio2face.engines.batching import BatchObserver
 from audio2face.engines.default.model import (
     MODEL_FILE,
     SIDECAR_FILE,
@@ -71,6 +74,10 @@ class DefaultEngine:
         """Audio past a frame's time needed to emit it: network right context, half
         the STFT window and one model step for interpolation (from the metadata)."""
         return self.model.info.lookahead_s
+
+    def attach_batch_observer(self, observer: BatchObserver | None) -> None:
+        """Report each inference batch (size, seconds) to ``observer`` (runtime metrics)."""
+        self.model.attach_batch_observer(observer)
 
     def open_stream(self) -> DefaultEngineStream:
         return DefaultEngineStream(self.model, self._fps)

@@ -1,15 +1,24 @@
-"""The embedded default model file: integrity check, metadata, and a thin ONNX wrapper.
+"""The embedded default model files: integrity check, metadata, and a thin ONNX wrapper.
 
-The packaged ``audio2face_default.onnx`` maps log-mel features ``[B, T, n_mels]``
-(see :mod:`audio2face.audio.features`) to ARKit-52 weights ``[B, T', 52]`` at the
-model rate (50 Hz), with ``T' = (T - receptive_field) // stride + 1``. Output ``j``
-of a window starting at feature frame ``s`` shows the face at feature frame
-``s + stride * j + left_context``. The graph has dynamic batch and time axes, so a
-cross-stream batcher can run ``[B, T, F]`` windows of equal length in one call.
+Two graphs of the same trained weights ship in this package:
 
-Everything the runtime needs to use the file is in its ONNX ``metadata_props``
-(:class:`ModelInfo`); the sidecar ``audio2face_default.json`` holds the file's
-sha256, checked at load so a truncated or swapped file fails loudly.
+* ``audio2face_default.onnx``, the full-window graph: log-mel features
+  ``[B, T, n_mels]`` (see :mod:`audio2face.audio.features`) to ARKit-52 weights
+  ``[B, T', 52]`` at the model rate (50 Hz), ``T' = (T - receptive_field) // stride + 1``;
+  output ``j`` of a window starting at feature frame ``s`` shows the face at feature
+  frame ``s + stride * j + left_context``. It is the reference (what training exported
+  and verified against torch, and what the model card's sha256 names); the runtime only
+  loads it when :meth:`DefaultModel.__call__` is used.
+* ``audio2face_default_stream.onnx``, the streaming step the engine runs: ``n`` new
+  feature frames (``n`` even) plus one cache per convolution ``[B, C, frames]`` to
+  ``n / 2`` new outputs plus the updated caches. Every push computes only its new
+  outputs instead of re-running the 660 ms receptive field. All inputs and outputs
+  have a dynamic batch axis, so the cross-stream batcher
+  (:mod:`audio2face.engines.batching`) concatenates caches like any other input.
+
+Everything the runtime needs is in the streaming graph's ONNX ``metadata_props``
+(:class:`ModelInfo`); the sidecar ``audio2face_default.json`` holds both files' sha256,
+checked at load so a truncated or swapped file fails loudly.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,12 +36,25 @@ import numpy as np
 import onnxruntime as ort
 
 from audio2face.audio.features import FeatureParams
+from audio2face.engines.batching import (
+    BatchingSession,
+    BatchObserver,
+    OrtLikeSession,
+    batching_session,
+)
 from audio2face.engines.onnx import ModelSource, create_session
 from audio2face.errors import EngineError, ModelNotFoundError
 from audio2face.settings import Settings
 from audio2face.types import FloatArray
 
-__all__ = ["MODEL_FILE", "SIDECAR_FILE", "DefaultModel", "ModelInfo", "packaged_model_path"]
+__all__ = [
+    "MODEL_FILE",
+    "SIDECAR_FILE",
+    "DefaultModel",
+    "ModelInfo",
+    "packaged_model_path",
+    "silence_caches",
+]
 
 logger = logging.getLogger("audio2face.engines.default")
 
@@ -38,6 +62,8 @@ MODEL_FILE = "audio2face_default.onnx"
 SIDECAR_FILE = "audio2face_default.json"
 INPUT_NAME = "features"
 OUTPUT_NAME = "weights"
+STREAM_SUFFIX = "_stream.onnx"  # the streaming graph sits next to the full-window one
+NEW_CACHE_PREFIX = "new_"  # output ``new_<cache>`` is the next value of input ``<cache>``
 
 SOURCE = ModelSource(
     display_name="default",
@@ -68,6 +94,8 @@ class ModelInfo:
     left_context: int
     right_context: int
     lookahead_s: float
+    stream_lead: int  # silence frames a stream's feature buffer starts with (stride phase)
+    stream_preroll: int  # outputs of a fresh stream's first step that precede output 0
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> ModelInfo:
@@ -82,6 +110,8 @@ class ModelInfo:
                 left_context=int(meta["left_context"]),
                 right_context=int(meta["right_context"]),
                 lookahead_s=float(meta["lookahead_s"]),
+                stream_lead=int(meta["stream_lead_frames"]),
+                stream_preroll=int(meta["stream_preroll_outputs"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelNotFoundError(f"default model metadata is incomplete or invalid ({exc!r}); "
@@ -96,8 +126,20 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _check_sha256(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise ModelNotFoundError(f"default model {str(path)!r} does not exist; {_REINSTALL}")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelNotFoundError(
+            f"default model {str(path)!r} is corrupt or does not match its sidecar "
+            f"(sha256 {actual[:12]}..., expected {expected[:12]}...); {_REINSTALL}"
+        )
+
+
 def verify_sidecar(model_path: Path) -> dict[str, object]:
-    """Check ``model_path`` against its ``.json`` sidecar's sha256; return the sidecar."""
+    """Check ``model_path`` and its streaming graph against the ``.json`` sidecar's
+    sha256s; return the sidecar."""
     sidecar = model_path.with_suffix(".json")
     if not model_path.is_file():
         raise ModelNotFoundError(f"default model {str(model_path)!r} does not exist; {_REINSTALL}")
@@ -106,66 +148,119 @@ def verify_sidecar(model_path: Path) -> dict[str, object]:
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
         expected = str(data["sha256"])
+        stream = data["stream"]
+        stream_file, stream_sha = str(stream["file"]), str(stream["sha256"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelNotFoundError(f"default model sidecar {str(sidecar)!r} is unreadable ({exc!r}); "
-                                 f"{_REINSTALL}") from exc  # fmt: skip
-    actual = sha256_of(model_path)
-    if actual != expected:
         raise ModelNotFoundError(
-            f"default model {str(model_path)!r} is corrupt or does not match its sidecar "
-            f"(sha256 {actual[:12]}..., expected {expected[:12]}...); {_REINSTALL}"
-        )
+            f"default model sidecar {str(sidecar)!r} is unreadable or names no streaming graph "
+            f"({exc!r}; export both with python -m training.export); {_REINSTALL}"
+        ) from exc
+    _check_sha256(model_path, expected)
+    _check_sha256(model_path.with_name(Path(stream_file).name), stream_sha)
     return data
 
 
-class DefaultModel:
-    """One shared onnxruntime session plus the model's metadata.
+def silence_caches(session: OrtLikeSession) -> list[FloatArray]:
+    """Caches ``[1, C, frames]`` of a stream that so far heard only digital silence.
 
-    ``__call__`` is thread-safe (``InferenceSession.run`` is), so every stream of
-    every worker thread may share one instance.
+    Runs the step once on zero caches and ``2 * receptive_field`` silence frames: the
+    caches after a step depend only on its last ``receptive_field`` input frames, so
+    the zeros are flushed and what is left is the "preceded by silence" state that
+    the offline graph sees (it pads clips with the silence feature).
+    """
+    inputs = session.get_inputs()
+    meta = dict(session.get_modelmeta().custom_metadata_map)  # type: ignore[attr-defined]
+    n_mels = int(inputs[0].shape[-1])
+    n = 2 * int(meta["receptive_field"])
+    silence = np.float32(np.log(json.loads(meta["features"])["eps"]))
+    feeds = {inputs[0].name: np.full((1, n, n_mels), silence, np.float32)}
+    feeds |= {i.name: np.zeros((1, *i.shape[1:]), np.float32) for i in inputs[1:]}
+    _, *caches = session.run(None, feeds)
+    return [np.ascontiguousarray(c, dtype=np.float32) for c in caches]
+
+
+class DefaultModel:
+    """The shared streaming session, its initial caches and the model's metadata.
+
+    :meth:`step` is thread-safe (``InferenceSession.run`` and :class:`BatchingSession`
+    are), so every stream of every worker thread shares one instance; each stream
+    keeps its own caches. ``session`` is usually a :class:`BatchingSession`, so steps
+    of equal length from concurrent streams run as one batch.
     """
 
-    def __init__(self, session: ort.InferenceSession, info: ModelInfo, path: Path) -> None:
+    def __init__(self, session: OrtLikeSession, info: ModelInfo, path: Path,
+                 initial_caches: Sequence[FloatArray], settings: Settings | None = None) -> None:  # fmt: skip
         self.session = session
         self.info = info
         self.path = path
+        self.initial_caches = tuple(initial_caches)
+        self._cache_names = tuple(i.name for i in session.get_inputs()[1:])
+        self._output_names = [OUTPUT_NAME] + [NEW_CACHE_PREFIX + n for n in self._cache_names]
+        self._settings = settings or Settings()
+        self._window: ort.InferenceSession | None = None
+        self._window_lock = threading.Lock()
 
     @classmethod
     def load(cls, settings: Settings | None = None, path: Path | str | None = None) -> DefaultModel:
-        """Load ``path``, else ``settings.default_model``, else the packaged file.
+        """Load ``path``, else ``settings.default_model``, else the packaged file (with
+        the streaming graph next to it).
 
-        Raises :class:`ModelNotFoundError` (with what to do) when the file or its
-        sidecar is missing, the sha256 does not match, or the metadata is invalid.
+        Raises :class:`ModelNotFoundError` (with what to do) when a file or the
+        sidecar is missing, a sha256 does not match, or the metadata is invalid.
         """
         settings = settings or Settings()
         model_path = Path(path or settings.default_model or packaged_model_path()).expanduser()
-        verify_sidecar(model_path)
-        session = create_session(model_path, settings, SOURCE)
-        meta = dict(session.get_modelmeta().custom_metadata_map)
-        info = ModelInfo.from_metadata(meta)
-        inputs = session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != info.features.n_mels:
-            raise ModelNotFoundError(f"default model {str(model_path)!r} has unexpected inputs "
-                                     f"{[(i.name, i.shape) for i in inputs]}; {_REINSTALL}")  # fmt: skip
+        sidecar = verify_sidecar(model_path)
+        stream_path = model_path.with_name(Path(str(sidecar["stream"]["file"])).name)  # type: ignore[index]
+        raw = create_session(stream_path, settings, SOURCE)
+        info = ModelInfo.from_metadata(dict(raw.get_modelmeta().custom_metadata_map))
+        inputs, outputs = raw.get_inputs(), [o.name for o in raw.get_outputs()]
+        if (inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != info.features.n_mels
+                or outputs != [OUTPUT_NAME] + [NEW_CACHE_PREFIX + i.name for i in inputs[1:]]):  # fmt: skip
+            raise ModelNotFoundError(f"default model {str(stream_path)!r} has unexpected inputs or outputs "
+                                     f"{[(i.name, i.shape) for i in inputs]} -> {outputs}; {_REINSTALL}")  # fmt: skip
+        initial = silence_caches(raw)  # before batching: a one-off run at load
         logger.info("default model %s (version %s, look-ahead %.0f ms)", model_path,
                     info.version, info.lookahead_s * 1000)  # fmt: skip
-        return cls(session, info, model_path)
+        # Every step goes through the bounded inference pool; concurrent streams'
+        # steps of equal length (20 ms pushes: 2 frames each) share one run.
+        return cls(batching_session(raw, settings, name="default"), info, model_path, initial, settings)
+
+    def attach_batch_observer(self, observer: BatchObserver | None) -> None:
+        """Report each inference batch (size, seconds) to ``observer``, when batched."""
+        if isinstance(self.session, BatchingSession):
+            self.session.set_observer(observer)
+
+    def step(self, feats: FloatArray, caches: Sequence[FloatArray]) -> tuple[FloatArray, list[FloatArray]]:
+        """One stream's streaming step: ``[n, n_mels]`` new features (``n`` even) and its
+        caches (``[1, C, frames]`` each) -> ``[n / 2, n_out]`` outputs and the new caches."""
+        feeds = {INPUT_NAME: np.ascontiguousarray(feats, dtype=np.float32)[None]}
+        feeds.update(zip(self._cache_names, caches, strict=True))
+        try:
+            y, *new = self.session.run(self._output_names, feeds)
+        except Exception as exc:  # onnxruntime's errors have no common base class
+            raise EngineError(f"default model inference failed: {exc}") from exc
+        return y[0], new
 
     def n_outputs(self, n_frames: int) -> int:
-        """Outputs produced by a window of ``n_frames`` feature frames."""
+        """Outputs the full-window graph gives for a window of ``n_frames`` feature frames."""
         rf = self.info.receptive_field
         return 0 if n_frames < rf else (n_frames - rf) // self.info.stride + 1
 
     def __call__(self, feats: FloatArray) -> FloatArray:
-        """``[B, T, n_mels]`` (or ``[T, n_mels]``) features -> ``[B, T', n_out]`` weights."""
+        """The full-window graph (the reference; loaded on first use):
+        ``[B, T, n_mels]`` (or ``[T, n_mels]``) features -> ``[B, T', n_out]`` weights."""
         x = np.ascontiguousarray(feats, dtype=np.float32)
         single = x.ndim == 2
         if single:
             x = x[None]
         if x.shape[1] < self.info.receptive_field:
             raise ValueError(f"need at least {self.info.receptive_field} feature frames, got {x.shape[1]}")
+        with self._window_lock:
+            if self._window is None:
+                self._window = create_session(self.path, self._settings, SOURCE)
         try:
-            (y,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
+            (y,) = self._window.run([OUTPUT_NAME], {INPUT_NAME: x})
         except Exception as exc:  # onnxruntime's errors have no common base class
             raise EngineError(f"default model inference failed: {exc}") from exc
         return y[0] if single else y

@@ -10,11 +10,15 @@ Clocks (for the shipped model: features at 100 Hz, model outputs at 50 Hz):
 * engine frame ``i`` (at ``fps``) is linear interpolation between the outputs on
   either side of ``i / fps``.
 
-Each ``push`` extracts the new feature frames, runs the model once on exactly the
-feature span its new outputs need (starting on the stride grid, so every output
-is computed from the same window it would be offline), and emits the frames whose
-two interpolation neighbours exist. ``finish`` appends silence features and
-flushes to exactly ``frames_for_samples(N, sample_rate, fps)`` frames.
+Each ``push`` extracts the new feature frames and feeds them, an even number at a
+time, to the model's streaming step together with this stream's caches (the last
+frames of every convolution's input; they start as "everything before was
+silence"). A step's outputs are exactly those the full-window graph gives for the
+same features, so any chunking yields the same frames. An odd leftover feature
+waits for the next push: steps end on the even frames that outputs' windows end on,
+so the leftover never holds an output back. The push then emits the frames whose two
+interpolation neighbours exist. ``finish`` appends silence features and flushes to
+exactly ``frames_for_samples(N, sample_rate, fps)`` frames.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from audio2face.engines.default.model import DefaultModel
 from audio2face.types import FloatArray, frames_for_samples
 
 __all__ = ["DefaultEngineStream", "StreamState"]
+
+MAX_STEP_FRAMES = 6000  # 60 s of features per step: bounds activation memory on huge pushes
 
 
 class StreamState(enum.Enum):
@@ -55,10 +61,12 @@ class DefaultEngineStream:
         """Forget all audio: the next push starts a new stream."""
         info = self._model.info
         self._fe_state = self._extractor.new_state()
-        # Feature buffer; row 0 is global feature frame self._feat0 (negative = silence).
-        self._feat0 = -info.left_context
-        self._feats = np.full((info.left_context, info.features.n_mels), self._silence, np.float32)
+        self._caches = list(self._model.initial_caches)  # never written in place
+        # Features not yet fed to the model; a fresh stream starts with the silence
+        # frames that put its steps in the stride phase of the offline windows.
+        self._pending = np.full((info.stream_lead, info.features.n_mels), self._silence, np.float32)
         self._n_feats = 0  # real feature frames seen (global index of the next one)
+        self._j_next = -info.stream_preroll  # output index of the next step's first row
         # Model outputs not yet consumed; row 0 is output index self._out0.
         self._out0 = 0
         self._outs = np.zeros((0, self._n_out), np.float32)
@@ -73,7 +81,7 @@ class DefaultEngineStream:
         x = np.asarray(audio, np.float32).reshape(-1)
         self._n_samples += x.shape[0]
         self._add_features(self._extractor.push(self._fe_state, x))
-        self._run_model(self._feat0 + self._feats.shape[0] - 1)
+        self._run_model()
         return self._emit(frames_for_samples(self._n_samples, self._model.info.features.sample_rate, self._fps))
 
     def finish(self) -> FloatArray:
@@ -88,35 +96,29 @@ class DefaultEngineStream:
             return np.zeros((0, self._n_out), np.float32)
         last_out = math.ceil((total - 1) * self._rate / self._fps - 1e-9)
         need = info.stride * last_out + info.right_context  # last feature frame required
-        have = self._feat0 + self._feats.shape[0] - 1
+        have = self._n_feats - 1
         if need > have:
-            pad = np.full((need - have, info.features.n_mels), self._silence, np.float32)
-            self._feats = np.concatenate([self._feats, pad])
-        self._run_model(max(need, have))
+            self._add_features(np.full((need - have, info.features.n_mels), self._silence, np.float32))
+        self._run_model()
         return self._emit(total)
 
     # ------------------------------------------------------------------ internals
     def _add_features(self, rows: FloatArray) -> None:
         if rows.shape[0]:
-            self._feats = np.concatenate([self._feats, rows])
+            self._pending = np.concatenate([self._pending, rows]) if self._pending.shape[0] else rows
             self._n_feats += rows.shape[0]
 
-    def _run_model(self, last_feature: int) -> None:
-        """Compute every output whose window ends at or before ``last_feature``."""
-        info = self._model.info
-        j_next = self._out0 + self._outs.shape[0]
-        j_end = (last_feature - info.right_context) // info.stride + 1  # exclusive
-        if j_end <= j_next:
-            return
-        lo = info.stride * j_next - info.left_context  # first feature of output j_next
-        hi = info.stride * (j_end - 1) + info.right_context + 1
-        window = self._feats[lo - self._feat0 : hi - self._feat0]
-        y = self._model(window)
-        self._outs = np.concatenate([self._outs, y]) if self._outs.shape[0] else y
-        # Features before the next output's window are never needed again.
-        keep_from = info.stride * j_end - info.left_context
-        self._feats = self._feats[keep_from - self._feat0 :]
-        self._feat0 = keep_from
+    def _run_model(self) -> None:
+        """Feed every even-length prefix of the pending features to the streaming step."""
+        stride = self._model.info.stride
+        while (n := min(self._pending.shape[0] // stride * stride, MAX_STEP_FRAMES)) > 0:
+            y, self._caches = self._model.step(self._pending[:n], self._caches)
+            self._pending = self._pending[n:]
+            skip = max(0, -self._j_next)  # a fresh stream's outputs before time 0
+            self._j_next += y.shape[0]
+            if y.shape[0] > skip:
+                y = y[skip:]
+                self._outs = np.concatenate([self._outs, y]) if self._outs.shape[0] else y
 
     def _emit(self, limit: int) -> FloatArray:
         """Interpolate frames ``next_frame ..`` while both neighbours exist (and < limit)."""
