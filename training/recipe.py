@@ -82,7 +82,9 @@ def write_model_card(out: Path, sidecar: dict, train_info: dict, quality: dict, 
 A small convolutional network from 40-band log-mel features (16 kHz, 25 ms window,
 10 ms hop) to the 52 ARKit blendshape weights, shipped in the package as
 `src/audio2face/engines/default/audio2face_default.onnx` ({sidecar['bytes'] / 1e6:.2f} MB,
-sha256 `{sidecar['sha256'][:16]}...`). It streams: a fixed look-ahead of
+sha256 `{sidecar['sha256'][:16]}...`), with the same weights as a stateful streaming
+step `{sidecar['stream']['file']}` (sha256 `{sidecar['stream']['sha256'][:16]}...`;
+one cache per convolution, so a push computes only its new outputs). It streams: a fixed look-ahead of
 {sidecar['lookahead_s'] * 1000:.1f} ms (network right context {arch['right_context'] * 10} ms, half
 the STFT window 12.5 ms, one 20 ms model step for interpolation), any output fps.
 
