@@ -202,8 +202,8 @@ class ServerProcess:
                 time.sleep(0.3)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the server and its worker processes (``--workers``)."""
+        return sum(_proc_cpu_seconds(pid) for pid in _process_tree(self.proc.pid))
 
     def close(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -338,6 +338,35 @@ def markdown(result: dict) -> str:
         lines.append(f"- **{run['mode']}**: largest N within the bound: "
                      f"**{run['max_streams_within_bound']}**")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    try:
+        fields = _stat_fields(pid)
+    except OSError:  # it exited meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat_fields(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        children = [pid for pid, ppid in parents.items() if ppid in frontier]
+        tree += children
+        frontier = children
+    return tree
 
 
 def _cpu_model() -> str:

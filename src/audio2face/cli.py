@@ -28,6 +28,7 @@ def _settings_from(args: argparse.Namespace) -> Settings:
         profile_dir=args.profile_dir,
         unitalker_model=args.unitalker_model,
         providers=getattr(args, "providers", None),
+        workers=getattr(args, "workers", None),
         log_level=getattr(args, "log_level", None),
     )
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
     serve.add_argument("--providers", choices=["auto", "cpu", "cuda"])
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
     serve.add_argument("--log-level")
     serve.add_argument("--ssl-certfile", help="serve wss:// with this certificate")
     serve.add_argument("--ssl-keyfile", help="private key for --ssl-certfile")

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # --- network -----------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 to expose the service.")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="TCP port.")
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="Server processes sharing the port (SO_REUSEPORT), each with its own "
+        "model, limits and metrics; threads are split between them.",
+    )  # fmt: skip
 
     # --- profiles and models -----------------------------------------------------
     default_profile: str = Field(
