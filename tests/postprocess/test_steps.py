@@ -201,3 +201,12 @@ def test_streams_are_independent() -> None:
     b(x[:30])  # interleaving another stream must not disturb the first
     np.testing.assert_array_equal(first, chain.new_stream(1)(x))
     assert not np.array_equal(chain.new_stream(1)(x), chain.new_stream(2)(x))
+
+
+def test_unknown_emotion_names_from_clients_do_not_grow_memory() -> None:
+    from audio2face.postprocess.chain import MAX_WARNED_EMOTIONS, Chain
+
+    chain = Chain([], ["a"])
+    for i in range(MAX_WARNED_EMOTIONS * 3):
+        assert chain.resolve_emotion(f"nonsense_{i}") is None
+    assert len(chain._warned) == MAX_WARNED_EMOTIONS

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Chain", "ChainStream"]
 
+MAX_WARNED_EMOTIONS = 256
+"""Distinct unknown emotion names warned about per chain; later ones go unlogged."""
+
 
 class Chain:
     """Bound steps in order, from ``input_names`` to ``output_names``."""
@@ -53,12 +56,15 @@ class Chain:
         if emotion in self.emotions or base_emotion(emotion) in self.emotions:
             return emotion
         with self._lock:
-            first = emotion not in self._warned
-            self._warned.add(emotion)
+            # Names come from clients: remember a bounded number, so a client sending
+            # endless distinct names cannot grow the server's memory.
+            first = emotion not in self._warned and len(self._warned) < MAX_WARNED_EMOTIONS
+            if first:
+                self._warned.add(emotion)
         if first:
             logger.warning(
                 "unknown emotion %r treated as neutral; known: %s",
-                emotion,
+                emotion[:80],
                 ", ".join(sorted(self.emotions)) or "(none)",
             )
         return None
