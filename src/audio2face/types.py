@@ -54,6 +54,21 @@ class FrameBatch:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def then(self, tail: FrameBatch) -> FrameBatch:
+        """This batch followed by ``tail``, the stream's next frames."""
+        if len(self) == 0:
+            return tail
+        values = np.concatenate([self.values, tail.values], axis=0)
+        return FrameBatch(self.first_frame, self.names, values, self.fps)
+
+    def split_at(self, n: int) -> tuple[FrameBatch, FrameBatch | None]:
+        """The first ``n`` frames, and the rest (``None`` when there is no rest)."""
+        if n >= len(self):
+            return self, None
+        head = FrameBatch(self.first_frame, self.names, self.values[:n], self.fps)
+        rest = FrameBatch(self.first_frame + n, self.names, self.values[n:], self.fps)
+        return head, rest
+
 
 @runtime_checkable
 class EngineStream(Protocol):

@@ -135,23 +135,6 @@ def _refusal(state: ServerState, websocket: WebSocket) -> Audio2FaceError | None
     return None
 
 
-def _join(head: FrameBatch | None, tail: FrameBatch) -> FrameBatch:
-    """``head`` then ``tail`` (consecutive frames of one stream)."""
-    if head is None or len(head) == 0:
-        return tail
-    values = np.concatenate([head.values, tail.values], axis=0)
-    return FrameBatch(head.first_frame, head.names, values, head.fps)
-
-
-def _cut(batch: FrameBatch, n: int) -> tuple[FrameBatch, FrameBatch | None]:
-    """The first ``n`` frames, and the rest (``None`` when there is no rest)."""
-    if n >= len(batch):
-        return batch, None
-    first = FrameBatch(batch.first_frame, batch.names, batch.values[:n], batch.fps)
-    rest = FrameBatch(batch.first_frame + n, batch.names, batch.values[n:], batch.fps)
-    return first, rest
-
-
 class V1Stream:
     """The state of one v1 connection. Dropped when the connection ends."""
 
@@ -385,9 +368,10 @@ class V1Stream:
             carry: FrameBatch | None = None
             for start in range(0, max(1, audio.shape[0]), step):
                 piece = audio[start : start + step]
-                batch = _join(carry, await self._infer(loop, session.push, piece, emotion))
+                pushed = await self._infer(loop, session.push, piece, emotion)
+                batch = carry.then(pushed) if carry is not None else pushed
                 keep = len(batch) % self.chunk_frames if start + step < audio.shape[0] else 0
-                batch, carry = _cut(batch, len(batch) - keep)
+                batch, carry = batch.split_at(len(batch) - keep)
                 await self._send_frames(batch, arrived)
 
     async def _coalesce(self, item: tuple) -> tuple[tuple, object]:
