@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
 from audio2face.server.http_animate import ANIMATE_PATH, animate
+from audio2face.server.memory import TRIM_INTERVAL_S, trim_malloc
 from audio2face.server.security import install_security
 from audio2face.server.state import ServerState
 from audio2face.server.ws_v1 import V1_PATH, handle_v1
@@ -21,6 +22,12 @@ from audio2face.settings import Settings
 from audio2face.types import Engine
 
 logger = logging.getLogger("audio2face.server")
+
+
+async def _trim_memory_forever() -> None:
+    while True:
+        await asyncio.sleep(TRIM_INTERVAL_S)
+        await asyncio.to_thread(trim_malloc)
 
 
 def create_app(
@@ -44,9 +51,11 @@ def create_app(
             Runtime.start, settings, engines=engines, metrics=state.metrics
         )
         logger.info("ready: %s", settings.model_dump(exclude={"auth_token"}))
+        trimmer = asyncio.create_task(_trim_memory_forever(), name="a2f-malloc-trim")
         try:
             yield
         finally:
+            trimmer.cancel()
             state.draining = True
             state.runtime.close()
 

@@ -28,6 +28,7 @@ from types import FrameType
 import uvicorn
 
 from audio2face.server.app import create_app
+from audio2face.server.memory import limit_malloc_arenas
 from audio2face.server.state import ServerState
 from audio2face.settings import Settings
 from audio2face.types import Engine
@@ -86,6 +87,7 @@ def _serve_one(
     ssl_keyfile: str | None = None,
     reuse_port: bool = False,
 ) -> None:
+    limit_malloc_arenas()
     app = create_app(settings, engines=engines)
     sockets = [_listen(settings.host, settings.port)] if reuse_port else None
     config = uvicorn.Config(
