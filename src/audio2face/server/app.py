@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -27,6 +28,10 @@ logger = logging.getLogger("audio2face.server")
 async def _trim_memory_forever() -> None:
     while True:
         await asyncio.sleep(TRIM_INTERVAL_S)
+        # Closed connections leave small reference cycles (transport <-> protocol) that
+        # hold their buffers; left to the generational GC they reach the oldest
+        # generation, which is collected rarely, and RSS creeps up between collections.
+        gc.collect()
         await asyncio.to_thread(trim_malloc)
 
 

@@ -4,7 +4,8 @@ Each thread that allocates gets its own malloc arena (up to 8 per core), and fre
 memory stays in those arenas: with dozens of stream threads a busy server's RSS creeps
 up although nothing leaks (the 30-minute soak showed a sawtooth whose troughs rose by
 about 1 MB a minute). Capping the arenas and returning free pages to the system from
-time to time keeps RSS flat. Both are no-ops where glibc is absent.
+time to time keeps RSS flat. Both are no-ops where glibc is absent. The app also runs
+a full garbage collection before each trim (see ``server/app.py``).
 """
 
 from __future__ import annotations
