@@ -59,6 +59,9 @@ def test_two_workers_serve_and_drain(tmp_path) -> None:
         for reply in asyncio.run(many()):
             assert reply.frames().shape == (45, 52)
             assert np.isfinite(reply.frames()).all()
+        # Two signals at once (an orchestrator and a timeout, say): the parent must still
+        # exit. (The deadlock this once caused depended on timing; see serve_workers.)
+        proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -141,7 +141,10 @@ def serve_workers(
     """Run ``settings.workers`` server processes on one port until SIGTERM/SIGINT."""
     ctx = multiprocessing.get_context("spawn")
     child = worker_settings(settings)
-    stopping = threading.Event()
+    # A plain flag, not a threading.Event: the handler runs between bytecodes of the
+    # main thread, and Event.set() there can deadlock on the lock the main thread holds
+    # inside Event.wait() (seen when two signals arrived together).
+    stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
         proc = ctx.Process(
@@ -157,19 +160,20 @@ def serve_workers(
     )  # fmt: skip
 
     def forward(sig: int, frame: FrameType | None) -> None:
-        stopping.set()
+        nonlocal stopping
+        stopping = True
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, sig)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    while not stopping.is_set():
+    while not stopping:
         for i, proc in enumerate(procs):
-            if not proc.is_alive() and not stopping.is_set():
+            if not proc.is_alive() and not stopping:
                 logger.error("worker %s exited with %s; restarting it", proc.pid, proc.exitcode)
                 procs[i] = start()
-        stopping.wait(0.5)
+        time.sleep(0.5)
     deadline = time.monotonic() + settings.shutdown_drain_s + 5.0
     for proc in procs:
         proc.join(timeout=max(0.0, deadline - time.monotonic()))
