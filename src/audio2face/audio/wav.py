@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -11,11 +12,12 @@ from audio2face.errors import AudioFormatError
 from audio2face.types import FloatArray
 
 
-def read_audio(path: str | Path) -> tuple[FloatArray, int]:
+def read_audio(path: str | Path | BinaryIO) -> tuple[FloatArray, int]:
     """Mono float32 samples and the file's sample rate (not resampled here: the
-    Session resamples once, at the edge)."""
+    Session resamples once, at the edge). ``path`` may also be an open binary file."""
+    source = path if hasattr(path, "read") else str(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFormatError(f"cannot read audio file {str(path)!r}: {exc}") from exc
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]

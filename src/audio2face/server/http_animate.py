@@ -87,13 +87,12 @@ def _animate_bytes(
             f"audio of {info.duration:.1f} s exceeds max_utterance_s="
             f"{state.settings.max_utterance_s:g}"
         )
+    audio, rate = read_audio(io.BytesIO(data))
+    batch = runtime.convert(audio, rate, profile, emotion=emotion)
+    state.metrics.audio_seconds_in.inc(audio.shape[0] / rate)
+    state.metrics.frames_out.inc(len(batch))
+    # The formats write to paths (their extension picks the writer).
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in"
-        src.write_bytes(data)
-        audio, rate = read_audio(src)
-        batch = runtime.convert(audio, rate, profile, emotion=emotion)
-        state.metrics.audio_seconds_in.inc(audio.shape[0] / rate)
-        state.metrics.frames_out.inc(len(batch))
         out = Path(tmp) / f"out.{fmt}"
         save_frames(out, batch)
         return out.read_bytes()
