@@ -27,6 +27,7 @@ from audio2face.errors import ConfigError
 from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings
+from audio2face.streaming.pusher import BatchPusher
 from audio2face.streaming.session import Session
 from audio2face.types import Engine, FloatArray, FrameBatch
 
@@ -44,6 +45,8 @@ class Runtime:
     metrics: Metrics
     batch_timed_engines: frozenset[str] = frozenset()
     """Engines whose inference runs are timed by their batcher (``a2f_inference_seconds``)."""
+    pusher: BatchPusher | None = None
+    """Runs the pushes of sessions that can batch (see :attr:`Session.batch_key`)."""
     _fps_engines: dict[tuple[str, float], Engine] = field(default_factory=dict, repr=False)
     _fps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -77,11 +80,18 @@ class Runtime:
                 "inference threads will compete for cores",
                 settings.intra_op_threads, settings.inference_workers, _cpu_count(),
             )  # fmt: skip
+        pusher = BatchPusher(
+            threads=settings.inference_workers,
+            max_batch=settings.max_batch_size,
+            wait_s=settings.batch_wait_ms / 1000.0,
+        )
         logger.info("engines loaded: %s", ", ".join(sorted(loaded)) or "none")
-        return cls(settings, loaded, profiles, executor, metrics, frozenset(timed))
+        return cls(settings, loaded, profiles, executor, metrics, frozenset(timed), pusher)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.pusher is not None:
+            self.pusher.close()
 
     def resolve_profile(self, name: str | None) -> Profile:
         """The profile called ``name``; unknown names fall back to the default (logged)."""

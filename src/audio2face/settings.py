@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         "CPU count up to 4). intra_op_threads * inference_workers should not exceed the "
         "cores; measured in docs/benchmarks.md (Threads).",
     )  # fmt: skip
+    default_model_threads: int = Field(
+        1, ge=1,
+        description="onnxruntime intra-op threads for the embedded default model. Its "
+        "convolutions are too small to split: 2 threads were slower than 1 at every batch "
+        "size measured (docs/benchmarks.md, Threads), so one core does the model's work "
+        "and the others the rest of the server.",
+    )  # fmt: skip
     inter_op_threads: int = Field(
         1, ge=1, description="onnxruntime threads across ops (graphs here are one chain: 1)."
     )

@@ -64,3 +64,37 @@ def test_misuse_is_an_error() -> None:
         ex.push(state, np.zeros(10, np.float32))
     with pytest.raises(ValueError):
         log_mel(np.zeros((2, 10), np.float32))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 4000), min_size=1, max_size=5),
+    rounds=st.lists(st.lists(st.integers(0, 900), min_size=5, max_size=5), max_size=6),
+)
+def test_push_many_equals_each_stream_alone(lengths: list[int], rounds: list[list[int]]) -> None:
+    """Streams pushed together (one FFT for all) get exactly their own whole-signal rows."""
+    signals = [_signal(n, seed) for seed, n in enumerate(lengths)]
+    ex = LogMelExtractor()
+    states = [ex.new_state() for _ in signals]
+    rows: list[list[np.ndarray]] = [[] for _ in signals]
+    pos = [0] * len(signals)
+    for sizes in [*rounds, [10**6] * 5]:  # the last round pushes every remainder
+        chunks = []
+        for k, x in enumerate(signals):
+            chunks.append(x[pos[k] : pos[k] + sizes[k]])
+            pos[k] += chunks[-1].shape[0]
+        for k, out in enumerate(ex.push_many(states, chunks)):
+            rows[k].append(out)
+    for k, x in enumerate(signals):
+        rows[k].append(ex.finish(states[k]))
+        np.testing.assert_array_equal(np.concatenate(rows[k]), log_mel(x))
+
+
+def test_push_many_checks_its_arguments() -> None:
+    ex = LogMelExtractor()
+    with pytest.raises(ValueError, match="states"):
+        ex.push_many([ex.new_state()], [])
+    done = ex.new_state()
+    ex.finish(done)
+    with pytest.raises(RuntimeError):
+        ex.push_many([ex.new_state(), done], [np.zeros(10), np.zeros(10)])

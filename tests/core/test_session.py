@@ -153,3 +153,72 @@ def test_non_finite_engine_output_is_an_error_not_zeros() -> None:
     )
     with pytest.raises(EngineError, match="non-finite"):
         session.push(np.zeros(16000, np.float32))
+
+
+# --- pushing many sessions together ---------------------------------------------------
+
+
+class BatchRms(RmsStream):
+    """RmsStream that can be pushed in batches; records each batch's size."""
+
+    batches: list[int]
+    fail_batch = False
+
+    def __init__(self, key: object) -> None:
+        super().__init__()
+        self.batch_key = key
+
+    @classmethod
+    def push_many(cls, streams, audios, emotions=None):
+        cls.batches.append(len(streams))
+        if cls.fail_batch:
+            raise RuntimeError("model run failed")
+        return [s.push(a) for s, a in zip(streams, audios, strict=True)]
+
+
+def batch_session(key: object) -> Session:
+    return Session(BatchRms(key), TagEmotion(), names=("rms", "index"), fps=30.0,
+                   input_rate=16000, engine_rate=16000)  # fmt: skip
+
+
+def test_push_sessions_batches_by_key_and_matches_single_pushes() -> None:
+    from audio2face.streaming.session import push_sessions
+
+    BatchRms.batches, BatchRms.fail_batch = [], False
+    x = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    together = [batch_session("a"), batch_session("a"), batch_session("b"), make_session()]
+    alone = [batch_session("a"), batch_session("a"), batch_session("b"), make_session()]
+    assert [s.batch_key for s in together] == ["a", "a", "b", None]
+    for start in range(0, 16000, 640):
+        piece = x[start : start + 640]
+        results = push_sessions([(s, piece, "happy") for s in together])
+        for got, single in zip(results, alone, strict=True):
+            want = single.push(piece, "happy")
+            assert got.first_frame == want.first_frame
+            np.testing.assert_array_equal(got.values, want.values)
+    assert set(BatchRms.batches[:2]) == {2, 1}  # "a" pushed as a pair, "b" alone
+
+
+def test_push_sessions_keeps_errors_with_their_session() -> None:
+    from audio2face.streaming.session import push_sessions
+
+    BatchRms.batches, BatchRms.fail_batch = [], False
+    done, ok, other_key = batch_session("a"), batch_session("a"), batch_session("b")
+    done.finish()
+    piece = np.zeros(640, np.float32)
+    results = push_sessions([(done, piece, None), (ok, piece, None), (other_key, piece, None)])
+    assert isinstance(results[0], ProtocolError)
+    assert not isinstance(results[1], Exception) and not isinstance(results[2], Exception)
+    # A failed model run fails every session in that run, and only those.
+    BatchRms.fail_batch = True
+    a2, b2 = batch_session("a"), batch_session("b")
+    results = push_sessions([(ok, piece, None), (a2, piece, None), (b2, piece, None)])
+    assert all(isinstance(r, EngineError) for r in results)
+    assert ok.state is SessionState.FAILED and a2.state is SessionState.FAILED
+    BatchRms.fail_batch = False
+    plain = make_session()
+    nan = Session(NaNStream(), TagEmotion(), names=("rms", "index"), fps=30.0,
+                  input_rate=16000, engine_rate=16000)  # fmt: skip
+    results = push_sessions([(nan, np.ones(16000, np.float32), None), (plain, np.ones(16000, np.float32), None)])
+    assert isinstance(results[0], EngineError) and "non-finite" in str(results[0])
+    assert len(results[1]) > 0

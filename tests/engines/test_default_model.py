@@ -178,6 +178,45 @@ def test_concurrent_streams_batch_and_stay_exact() -> None:
         np.testing.assert_allclose(frames, run(e, clip), atol=1e-4)
 
 
+@settings(max_examples=8, deadline=None)
+@given(
+    seeds=st.lists(st.integers(0, 1000), min_size=2, max_size=5, unique=True),
+    sizes=st.lists(st.sampled_from([0, 160, 320, 480, 640, 1000, 1280, 4000]), min_size=1, max_size=10),
+)
+def test_push_many_gives_each_stream_its_own_frames(engine: DefaultEngine, seeds: list[int],
+                                                     sizes: list[int]) -> None:  # fmt: skip
+    """Streams pushed together (steps of several lengths in one call, some streams
+    getting nothing) get exactly the frames of their own pushes."""
+    from audio2face.engines.default import DefaultEngineStream
+
+    clips = [bursts(SR, seed) for seed in seeds]
+    streams = [engine.open_stream() for _ in clips]
+    got: list[list[np.ndarray]] = [[] for _ in clips]
+    pos = [0] * len(clips)
+    for r, size in enumerate(sizes):
+        # Stream k pushes a different amount each round, so step lengths differ.
+        chunks = [c[pos[k] : pos[k] + (size * (k + r) % 1500)] for k, c in enumerate(clips)]
+        for k, out in enumerate(DefaultEngineStream.push_many(streams, chunks)):
+            got[k].append(out)
+            pos[k] += chunks[k].shape[0]
+    for k, (clip, stream) in enumerate(zip(clips, streams, strict=True)):
+        got[k].append(stream.push(clip[pos[k] :]))
+        got[k].append(stream.finish())
+        np.testing.assert_allclose(np.concatenate(got[k]), run(engine, clip), atol=1e-4)
+
+
+def test_push_many_refuses_streams_of_different_models_or_finished(engine: DefaultEngine) -> None:
+    from audio2face.engines.default import DefaultEngineStream
+
+    other = load_default_engine(Settings(intra_op_threads=1, providers="cpu"))
+    a, b = engine.open_stream(), other.open_stream()
+    with pytest.raises(ValueError, match="one model"):
+        DefaultEngineStream.push_many([a, b], [np.zeros(320, np.float32)] * 2)
+    a.finish()
+    with pytest.raises(RuntimeError, match="finish"):
+        DefaultEngineStream.push_many([a], [np.zeros(320, np.float32)])
+
+
 @pytest.mark.parametrize("fps", [24.0, 29.97, 30.0, 60.0, 100.0])
 @pytest.mark.parametrize("n", [0, 1, 159, 533, 16000, 16001, 40_321])
 def test_frame_count_is_exact(engine: DefaultEngine, fps: float, n: int) -> None:

@@ -22,6 +22,7 @@ because anything data-dependent would break chunking invariance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -114,25 +115,35 @@ def _interleaved_filterbank(params: FeatureParams) -> npt.NDArray[np.float64]:
     return fb
 
 
-def _frames_from_padded(padded: npt.NDArray[np.float64], n_frames: int, params: FeatureParams) -> FloatArray:
-    """Log-mel of frames whose windows start at ``padded[k*hop]``, k < n_frames."""
-    if n_frames <= 0:
-        return np.zeros((0, params.n_mels), np.float32)
-    padded = np.ascontiguousarray(padded, dtype=np.float64)
+def _windows(padded: npt.NDArray[np.float64], n_frames: int, params: FeatureParams) -> npt.NDArray[np.float64]:
+    """Read-only view ``[n_frames, win_length]`` of the windows starting at ``padded[k*hop]``."""
     if (n_frames - 1) * params.hop_length + params.win_length > padded.shape[0]:
         raise ValueError("not enough samples for the requested frames")
-    # A read-only strided view of the overlapping windows (no copy); as_strided is
-    # used directly because sliding_window_view's checks cost more than a small FFT.
+    # as_strided directly: sliding_window_view's checks cost more than a small FFT.
     step = padded.strides[0]
-    frames = np.lib.stride_tricks.as_strided(
+    return np.lib.stride_tricks.as_strided(
         padded, shape=(n_frames, params.win_length), strides=(params.hop_length * step, step), writeable=False
-    ) * _window(params)
-    spec = np.fft.rfft(frames, n=params.n_fft, axis=1)
+    )
+
+
+def _log_mel_rows(windows: npt.NDArray[np.float64], params: FeatureParams) -> FloatArray:
+    """Log-mel of each row of ``windows`` ``[n, win_length]`` (rows are independent)."""
+    if windows.shape[0] == 0:
+        return np.zeros((0, params.n_mels), np.float32)
+    spec = np.fft.rfft(windows * _window(params), n=params.n_fft, axis=1)
     # |X|^2 through the interleaved (re, im) view: one multiply, then one matmul with
     # the filterbank duplicated per re/im row. Taking .real/.imag of a complex array
     # makes strided copies and costs more than the FFT itself.
     parts = spec.view(np.float64)
     return np.log((parts * parts) @ _interleaved_filterbank(params) + params.eps).astype(np.float32)
+
+
+def _frames_from_padded(padded: npt.NDArray[np.float64], n_frames: int, params: FeatureParams) -> FloatArray:
+    """Log-mel of frames whose windows start at ``padded[k*hop]``, k < n_frames."""
+    if n_frames <= 0:
+        return np.zeros((0, params.n_mels), np.float32)
+    padded = np.ascontiguousarray(padded, dtype=np.float64)
+    return _log_mel_rows(_windows(padded, n_frames, params), params)
 
 
 def log_mel(audio: npt.ArrayLike, params: FeatureParams = DEFAULT_FEATURES) -> FloatArray:
@@ -172,17 +183,33 @@ class LogMelExtractor:
 
     def push(self, state: LogMelState, audio: npt.ArrayLike) -> FloatArray:
         """Add audio; return the frames whose whole window is now known."""
-        if state.finished:
-            raise RuntimeError("push() after finish(); open a new state for a new stream")
-        x = np.asarray(audio, np.float64).reshape(-1)
-        state.n_samples += x.shape[0]
-        buf = np.concatenate([state.pending, x]) if x.shape[0] else state.pending
+        return self.push_many([state], [audio])[0]
+
+    def push_many(self, states: Sequence[LogMelState], audios: Sequence[npt.ArrayLike]) -> list[FloatArray]:
+        """:meth:`push` for several streams at once, with one FFT and one filterbank
+        product for all their new frames: for 40 ms pushes the cost of a push is mostly
+        per-call overhead, so a server pays it once per batch instead of per stream.
+        Rows are computed independently, so the result is what separate pushes give."""
+        if len(states) != len(audios):
+            raise ValueError(f"{len(states)} states but {len(audios)} audio chunks")
         p = self.params
-        n = 0 if buf.shape[0] < p.win_length else (buf.shape[0] - p.win_length) // p.hop_length + 1
-        out = _frames_from_padded(buf, n, p)
-        state.pending = buf[n * p.hop_length :]
-        state.n_frames += n
-        return out
+        if any(state.finished for state in states):  # before any state changes
+            raise RuntimeError("push() after finish(); open a new state for a new stream")
+        views, counts = [], []
+        for state, audio in zip(states, audios, strict=True):
+            x = np.asarray(audio, np.float64).reshape(-1)
+            state.n_samples += x.shape[0]
+            buf = np.concatenate([state.pending, x]) if x.shape[0] else state.pending
+            n = 0 if buf.shape[0] < p.win_length else (buf.shape[0] - p.win_length) // p.hop_length + 1
+            if n:
+                views.append(_windows(buf, n, p))
+            counts.append(n)
+            state.pending = buf[n * p.hop_length :]
+            state.n_frames += n
+        if not views:
+            return [np.zeros((0, p.n_mels), np.float32) for _ in counts]
+        rows = _log_mel_rows(np.concatenate(views) if len(views) > 1 else views[0], p)
+        return np.split(rows, np.cumsum(counts[:-1]))
 
     def finish(self, state: LogMelState) -> FloatArray:
         """Zero-pad the tail; return the remaining frames up to ``ceil(N / hop)``."""

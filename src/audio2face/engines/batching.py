@@ -45,7 +45,7 @@ __all__ = ["BatchObserver", "BatchingSession", "OrtLikeSession", "batching_sessi
 logger = logging.getLogger("audio2face.engines.batching")
 
 BatchObserver = Callable[[int, float], None]
-"""Called after each batch run with ``(requests in the batch, seconds of session.run)``."""
+"""Called after each batch run with ``(rows in the batch, seconds of session.run)``."""
 
 
 class OrtLikeSession(Protocol):
@@ -255,7 +255,7 @@ class BatchingSession:
         observer = self._observer
         if observer is not None:
             try:
-                observer(len(requests), seconds)
+                observer(group.rows, seconds)
             except Exception:  # metrics must never fail inference
                 logger.exception("batch observer failed")
 
@@ -286,14 +286,16 @@ def batching_session(
     *,
     name: str,
     batch_inputs: Iterable[str] | None = None,
+    wait: bool = True,
 ) -> BatchingSession:
     """``session`` behind a :class:`BatchingSession` configured from ``settings``
-    (``inference_workers``, ``max_batch_size``, ``batch_wait_ms``)."""
+    (``inference_workers``, ``max_batch_size``, ``batch_wait_ms``). ``wait=False``
+    drops the wait for company, for callers that gather their batch themselves."""
     return BatchingSession(
         session,
         workers=settings.inference_workers,
         max_batch_size=settings.max_batch_size,
-        wait_s=settings.batch_wait_ms / 1000.0,
+        wait_s=settings.batch_wait_ms / 1000.0 if wait else 0.0,
         batch_inputs=batch_inputs,
         name=name,
     )

@@ -104,7 +104,9 @@ def compare_unitalker(
     x = np.asarray(audio, np.float32).reshape(-1)
     step = max(1, round(segment_s * 16000))
     if x.shape[0] < step:
-        raise ValueError(f"need at least {segment_s:g} s of audio to compare, got {x.shape[0] / 16000:.2f} s")
+        raise ValueError(
+            f"need at least {segment_s:g} s of audio to compare, got {x.shape[0] / 16000:.2f} s"
+        )
     overrides = {"intra_op_threads": threads, "inference_workers": 1} if threads else {}
     settings = Settings(providers="cpu", **overrides)  # type: ignore[arg-type]
     models = [

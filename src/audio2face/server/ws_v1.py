@@ -4,8 +4,9 @@ One connection carries one utterance. Three stages overlap per connection:
 
 * the receive loop decodes and validates messages and queues audio (bounded by
   buffered seconds, so a fast sender is paused rather than buffered without end);
-* the worker runs inference and postprocessing in the thread pool, one body at a
-  time and in order;
+* the worker runs inference and postprocessing off the event loop, one body at a
+  time and in order: in the runtime's pusher, batched with other streams' bodies,
+  when the engine can batch whole pushes (the default model), else in the thread pool;
 * sends happen in the worker, with a timeout, so a client that stops reading pauses
   its own stream and, past ``send_timeout_s``, is closed with a reason.
 
@@ -368,7 +369,7 @@ class V1Stream:
             carry: FrameBatch | None = None
             for start in range(0, max(1, audio.shape[0]), step):
                 piece = audio[start : start + step]
-                pushed = await self._infer(loop, session.push, piece, emotion)
+                pushed = await self._push(loop, session, piece, emotion)
                 batch = carry.then(pushed) if carry is not None else pushed
                 keep = len(batch) % self.chunk_frames if start + step < audio.shape[0] else 0
                 batch, carry = batch.split_at(len(batch) - keep)
@@ -393,6 +394,17 @@ class V1Stream:
             arrived = nxt[2]
         joined = np.concatenate(parts) if len(parts) > 1 else audio
         return (joined, emotion, arrived), held
+
+    async def _push(
+        self, loop: asyncio.AbstractEventLoop, session: Session, audio: np.ndarray, emotion: str | None
+    ) -> FrameBatch:
+        """One push: with other streams' in the runtime's pusher when the session's engine
+        can batch whole pushes (the default model), else in the thread pool."""
+        runtime = self.state.runtime
+        pusher = runtime.pusher if runtime is not None else None
+        if pusher is not None and session.batch_key is not None:
+            return await pusher.push(session, audio, emotion)
+        return await self._infer(loop, session.push, audio, emotion)
 
     async def _infer(
         self, loop: asyncio.AbstractEventLoop, call: Callable[..., FrameBatch], *args: object

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -96,11 +96,16 @@ class Session:
 
     def push(self, audio: FloatArray, emotion: str | None = None) -> FrameBatch:
         """Feed mono float32 audio at ``input_rate``; return the frames now ready."""
-        self._require_open("push audio")
-        self._emotions.set(self.samples_in, emotion)
-        self.samples_in += int(audio.shape[0])
-        raw = self._run(lambda: self._engine.push(self._resampler.push(audio), emotion))
-        return self._emit(raw)
+        resampled = self._begin_push(audio, emotion)
+        return self._emit(self._run(lambda: self._engine.push(resampled, emotion)))
+
+    @property
+    def batch_key(self) -> Hashable | None:
+        """Sessions with equal keys can be pushed together by :func:`push_sessions` (their
+        engine streams share a model and offer ``push_many``); ``None``: one at a time."""
+        if not callable(getattr(self._engine, "push_many", None)):
+            return None
+        return getattr(self._engine, "batch_key", None)
 
     def finish(self) -> FrameBatch:
         """End of audio: return every remaining frame; the frame clock is then exact."""
@@ -137,23 +142,38 @@ class Session:
         if self.state is not SessionState.OPEN:
             raise ProtocolError(f"cannot {action}: the stream is {self.state.value}")
 
+    def _begin_push(self, audio: FloatArray, emotion: str | None) -> FloatArray:
+        """Account for a push's input; return it at the engine's rate."""
+        self._require_open("push audio")
+        self._emotions.set(self.samples_in, emotion)
+        self.samples_in += int(audio.shape[0])
+        return self._resampler.push(audio)
+
     def _run(self, call: Callable[[], object]) -> FloatArray:
         try:
             out = call()
-        except EngineError:
+        except Exception as exc:
+            raise self._engine_failed(exc) from exc
+        return self._checked(out)
+
+    def _engine_failed(self, exc: Exception) -> EngineError:
+        """Mark the stream failed; the error to raise for ``exc``. Engines are plug-ins,
+        so any failure surfaces as an :class:`EngineError`."""
+        self.state = SessionState.FAILED
+        if isinstance(exc, EngineError):
+            return exc
+        return EngineError(f"inference failed: {type(exc).__name__}: {exc}")
+
+    def _checked(self, out: object) -> FloatArray:
+        """The engine's frames as float32 ``[n, channels]``; fail the stream otherwise."""
+        values = np.asarray(out, dtype=np.float32)
+        if values.ndim != 2:
             self.state = SessionState.FAILED
-            raise
-        except Exception as exc:  # engines are plug-ins; surface any failure as an error
-            self.state = SessionState.FAILED
-            raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
-        out = np.asarray(out, dtype=np.float32)
-        if out.ndim != 2:
-            self.state = SessionState.FAILED
-            raise EngineError(f"engine returned an array of shape {out.shape}, not [n, channels]")
-        if not np.isfinite(out).all():
+            raise EngineError(f"engine returned an array of shape {values.shape}, not [n, channels]")
+        if not np.isfinite(values).all():
             self.state = SessionState.FAILED
             raise EngineError("engine produced non-finite values (NaN or infinity)")
-        return out
+        return values
 
     def _emit(self, raw: FloatArray) -> FrameBatch:
         first = self.frames_out
@@ -183,3 +203,60 @@ class Session:
 
     def _emotion_of_frame(self, frame: int) -> str | None:
         return self._emotions.at(self._sample_of_frame(frame))
+
+
+PushResult = FrameBatch | Exception
+"""A session's frames, or the exception its own :meth:`Session.push` would have raised."""
+
+
+def push_sessions(items: Sequence[tuple[Session, FloatArray, str | None]]) -> list[PushResult]:
+    """:meth:`Session.push` for many sessions; results in the order of ``items``.
+
+    Sessions with the same :attr:`Session.batch_key` are pushed through one
+    ``push_many`` call of their engine (one model run for all of them); the others one
+    by one. A session appears at most once. An error stays with its session, except
+    that a failed shared model run fails every session in it.
+    """
+    results: list[PushResult | None] = [None] * len(items)
+    groups: dict[Hashable, list[int]] = {}
+    for i, (session, audio, emotion) in enumerate(items):
+        key = session.batch_key
+        if key is None:
+            results[i] = _push_one(session, audio, emotion)
+        else:
+            groups.setdefault(key, []).append(i)
+    for indices in groups.values():
+        ready: list[tuple[int, FloatArray]] = []
+        for i in indices:
+            session, audio, emotion = items[i]
+            try:
+                ready.append((i, session._begin_push(audio, emotion)))
+            except Exception as exc:
+                results[i] = exc
+        if not ready:
+            continue
+        sessions = [items[i][0] for i, _ in ready]
+        engines = [s._engine for s in sessions]
+        try:
+            outs = type(engines[0]).push_many(  # type: ignore[attr-defined]
+                engines, [a for _, a in ready], [items[i][2] for i, _ in ready]
+            )
+        except Exception as exc:
+            for (i, _), session in zip(ready, sessions, strict=True):
+                results[i] = session._engine_failed(exc)
+            continue
+        for (i, _), session, out in zip(ready, sessions, outs, strict=True):
+            try:
+                results[i] = session._emit(session._checked(out))
+            except Exception as exc:  # a postprocess bug: this session's, not the batch's
+                results[i] = exc
+    done = [r for r in results if r is not None]
+    assert len(done) == len(items), "every item gets a result"
+    return done
+
+
+def _push_one(session: Session, audio: FloatArray, emotion: str | None) -> PushResult:
+    try:
+        return session.push(audio, emotion)
+    except Exception as exc:
+        return exc

@@ -212,7 +212,8 @@ class DefaultModel:
         model_path = Path(path or settings.default_model or packaged_model_path()).expanduser()
         sidecar = verify_sidecar(model_path)
         stream_path = model_path.with_name(Path(str(sidecar["stream"]["file"])).name)  # type: ignore[index]
-        raw = create_session(stream_path, settings, SOURCE)
+        threads = settings.model_copy(update={"intra_op_threads": settings.default_model_threads})
+        raw = create_session(stream_path, threads, SOURCE)
         info = ModelInfo.from_metadata(dict(raw.get_modelmeta().custom_metadata_map))
         inputs, outputs = raw.get_inputs(), [o.name for o in raw.get_outputs()]
         if (inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != info.features.n_mels
@@ -222,9 +223,12 @@ class DefaultModel:
         initial = silence_caches(raw)  # before batching: a one-off run at load
         logger.info("default model %s (version %s, look-ahead %.0f ms)", model_path,
                     info.version, info.lookahead_s * 1000)  # fmt: skip
-        # Every step goes through the bounded inference pool; concurrent streams'
-        # steps of equal length (20 ms pushes: 2 frames each) share one run.
-        return cls(batching_session(raw, settings, name="default"), info, model_path, initial, settings)
+        # Every step goes through the bounded inference pool; concurrent streams' steps
+        # of equal length share one run. The server's pusher gathers its batches itself
+        # (streaming/pusher.py), so a run never waits here for company; steps of
+        # callers outside it (convert, HTTP uploads) still join while a run is busy.
+        session = batching_session(raw, settings, name="default", wait=False)
+        return cls(session, info, model_path, initial, settings)
 
     def attach_batch_observer(self, observer: BatchObserver | None) -> None:
         """Report each inference batch (size, seconds) to ``observer``, when batched."""
@@ -232,15 +236,17 @@ class DefaultModel:
             self.session.set_observer(observer)
 
     def step(self, feats: FloatArray, caches: Sequence[FloatArray]) -> tuple[FloatArray, list[FloatArray]]:
-        """One stream's streaming step: ``[n, n_mels]`` new features (``n`` even) and its
-        caches (``[1, C, frames]`` each) -> ``[n / 2, n_out]`` outputs and the new caches."""
-        feeds = {INPUT_NAME: np.ascontiguousarray(feats, dtype=np.float32)[None]}
+        """Streaming step of ``B`` streams at once: ``[B, n, n_mels]`` new features
+        (``n`` even, the same for all) and their caches (``[B, C, frames]`` each, the
+        streams' own caches concatenated) -> ``[B, n / 2, n_out]`` outputs and the new
+        caches, in the same layout."""
+        feeds = {INPUT_NAME: np.ascontiguousarray(feats, dtype=np.float32)}
         feeds.update(zip(self._cache_names, caches, strict=True))
         try:
             y, *new = self.session.run(self._output_names, feeds)
         except Exception as exc:  # onnxruntime's errors have no common base class
             raise EngineError(f"default model inference failed: {exc}") from exc
-        return y[0], new
+        return y, new
 
     def n_outputs(self, n_frames: int) -> int:
         """Outputs the full-window graph gives for a window of ``n_frames`` feature frames."""

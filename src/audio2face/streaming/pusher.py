@@ -1,0 +1,145 @@
+"""Many streams' pushes run together on a few threads: the server's inference loop.
+
+A server holds one :class:`~audio2face.streaming.session.Session` per connection and
+gets a 40 ms body from each of them 25 times a second. Handing each body to a thread
+pool on its own costs a thread wake-up, a GIL hand-over and a loop wake-up per body,
+and many stream threads doing small pieces of Python fight over the one GIL. So
+:class:`BatchPusher` keeps a queue and ``threads`` threads (``inference_workers``)::
+
+    event loop (all connections)            pusher thread
+      await pusher.push(session, audio) ──┐
+      await pusher.push(session, audio) ──┼─> queue ──> push_sessions(all queued)
+      await pusher.push(session, audio) ──┘               one FFT, one model run
+                   <──────── one call_soon_threadsafe per batch ───┘
+
+A thread takes everything queued (up to ``max_batch``), so batches grow with the
+load and cost no extra wait when the thread is busy; when it was idle, the first
+push waits ``wait_s`` for company, as the model-level batcher does. Results go back
+to the event loop in one call per batch. Sessions whose engine cannot batch a push
+(see :attr:`Session.batch_key`) still work here, one by one, but the server sends
+those to its thread pool instead, where their model calls batch by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from audio2face.errors import EngineError
+from audio2face.streaming.session import PushResult, Session, push_sessions
+from audio2face.types import FloatArray, FrameBatch
+
+__all__ = ["BatchPusher"]
+
+logger = logging.getLogger("audio2face.streaming.pusher")
+
+
+@dataclass(slots=True)
+class _Item:
+    session: Session
+    audio: FloatArray
+    emotion: str | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[FrameBatch]
+
+
+class BatchPusher:
+    """Runs :meth:`Session.push` calls from an event loop in batches on its own threads.
+
+    A session must not have two pushes in flight at once (a stream awaits each push
+    before the next, which also keeps its audio in order).
+    """
+
+    def __init__(
+        self, *, threads: int = 1, max_batch: int = 64, wait_s: float = 0.0, name: str = "a2f-push"
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if wait_s < 0:
+            raise ValueError(f"wait_s must be >= 0, got {wait_s}")
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    async def push(self, session: Session, audio: FloatArray, emotion: str | None = None) -> FrameBatch:
+        """``session.push(audio, emotion)``, run on a pusher thread with other streams'."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FrameBatch] = loop.create_future()
+        with self._cond:
+            if self._closed:
+                raise EngineError("the inference loop is shut down")
+            self._queue.append(_Item(session, audio, emotion, loop, future))
+            self._cond.notify()
+        return await future
+
+    def close(self) -> None:
+        """Stop the threads once the queue is empty; later pushes are refused."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # --- the threads --------------------------------------------------------------
+    def _take(self) -> list[_Item] | None:
+        """Wait for work; return up to ``max_batch`` items (``None``: closed and empty)."""
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            if self.wait_s > 0 and len(self._queue) < self.max_batch:
+                # Only an idle thread waits for company: under load the queue has
+                # filled while the previous batch ran.
+                deadline = time.monotonic() + self.wait_s
+                while len(self._queue) < self.max_batch and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+            n = min(len(self._queue), self.max_batch)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        while (items := self._take()) is not None:
+            # Drop pushes whose stream has gone (cancelled while queued).
+            live = [item for item in items if not item.future.cancelled()]
+            try:
+                results = push_sessions([(i.session, i.audio, i.emotion) for i in live])
+            except Exception as exc:  # a bug in the batch path: fail these pushes only
+                logger.exception("a batch of %d pushes failed", len(live))
+                results = [exc] * len(live)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, PushResult]]] = {}
+            for item, result in zip(live, results, strict=True):
+                by_loop.setdefault(item.loop, []).append((item.future, result))
+            for loop, done in by_loop.items():
+                # A closed loop raises RuntimeError: nobody is waiting there any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_deliver, done)
+
+
+def _deliver(done: list[tuple[asyncio.Future, PushResult]]) -> None:
+    for future, result in done:
+        if future.cancelled():
+            continue
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
