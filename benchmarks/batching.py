@@ -1,59 +1,73 @@
 """Micro-batching gain: throughput of the default engine with and without batching.
 
-``--streams`` threads each push 40 ms bodies of real speech through their own
-``DefaultEngineStream`` as fast as they can (a saturated server); all share one model
-whose session sits behind a :class:`~audio2face.engines.batching.BatchingSession` with
-``max_batch_size`` 1 (no batching, still the bounded inference pool) or larger. The
-result is audio seconds per wall second and the mean batch size.
+``--streams`` streams on one asyncio event loop each push 40 ms bodies of real speech
+through their own ``Session`` (the ``arkit`` profile, postprocessing included) as fast
+as they can, each awaiting its frames before its next body: a saturated server
+without the network. Bodies go the way the server sends them:
 
-    python benchmarks/batching.py [--model PATH] [--streams 64] [--seconds 8]
+* ``pusher``: the runtime's :class:`~audio2face.streaming.pusher.BatchPusher` with
+  ``max_batch_size`` 1 (every body alone: the batch-size-1 baseline) or larger;
+* ``pool``: ``loop.run_in_executor`` into a pool of ``stream_workers`` threads, one body
+  per hand-off, model runs batched underneath by the ``BatchingSession`` (how the
+  server ran every engine before the pusher; still how it runs UniTalker).
+
+The result is audio seconds per wall second and the mean rows per model run.
+
+    python benchmarks/batching.py [--streams 64] [--seconds 8] [--out FILE.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
-import threading
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from audio2face.bench import WIRE_RATE, load_speech
-from audio2face.engines.default import load_default_engine
+from audio2face.runtime import Runtime
 from audio2face.settings import Settings
 
 
-def run(settings: Settings, streams: int, seconds: float, speech: np.ndarray) -> dict:
-    engine = load_default_engine(settings)  # its session sits behind a BatchingSession
+def run(settings: Settings, path: str, streams: int, seconds: float, audio: np.ndarray) -> dict:
+    runtime = Runtime.start(settings)
     sizes: list[int] = []
-    engine.attach_batch_observer(lambda n, s: sizes.append(n))
+    runtime.engines["default"].attach_batch_observer(lambda n, s: sizes.append(n))
     body = int(0.04 * WIRE_RATE)
-    audio = speech.astype(np.float32) / 32768.0
-    stop = time.monotonic() + seconds
     pushed = [0] * streams
 
-    def work(k: int) -> None:
-        stream = engine.open_stream()
+    async def stream(k: int, stop: float) -> None:
+        loop = asyncio.get_running_loop()
+        session, _ = runtime.open_session("arkit", WIRE_RATE, seed=k)
         pos = (k * 7919 * body) % (len(audio) - body)
         while time.monotonic() < stop:
-            stream.push(audio[pos : pos + body])
+            piece = audio[pos : pos + body]
+            if path == "pusher" and runtime.pusher is not None:
+                await runtime.pusher.push(session, piece)
+            else:
+                await loop.run_in_executor(runtime.executor, session.push, piece)
             pushed[k] += 1
             pos = (pos + body) % (len(audio) - body)
 
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - t0
+    async def main() -> float:
+        t0 = time.monotonic()
+        await asyncio.gather(*(stream(k, t0 + seconds) for k in range(streams)))
+        return time.monotonic() - t0
+
+    try:
+        wall = asyncio.run(main())
+    finally:
+        runtime.close()
     return {
+        "path": path, "streams": streams,
         "inference_workers": settings.inference_workers,
-        "intra_op_threads": settings.intra_op_threads,
+        "stream_workers": settings.stream_workers if path == "pool" else None,
         "max_batch_size": settings.max_batch_size, "batch_wait_ms": settings.batch_wait_ms,
-        "streams": streams, "audio_s_per_s": round(sum(pushed) * 0.04 / wall, 1),
+        "audio_s_per_s": round(sum(pushed) * 0.04 / wall, 1),
         "mean_batch_size": round(float(np.mean(sizes)), 2) if sizes else None,
     }  # fmt: skip
 
@@ -61,27 +75,21 @@ def run(settings: Settings, streams: int, seconds: float, speech: np.ndarray) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--model", type=Path, help="default model file (else the packaged one)")
     ap.add_argument("--streams", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--configs", default="1:0,8:0,16:0,64:0,16:2,64:2",
-                    help="max_batch_size:batch_wait_ms pairs, comma-separated")
-    ap.add_argument("--threads", default="1x2,2x1",
-                    help="inference_workers x intra_op_threads pairs, comma-separated")
+    ap.add_argument("--configs", default="pusher:1:0,pusher:8:0,pusher:64:0,pusher:64:2,pool:64:2",
+                    help="path:max_batch_size:batch_wait_ms triples, comma-separated")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    threads = [tuple(int(v) for v in t.split("x")) for t in args.threads.split(",")]
-    args.configs = [(int(a), float(b)) for a, b in (c.split(":") for c in args.configs.split(","))]
-    speech = load_speech()
+    audio = load_speech().astype(np.float32) / 32768.0
     rows = []
-    for workers, intra in threads:
-        for size, wait in args.configs:
-            s = Settings(default_model=args.model, max_batch_size=size, batch_wait_ms=wait,
-                         inference_workers=workers, intra_op_threads=intra)  # fmt: skip
-            rows.append(run(s, args.streams, args.seconds, speech))
-            print(json.dumps(rows[-1]), flush=True)
+    for config in args.configs.split(","):
+        path, size, wait = config.split(":")
+        settings = Settings(max_batch_size=int(size), batch_wait_ms=float(wait))
+        rows.append(run(settings, path, args.streams, args.seconds, audio))
+        print(json.dumps(rows[-1]), flush=True)
     result = {"cpu_count": os.cpu_count(), "load_at_end": round(os.getloadavg()[0], 2),
-              "rows": rows}  # fmt: skip
+              "argv": argv if argv is not None else sys.argv[1:], "rows": rows}  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return 0

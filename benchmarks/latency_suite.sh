@@ -7,9 +7,12 @@ set -uo pipefail  # a run that misses its bound exits 1; the suite goes on
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=benchmarks/models/unitalker_like.onnx
+INT8=benchmarks/models/unitalker_like_int8.onnx  # audio2face quantize $MODEL -o $INT8
 OUT=benchmarks/results
 UNITALKER=(--set unitalker_model=$MODEL --set default_profile=unitalker --stagger 2 --seconds 15
            --keep-going --modes window,segment)
+UNITALKER_INT8=(--set unitalker_model=$INT8 --set default_profile=unitalker --stagger 2 --seconds 15
+                --keep-going --modes window,segment)
 
 what=${1:-all}
 
@@ -34,10 +37,24 @@ if [[ $what == all || $what == unitalker || $what == unitalker-capacity ]]; then
     --out $OUT/unitalker_defaults
 fi
 
+if [[ $what == all || $what == int8 ]]; then
+  [[ -f $INT8 ]] || $PY -m audio2face.cli quantize $MODEL -o $INT8
+  $PY benchmarks/threads.py $INT8 --window-s 0.6 --out $OUT/threads_unitalker_like_int8.json
+  # the same two points as above, on int8 weights
+  $PY benchmarks/latency.py "${UNITALKER_INT8[@]}" --p95-bound 1.0 --streams 1,2,4,6,8 \
+    --set window_left_context_s=0 --set window_hop_s=0.5 --set window_lookahead_s=0.1 \
+    --set window_crossfade_s=0.1 --out $OUT/unitalker_int8_latency
+  $PY benchmarks/latency.py "${UNITALKER_INT8[@]}" --p95-bound 2.5 --streams 8,10,12,14 \
+    --set window_left_context_s=0 --set window_hop_s=1.5 --set window_lookahead_s=0 \
+    --set window_crossfade_s=0 --out $OUT/unitalker_int8_capacity
+fi
+
 if [[ $what == all || $what == default ]]; then
-  $PY benchmarks/latency.py --p95-bound 0.15 --streams 1,25,50,75,100,125 --seconds 15 \
+  $PY benchmarks/latency.py --p95-bound 0.15 --streams 1,25,50,75,100,125,150 --seconds 15 \
     --stagger 2 --out $OUT/default_latency
-  $PY benchmarks/latency.py --p95-bound 0.15 --streams 100 --seconds 15 --stagger 2 \
+  $PY benchmarks/latency.py --p95-bound 0.15 --streams 100,125,150 --seconds 15 --stagger 2 \
     --set max_batch_size=1 --out $OUT/default_latency_batch1
+  $PY benchmarks/latency.py --p95-bound 0.15 --streams 100,125,150 --seconds 15 --stagger 2 \
+    --set workers=2 --out $OUT/default_latency_workers2
   $PY benchmarks/batching.py --streams 64 --seconds 8 --out $OUT/batching_default.json
 fi
