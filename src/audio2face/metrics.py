@@ -57,7 +57,7 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "a2f_batch_size",
-            "Streams per micro-batch",
+            "Rows per model run (one row: one stream's request)",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )
