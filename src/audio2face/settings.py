@@ -102,9 +102,10 @@ class Settings(BaseSettings):
     )  # fmt: skip
     stream_workers: int = Field(
         64, ge=1,
-        description="Threads for per-stream work (resampling, features, postprocess) and "
-        "for waiting on a batch; more than inference_workers so many streams can join one "
-        "batch.",
+        description="Threads for the per-stream work of engines that cannot batch whole "
+        "pushes (UniTalker, phonemes), each waiting on its window's batch; more than "
+        "inference_workers so many streams can join one batch. The default model's pushes "
+        "run on inference_workers pusher threads instead.",
     )  # fmt: skip
     batch_wait_ms: float = Field(
         2.0, ge=0.0, le=100.0,

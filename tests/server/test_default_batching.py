@@ -19,9 +19,8 @@ MOUTH = [i for i, name in enumerate(ARKIT_52) if name.startswith(("jaw", "mouth"
 
 @pytest.fixture(scope="module")
 def default_server():
-    from conftest import LiveServer
-
     from audio2face.server import create_app
+    from conftest import LiveServer
 
     # A long batch wait so that bodies sent together surely meet in one run.
     settings = Settings(providers="cpu", intra_op_threads=1, batch_wait_ms=30.0)

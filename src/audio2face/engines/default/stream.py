@@ -19,6 +19,12 @@ waits for the next push: steps end on the even frames that outputs' windows end 
 so the leftover never holds an output back. The push then emits the frames whose two
 interpolation neighbours exist. ``finish`` appends silence features and flushes to
 exactly ``frames_for_samples(N, sample_rate, fps)`` frames.
+
+:meth:`DefaultEngineStream.push_many` does the same for several streams at once, which
+is how the server runs them (``streaming/pusher.py``): their new audio goes through one
+FFT, and streams whose steps have the same length share one model run, their caches
+concatenated along the batch axis. ``push`` is ``push_many`` of one stream, so there
+is a single code path.
 """
 
 from __future__ import annotations
