@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
-from v1_client import Reply, Resp, body, end, pcm16, speechlike, split, start  # noqa: E402
+from v1_client import Reply, body, converse, end, pcm16, speechlike, split, start  # noqa: E402
 
 from audio2face.profiles.registry import BUILTIN_DIR  # noqa: E402
 from audio2face.settings import Settings  # noqa: E402
@@ -98,40 +97,14 @@ class Outcome:
 
 async def exchange(url: str, outgoing: list[bytes | str], *, wait_s: float = 20.0,
                    **connect: object) -> Outcome:  # fmt: skip
-    """Send ``outgoing`` while reading until End or close; then close politely."""
-    out = Outcome()
+    """Send ``outgoing`` while reading until End or close; then close politely. Without
+    an End the server rightly waits for more, so the client leaves after a short wait."""
     if not outgoing:
         wait_s = min(wait_s, 0.2)
-    async with websockets.connect(url, max_size=None, **connect) as ws:  # type: ignore[arg-type]
-
-        async def reader() -> None:
-            try:
-                async for raw in ws:
-                    msg = Resp()
-                    msg.ParseFromString(raw)
-                    out.reply.messages.append(msg)
-                    if msg.class_name == RESP_END:
-                        out.got_end = True
-                        return
-            except websockets.ConnectionClosed:
-                pass
-
-        task = asyncio.create_task(reader())
-        try:
-            for m in outgoing:
-                await ws.send(m)
-        except websockets.ConnectionClosed:
-            pass
-        if outgoing and outgoing[-1] != END_BYTES:
-            # No End sent: the server rightly waits for more; wait a little, then leave.
-            wait_s = min(wait_s, 0.5)
-        try:
-            await asyncio.wait_for(task, wait_s)
-        except TimeoutError:
-            out.client_closed = True
-        out.reply.close_code = ws.close_code
-        out.reply.close_reason = ws.close_reason or ""
-    return out
+    elif outgoing[-1] != END_BYTES:
+        wait_s = min(wait_s, 0.5)
+    reply = await converse(url, outgoing, wait_s=wait_s, **connect)
+    return Outcome(reply, reply.got_end, reply.client_closed)
 
 
 def healthy_messages() -> list[bytes]:

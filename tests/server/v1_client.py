@@ -49,6 +49,9 @@ class Reply:
     messages: list[Resp] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
+    got_end: bool = False
+    client_closed: bool = False
+    """Nothing more came back within the wait and the client closed (a barge-in)."""
 
     @property
     def kinds(self) -> list[str]:
@@ -70,10 +73,13 @@ class Reply:
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, n), np.float32)
 
 
-async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = True) -> Reply:
-    """Send ``outgoing`` while reading; return what came back until End or close."""
+async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = True,
+                   wait_s: float = 60.0, **connect: object) -> Reply:  # fmt: skip
+    """Send ``outgoing`` while reading; return what came back until End (or, with
+    ``wait_end=False``, until the server closes). After the last message the client
+    waits ``wait_s`` at most, then closes itself (``client_closed``)."""
     reply = Reply()
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, **connect) as ws:  # type: ignore[arg-type]
 
         async def reader() -> None:
             try:
@@ -81,8 +87,10 @@ async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = Tr
                     msg = Resp()
                     msg.ParseFromString(raw)
                     reply.messages.append(msg)
-                    if msg.class_name == "Audio2FaceV1ResponseChunkEnd" and wait_end:
-                        return
+                    if msg.class_name == "Audio2FaceV1ResponseChunkEnd":
+                        reply.got_end = True
+                        if wait_end:
+                            return
             except websockets.ConnectionClosed:
                 pass
 
@@ -92,11 +100,12 @@ async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = Tr
                 await ws.send(m)
         except websockets.ConnectionClosed:
             pass
-        await asyncio.wait_for(task, 60.0)
+        try:
+            await asyncio.wait_for(task, wait_s)
+        except TimeoutError:
+            reply.client_closed = True
         reply.close_code = ws.close_code
         reply.close_reason = ws.close_reason or ""
-        if reply.close_code is None:
-            await ws.close()
     return reply
 
 
