@@ -12,6 +12,7 @@ import time
 
 import httpx
 import numpy as np
+import psutil
 from v1_client import body, converse, end, pcm16, speechlike, split, start
 
 from audio2face.server.serve import worker_settings
@@ -34,6 +35,7 @@ def test_worker_settings_share_the_threads() -> None:
 def test_two_workers_serve_and_drain(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "AUDIO2FACE_PORT": str(port), "AUDIO2FACE_WORKERS": "2"}
+    env.pop("OPENBLAS_NUM_THREADS", None)
     with open(tmp_path / "log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "audio2face.cli", "serve"], env=env,
@@ -49,6 +51,11 @@ def test_two_workers_serve_and_drain(tmp_path) -> None:
                 pass
             assert time.monotonic() < deadline, (tmp_path / "log").read_text()
             time.sleep(0.2)
+        # Each worker's BLAS gets its share of the cores, not a thread per core.
+        workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        share = str(max(1, (os.cpu_count() or 1) // 2))
+        assert [w.environ().get("OPENBLAS_NUM_THREADS") for w in workers] == [share, share]
         url = f"ws://127.0.0.1:{port}/api/v1/streaming_audio2face/ws"
         pcm = pcm16(speechlike(1.5))
         msgs = [start(), *[body(c) for c in split(pcm, 3200)], end()]
