@@ -54,7 +54,7 @@ if [[ $what == all || $what == default ]]; then
     --stagger 2 --out $OUT/default_latency
   $PY benchmarks/latency.py --p95-bound 0.15 --streams 100,125,150 --seconds 15 --stagger 2 \
     --set max_batch_size=1 --out $OUT/default_latency_batch1
-  $PY benchmarks/latency.py --p95-bound 0.15 --streams 100,125,150 --seconds 15 --stagger 2 \
-    --set workers=2 --out $OUT/default_latency_workers2
+  $PY benchmarks/latency.py --p95-bound 0.15 --streams 100,125,150,175,200 --seconds 15 \
+    --stagger 2 --set workers=2 --out $OUT/default_latency_workers2
   $PY benchmarks/batching.py --streams 64 --seconds 8 --out $OUT/batching_default.json
 fi
