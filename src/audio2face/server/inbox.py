@@ -3,12 +3,15 @@
 Bodies range from 20 ms to 10 s, so an item count bounds nothing useful. A producer
 that would push the queue over its bound waits (backpressure through TCP), except
 when the queue is empty: one oversized body is always let in, so no client deadlocks.
+The consumer takes runs of items (:meth:`AudioInbox.get_run`), so a stream that fell
+behind catches up with fewer, larger pieces of work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Gauge
@@ -53,6 +56,28 @@ class AudioInbox:
                 self._depth.dec()
             self._changed.notify_all()
             return item
+
+    async def get_run(self, joins: Callable[[Any, Any], bool], max_seconds: float) -> list[Any]:
+        """The next item (waiting for one), then the items queued behind it that
+        ``joins(first, item)`` accepts, while the run holds less than ``max_seconds``.
+        Stops at the first item not joined, which stays queued; never waits for more."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._items))
+            first = self._items[0][0]
+            run: list[Any] = []
+            total = 0.0
+            while self._items:
+                item, seconds = self._items[0]
+                if run and (total >= max_seconds or not joins(first, item)):
+                    break
+                self._items.popleft()
+                run.append(item)
+                total += seconds
+                self._seconds -= seconds
+            if self._depth is not None:
+                self._depth.dec(len(run))
+            self._changed.notify_all()
+            return run
 
     def clear(self) -> None:
         """Drop what is left (the stream ended); keeps the shared gauge exact."""

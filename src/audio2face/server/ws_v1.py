@@ -68,6 +68,15 @@ logger = logging.getLogger("audio2face.server.v1")
 
 
 @dataclass(slots=True)
+class _Body:
+    """Decoded audio of one ChunkBody, queued for inference."""
+
+    audio: np.ndarray
+    emotion: str | None
+    arrived: float  # time.monotonic() at receipt, for the latency metric
+
+
+@dataclass(slots=True)
 class _End:
     """The client sent ChunkEnd."""
 
@@ -83,6 +92,11 @@ class InternalError(Audio2FaceError):
     """A bug surfaced in one stream; the reason names the exception type only."""
 
     code = 1011
+
+
+def _joinable(first: object, item: object) -> bool:
+    """Queued bodies of one emotion can be pushed together; End and stops cannot."""
+    return isinstance(first, _Body) and isinstance(item, _Body) and item.emotion == first.emotion
 
 
 def close_reason(text: str) -> str:
@@ -322,7 +336,7 @@ class V1Stream:
                 emotion = msg.offset_name or None  # type: ignore[attr-defined]
                 seconds = audio.shape[0] / self.fmt.sample_rate
                 self.state.metrics.audio_seconds_in.inc(seconds)
-                await self.inbox.put((audio, emotion, time.monotonic()), seconds)
+                await self.inbox.put(_Body(audio, emotion, time.monotonic()), seconds)
         except WebSocketDisconnect:
             await self.inbox.put(_Stop(None), 0.0)
         except Audio2FaceError as exc:
@@ -340,12 +354,12 @@ class V1Stream:
         if session is None or runtime is None:  # pragma: no cover - _open sets both
             return
         loop = asyncio.get_running_loop()
-        held: object = None
         while True:
-            item = held if held is not None else await self.inbox.get()
-            held = None
-            if isinstance(item, tuple) and len(self.inbox):
-                item, held = await self._coalesce(item)
+            # Bodies queued behind each other (same emotion, up to MAX_PUSH_S) are
+            # pushed as one: a stream that fell behind catches up with fewer, larger
+            # engine calls and sends; a stream that keeps up pushes every body alone.
+            run = await self.inbox.get_run(_joinable, MAX_PUSH_S)
+            item = run[0]
             if isinstance(item, _End):
                 batch = await self._infer(loop, session.finish)
                 await self._send_frames(batch, None)
@@ -360,40 +374,26 @@ class V1Stream:
                 batch = await self._infer(loop, session.finish)
                 await self._send_frames(batch, None)
                 raise item.error
-            audio, emotion, arrived = item
-            # A long body (a whole utterance sent at once) is pushed in short pieces, so
-            # its first frames leave while the rest is still being inferred.
-            # Frames short of a full response body wait for the next piece, so the
-            # bodies a client sees do not depend on this cut.
-            step = max(1, int(MAX_PUSH_S * self.fmt.sample_rate))
-            carry: FrameBatch | None = None
-            for start in range(0, max(1, audio.shape[0]), step):
-                piece = audio[start : start + step]
-                pushed = await self._push(loop, session, piece, emotion)
-                batch = carry.then(pushed) if carry is not None else pushed
-                keep = len(batch) % self.chunk_frames if start + step < audio.shape[0] else 0
-                batch, carry = batch.split_at(len(batch) - keep)
-                await self._send_frames(batch, arrived)
+            audio = np.concatenate([b.audio for b in run]) if len(run) > 1 else item.audio
+            await self._push_body(loop, session, audio, item.emotion, run[-1].arrived)
 
-    async def _coalesce(self, item: tuple) -> tuple[tuple, object]:
-        """Join bodies already queued behind ``item`` (same emotion, up to MAX_PUSH_S)
-        into one push: a stream that fell behind catches up with fewer, larger engine
-        calls and sends, and a stream that keeps up still pushes every body alone.
-        Returns the joined item and the first queued item not joined (or ``None``)."""
-        audio, emotion, arrived = item
-        parts, n = [audio], audio.shape[0]
-        limit = MAX_PUSH_S * self.fmt.sample_rate
-        held: object = None
-        while len(self.inbox) and n < limit:
-            nxt = await self.inbox.get()  # does not wait: an item is queued
-            if not isinstance(nxt, tuple) or nxt[1] != emotion:
-                held = nxt
-                break
-            parts.append(nxt[0])
-            n += nxt[0].shape[0]
-            arrived = nxt[2]
-        joined = np.concatenate(parts) if len(parts) > 1 else audio
-        return (joined, emotion, arrived), held
+    async def _push_body(
+        self, loop: asyncio.AbstractEventLoop, session: Session, audio: np.ndarray,
+        emotion: str | None, arrived: float,
+    ) -> None:  # fmt: skip
+        """Push one body's audio and send its frames. A long body (a whole utterance
+        sent at once) is pushed in short pieces, so its first frames leave while the
+        rest is still being inferred. Frames short of a full response body wait for
+        the next piece, so the bodies a client sees do not depend on this cut."""
+        step = max(1, int(MAX_PUSH_S * self.fmt.sample_rate))
+        carry: FrameBatch | None = None
+        for start in range(0, max(1, audio.shape[0]), step):
+            piece = audio[start : start + step]
+            pushed = await self._push(loop, session, piece, emotion)
+            batch = carry.then(pushed) if carry is not None else pushed
+            keep = len(batch) % self.chunk_frames if start + step < audio.shape[0] else 0
+            batch, carry = batch.split_at(len(batch) - keep)
+            await self._send_frames(batch, arrived)
 
     async def _push(
         self, loop: asyncio.AbstractEventLoop, session: Session, audio: np.ndarray, emotion: str | None
