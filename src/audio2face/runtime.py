@@ -12,7 +12,6 @@ The CLI's ``convert`` and the servers use exactly this.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from audio2face.engines.phonemes import PhonemeEngine
 from audio2face.errors import ConfigError
 from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
-from audio2face.settings import Settings
+from audio2face.settings import Settings, cpu_count
 from audio2face.streaming.pusher import BatchPusher
 from audio2face.streaming.session import Session
 from audio2face.types import Engine, FloatArray, FrameBatch
@@ -74,11 +73,11 @@ class Runtime:
             if callable(attach):
                 attach(batch_observer(metrics, name))
                 timed.add(name)
-        if settings.intra_op_threads * settings.inference_workers > _cpu_count():
+        if settings.intra_op_threads * settings.inference_workers > cpu_count():
             logger.warning(
                 "intra_op_threads=%d x inference_workers=%d exceeds %d CPU cores: "
                 "inference threads will compete for cores",
-                settings.intra_op_threads, settings.inference_workers, _cpu_count(),
+                settings.intra_op_threads, settings.inference_workers, cpu_count(),
             )  # fmt: skip
         pusher = BatchPusher(
             threads=settings.inference_workers,
@@ -198,10 +197,6 @@ def batch_observer(metrics: Metrics, engine: str) -> Callable[[int, float], None
         seconds_hist.observe(seconds)
 
     return observe
-
-
-def _cpu_count() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def engine_hint(engine: str) -> str:

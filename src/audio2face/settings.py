@@ -22,7 +22,8 @@ Providers = Literal["auto", "cpu", "cuda"]
 StreamMode = Literal["auto", "window", "segment", "streaming"]
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
+    """Cores this process may use (at least 1): what thread defaults are split from."""
     return max(1, os.cpu_count() or 1)
 
 
@@ -37,7 +38,7 @@ def _default_threads() -> tuple[int, int]:
     small default model, so threads go inside a run first, up to 4 per run; more
     cores add runs. See docs/benchmarks.md (Threads).
     """
-    cores = _cpu_count()
+    cores = cpu_count()
     intra = min(cores, MAX_DEFAULT_INTRA_OP_THREADS)
     return max(1, cores // intra), intra
 

@@ -30,17 +30,13 @@ import uvicorn
 from audio2face.server.app import create_app
 from audio2face.server.memory import limit_malloc_arenas
 from audio2face.server.state import ServerState
-from audio2face.settings import Settings
+from audio2face.settings import Settings, cpu_count
 from audio2face.types import Engine
 
 logger = logging.getLogger("audio2face.server")
 
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Thread-count variables of the BLAS builds numpy ships with (OpenBLAS) or may use."""
-
-
-def _cpu_count() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 class DrainingServer(uvicorn.Server):
@@ -153,7 +149,7 @@ def serve_workers(
     # each other's event loops (2 cores, 2 workers: server CPU 1.6 -> 1.0 core at 100
     # streams, p95 0.14 -> 0.09 s). The children are spawned, so they read this at import.
     for var in BLAS_THREAD_VARS:
-        os.environ.setdefault(var, str(max(1, _cpu_count() // settings.workers)))
+        os.environ.setdefault(var, str(max(1, cpu_count() // settings.workers)))
     # A plain flag, not a threading.Event: the handler runs between bytecodes of the
     # main thread, and Event.set() there can deadlock on the lock the main thread holds
     # inside Event.wait() (seen when two signals arrived together).
