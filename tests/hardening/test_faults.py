@@ -35,6 +35,7 @@ from hardening_support import (
     steady_profile_dir,
     wait_clean,
 )
+from v1_client import Reply, read_replies
 
 from audio2face.engines.unitalker import load_unitalker_engine
 
@@ -212,7 +213,6 @@ def test_slow_reader_is_closed_with_bounded_memory(tiny_unitalker_path, tmp_path
             """1 s of audio in real time; latency = body sent -> its frames back."""
             await asyncio.sleep(0.5)  # let the slow reader clog first
             lat: list[float] = []
-            got: list[np.ndarray] = []
             async with websockets.connect(server.ws_url, max_size=None) as ws:
                 await ws.send(start())
                 msgs = healthy_messages()[1:]
@@ -222,20 +222,9 @@ def test_slow_reader_is_closed_with_bounded_memory(tiny_unitalker_path, tmp_path
                     await asyncio.sleep(0.1)
                     lat.append(time.monotonic() - t0)
                 end_sent = time.monotonic()
-                from v1_client import Resp
-
-                frames = []
-                async for raw in ws:
-                    r = Resp()
-                    r.ParseFromString(raw)
-                    got.append(r)
-                    if r.class_name == RESP_END:
-                        break
+                reply = await read_replies(ws, Reply())
                 lat.append(time.monotonic() - end_sent)
-                names = len(got[0].blendshape_names)
-                for r in got[1:-1]:
-                    frames.append(np.frombuffer(r.data, "<f4").reshape(-1, names))
-            return lat, np.concatenate(frames)
+            return lat, reply.frames()
 
         async def watch() -> None:
             nonlocal peak
@@ -314,7 +303,6 @@ def test_sigterm_drains_a_real_server(tiny_unitalker_path):
 
         async def in_flight():
             """A 2 s utterance paced in real time; SIGTERM arrives 0.5 s in."""
-            got = []
             async with websockets.connect(url, max_size=None) as ws:
                 await ws.send(start())
                 for i, c in enumerate(split(pcm, 3200)):
@@ -327,15 +315,7 @@ def test_sigterm_drains_a_real_server(tiny_unitalker_path):
                         refused = await exchange(url, [start(), end()])
                         seen["refused"] = (refused.reply.close_code, refused.reply.close_reason)
                 await ws.send(end())
-                from v1_client import Resp
-
-                async for raw in ws:
-                    r = Resp()
-                    r.ParseFromString(raw)
-                    got.append(r)
-                    if r.class_name == RESP_END:
-                        break
-            return got
+                return (await read_replies(ws, Reply())).messages
 
         got = asyncio.run(in_flight())
         assert got[-1].class_name == RESP_END

@@ -73,6 +73,24 @@ class Reply:
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, n), np.float32)
 
 
+async def read_replies(ws: websockets.ClientConnection, reply: Reply, *,
+                       until_end: bool = True) -> Reply:  # fmt: skip
+    """Append the responses arriving on ``ws`` to ``reply``, until End (with
+    ``until_end``) or until the connection closes."""
+    try:
+        async for raw in ws:
+            msg = Resp()
+            msg.ParseFromString(raw)
+            reply.messages.append(msg)
+            if msg.class_name == "Audio2FaceV1ResponseChunkEnd":
+                reply.got_end = True
+                if until_end:
+                    break
+    except websockets.ConnectionClosed:
+        pass
+    return reply
+
+
 async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = True,
                    wait_s: float = 60.0, **connect: object) -> Reply:  # fmt: skip
     """Send ``outgoing`` while reading; return what came back until End (or, with
@@ -80,21 +98,7 @@ async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = Tr
     waits ``wait_s`` at most, then closes itself (``client_closed``)."""
     reply = Reply()
     async with websockets.connect(url, max_size=None, **connect) as ws:  # type: ignore[arg-type]
-
-        async def reader() -> None:
-            try:
-                async for raw in ws:
-                    msg = Resp()
-                    msg.ParseFromString(raw)
-                    reply.messages.append(msg)
-                    if msg.class_name == "Audio2FaceV1ResponseChunkEnd":
-                        reply.got_end = True
-                        if wait_end:
-                            return
-            except websockets.ConnectionClosed:
-                pass
-
-        task = asyncio.create_task(reader())
+        task = asyncio.create_task(read_replies(ws, reply, until_end=wait_end))
         try:
             for m in outgoing:
                 await ws.send(m)
