@@ -155,6 +155,11 @@ class ToyConvModel:
         )
         return out.astype(np.float32)
 
+    def infer_batch(self, audios, n_frames: int, emotion: str | None = None) -> np.ndarray:
+        return np.stack([self.infer(a, n_frames, emotion) for a in audios]).reshape(
+            len(audios), n_frames, 4
+        )
+
 
 @pytest.fixture
 def toy_model() -> ToyConvModel:
@@ -230,7 +235,7 @@ def unitalker_settings(tiny_unitalker_path: Path):
 @pytest.fixture(scope="session")
 def unitalker_server(unitalker_settings):
     """A live server whose only engine is the tiny UniTalker-signature test model."""
-    from audio2face.engines.unitalker import load_unitalker_engine
+    from audio2face.engines.loading import load_unitalker_engine
     from audio2face.server import create_app
 
     engines = {"unitalker": load_unitalker_engine(unitalker_settings)}

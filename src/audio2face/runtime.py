@@ -1,53 +1,67 @@
-"""The runtime: loaded engines, profiles and worker threads, shared by all streams.
+"""The runtime: loaded engines, profiles and pushers, shared by all streams.
 
-It is the in-process API behind every transport::
+It is the in-process API behind every transport, and the composition root that turns
+:class:`~audio2face.settings.Settings` into the small option objects the layers below
+take::
 
     runtime = Runtime.start(Settings())
-    session, profile = runtime.open_session("arkit", input_rate=16000)
-    batch = session.push(audio)
+    async with runtime.open_stream("arkit", input_rate=16000) as stream:
+        await stream.push(audio)          # from a producer task
+        await stream.finish()
+        async for event in stream.events():
+            ...                           # FramesEvent, Flushed, Interrupted, Ended
 
-The CLI's ``convert`` and the servers use exactly this.
+    frames = runtime.convert(audio, rate, "arkit")   # a whole clip, same path
+
+The servers, the CLI's ``convert``, the HTTP upload route and ``live`` all use this.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from tqdm import tqdm
 
 from audio2face.engines.loading import load_engines
-from audio2face.engines.phonemes import PhonemeEngine
-from audio2face.errors import ConfigError
+from audio2face.errors import UnknownNameError
 from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings, cpu_count
-from audio2face.streaming.pusher import BatchPusher
+from audio2face.streaming.pusher import BatchOptions, BatchPusher
+from audio2face.streaming.runner import FramesEvent, RunnerOptions, StreamRunner
 from audio2face.streaming.session import Session
-from audio2face.types import Engine, FloatArray, FrameBatch
+from audio2face.types import (
+    BatchObserver,
+    BatchReportingEngine,
+    Engine,
+    FloatArray,
+    FrameBatch,
+    Phone,
+)
+
+__all__ = ["Runtime", "batch_observer", "engine_hint"]
 
 logger = logging.getLogger("audio2face.runtime")
+
+T = TypeVar("T")
 
 
 @dataclass
 class Runtime:
     """Everything a stream needs that is shared between streams."""
 
-    settings: Settings
     engines: Mapping[str, Engine]
     profiles: ProfileRegistry
-    executor: ThreadPoolExecutor
+    pushers: Mapping[str, BatchPusher]
+    """One per engine: runs its streams' calls, batching pushes where it can."""
     metrics: Metrics
-    batch_timed_engines: frozenset[str] = frozenset()
-    """Engines whose inference runs are timed by their batcher (``a2f_inference_seconds``)."""
-    pusher: BatchPusher | None = None
-    """Runs the pushes of sessions that can batch (see :attr:`Session.batch_key`)."""
-    _fps_engines: dict[tuple[str, float], Engine] = field(default_factory=dict, repr=False)
-    _fps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    runner_options: RunnerOptions
 
     @classmethod
     def start(
@@ -59,86 +73,155 @@ class Runtime:
     ) -> Runtime:
         """Load engines (unless given) and profiles; blocking, run it off the event loop."""
         loaded = dict(engines) if engines is not None else load_engines(settings)
-        profiles = ProfileRegistry(settings, available_engines=loaded.keys())
-        # Stream threads do per-stream work and mostly wait on a batch; at most
-        # inference_workers of them run a model at once (engines/batching.py).
-        executor = ThreadPoolExecutor(
-            max_workers=max(settings.stream_workers, settings.inference_workers),
-            thread_name_prefix="a2f-stream",
+        profiles = ProfileRegistry(
+            engines=loaded.keys(),
+            profile_dir=settings.profile_dir,
+            default_profile=settings.default_profile,
         )
         metrics = metrics or Metrics()
-        timed = set()
         for name, engine in loaded.items():
-            attach = getattr(engine, "attach_batch_observer", None)
-            if callable(attach):
-                attach(batch_observer(metrics, name))
-                timed.add(name)
+            if engine.capabilities.reports_batches:
+                cast(BatchReportingEngine, engine).attach_batch_observer(
+                    batch_observer(metrics, name)
+                )
         if settings.intra_op_threads * settings.inference_workers > cpu_count():
             logger.warning(
                 "intra_op_threads=%d x inference_workers=%d exceeds %d CPU cores: "
                 "inference threads will compete for cores",
                 settings.intra_op_threads, settings.inference_workers, cpu_count(),
             )  # fmt: skip
-        pusher = BatchPusher(
+        batching = BatchOptions(
             threads=settings.inference_workers,
             max_batch=settings.max_batch_size,
             wait_s=settings.batch_wait_ms / 1000.0,
         )
+        pushers = {name: BatchPusher(batching, name=f"a2f-{name}") for name in loaded}
         logger.info("engines loaded: %s", ", ".join(sorted(loaded)) or "none")
-        return cls(settings, loaded, profiles, executor, metrics, frozenset(timed), pusher)
+        return cls(
+            loaded, profiles, pushers, metrics, RunnerOptions(max_buffered_s=settings.max_buffered_s)
+        )
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        if self.pusher is not None:
-            self.pusher.close()
+        for pusher in self.pushers.values():
+            pusher.close()
 
-    def resolve_profile(self, name: str | None) -> Profile:
-        """The profile called ``name``; unknown names fall back to the default (logged)."""
-        return self.profiles.resolve(name).profile
+    def profile(self, name: Profile | str | None) -> Profile:
+        """The profile called ``name`` (empty: the default); unknown names and profiles
+        whose engine is not loaded raise :class:`UnknownNameError` with the known ones."""
+        return name if isinstance(name, Profile) else self.profiles.require(name)
 
     def open_session(
-        self, profile: Profile | str | None, input_rate: int, *, seed: int | None = None
+        self,
+        profile: Profile | str | None,
+        input_rate: int,
+        *,
+        seed: int | None = 0,
+        engine: str | None = None,
     ) -> tuple[Session, Profile]:
-        """A new :class:`Session` for one utterance of audio at ``input_rate``."""
-        if not isinstance(profile, Profile):
-            profile = self.resolve_profile(profile)
-        engine = self.engine_for(profile)
-        chain = profile.build_chain(engine.output_names)
+        """A bare :class:`Session` (synchronous, no inbox or batching), for library code
+        that drives one stream from one thread. Transports use :meth:`open_stream`.
+
+        ``engine`` runs the profile's chain on another loaded engine with the same
+        output names (``"phonemes"`` for known phone timings)."""
+        profile = self.profile(profile)
+        engine_def = self.engine_for(profile, engine)
+        chain = profile.build_chain(engine_def.output_names)
         session = Session(
-            engine.open_stream(),
+            engine_def,
             chain.new_stream(seed),
             names=chain.output_names,
-            fps=engine.fps,
+            fps=profile.fps,
             input_rate=input_rate,
-            engine_rate=engine.sample_rate,
         )
         return session, profile
 
-    def engine_for(self, profile: Profile) -> Engine:
-        """The loaded engine of ``profile``, at the profile's frame rate.
+    def open_stream(
+        self,
+        profile: Profile | str | None,
+        input_rate: int,
+        *,
+        seed: int | None = 0,
+        chunk_frames: int | None = None,
+        strict_emotions: bool = True,
+        engine: str | None = None,
+    ) -> StreamRunner:
+        """A :class:`StreamRunner` for one stream of audio at ``input_rate``; use it as
+        ``async with``. With ``strict_emotions`` (every interface but v1), an emotion
+        the profile does not know is refused with the known ones. ``engine``: as in
+        :meth:`open_session`."""
+        session, profile = self.open_session(profile, input_rate, seed=seed, engine=engine)
+        engine_def = self.engine_for(profile, engine)
+        engine_name = engine or profile.engine
+        options = self.runner_options
+        if chunk_frames is not None:
+            options = RunnerOptions(options.max_buffered_s, options.max_push_s, chunk_frames)
+        chain = profile.build_chain(engine_def.output_names)
+        return StreamRunner(
+            session,
+            self.pushers[engine_name],
+            profile=profile.name,
+            engine=engine_name,
+            lookahead_s=engine_def.lookahead_s,
+            options=options,
+            known_emotions=chain.emotions if strict_emotions else None,
+            metrics=self.metrics,
+            time_pushes=not engine_def.capabilities.reports_batches,
+        )
 
-        Engines that can run at any rate offer ``at_fps(fps)``; one per rate is made on
-        first use and kept, so the model itself is still loaded once.
-        """
-        engine = self.engines.get(profile.engine)
-        if engine is None:
-            raise ConfigError(
-                f"profile {profile.name!r} needs the {profile.engine!r} engine, which is not "
-                f"loaded; {engine_hint(profile.engine)}"
-            )
-        if abs(engine.fps - profile.fps) < 1e-9:
-            return engine
-        key = (profile.engine, float(profile.fps))
-        with self._fps_lock:
-            if key not in self._fps_engines:
-                at_fps = getattr(engine, "at_fps", None)
-                if not callable(at_fps):
-                    raise ConfigError(
-                        f"profile {profile.name!r} asks for {profile.fps:g} fps but the "
-                        f"{profile.engine!r} engine runs at {engine.fps:g} fps only"
-                    )
-                self._fps_engines[key] = at_fps(profile.fps)
-            return self._fps_engines[key]
+    def engine_for(self, profile: Profile, engine: str | None = None) -> Engine:
+        """The loaded engine of ``profile`` (or ``engine``, when given)."""
+        name = engine or profile.engine
+        found = self.engines.get(name)
+        if found is None:
+            raise UnknownNameError("engine", name, sorted(self.engines), hint=engine_hint(name))
+        return found
+
+    async def animate(
+        self,
+        audio: FloatArray,
+        sample_rate: int,
+        profile: Profile | str | None = None,
+        *,
+        seed: int | None = 0,
+        emotion: str | None = None,
+        phones: Sequence[Phone] | None = None,
+        engine: str | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> FrameBatch:
+        """Animate a whole clip through a stream runner, as a server would.
+
+        ``emotion`` is the ``offset_name`` of the whole clip (``None``: neutral);
+        ``phones`` feeds a ``phone_input`` engine (``engine="phonemes"``: then the audio
+        only sets the clock); ``on_progress`` is told the seconds pushed so far."""
+        audio = np.asarray(audio, dtype=np.float32)
+        opened = self.open_stream(profile, sample_rate, seed=seed, engine=engine)
+        async with opened as stream:
+            if emotion:
+                stream.check_emotion(emotion)
+
+            async def feed() -> None:
+                if phones is not None:
+                    await stream.push_phones(phones, end=True)
+                step = sample_rate  # a second per push keeps progress moving, memory flat
+                for start in range(0, audio.shape[0], step):
+                    await stream.push(audio[start : start + step], emotion)
+                    if on_progress is not None:
+                        on_progress(min(audio.shape[0], start + step) / sample_rate)
+                await stream.finish()
+
+            feeder = asyncio.create_task(feed(), name="a2f-animate-feed")
+            parts: list[FloatArray] = []
+            try:
+                async for event in stream.events():
+                    if isinstance(event, FramesEvent):
+                        parts.append(event.batch.values)
+            finally:
+                if not feeder.done():
+                    feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+            feeder.result()  # a refused push (unknown emotion) surfaces here
+            values = np.concatenate(parts) if parts else np.zeros((0, len(stream.names)), np.float32)
+            return FrameBatch(first_frame=0, names=stream.names, values=values, fps=stream.fps)
 
     def convert(
         self,
@@ -148,47 +231,56 @@ class Runtime:
         *,
         seed: int | None = 0,
         emotion: str | None = None,
+        phones: Sequence[Phone] | None = None,
+        engine: str | None = None,
         progress: bool = False,
     ) -> FrameBatch:
-        """Animate a whole clip in-process (no server), optionally with a progress bar.
+        """:meth:`animate` for synchronous callers, optionally with a progress bar."""
+        total = round(audio.shape[0] / sample_rate, 1)
+        with tqdm(total=total, unit="s", disable=not progress, desc="animating") as bar:
 
-        ``emotion`` is the ``offset_name`` of the whole clip (``None``: neutral)."""
-        session, _ = self.open_session(profile, sample_rate, seed=seed)
-        audio = np.asarray(audio, dtype=np.float32)
-        step = sample_rate  # one second per push keeps the bar moving and memory flat
-        parts = []
-        with tqdm(
-            total=round(audio.shape[0] / sample_rate, 1), unit="s", disable=not progress,
-            desc="animating",
-        ) as bar:  # fmt: skip
-            for start in range(0, audio.shape[0], step):
-                chunk = audio[start : start + step]
-                parts.append(session.push(chunk, emotion).values)
-                bar.update(round(chunk.shape[0] / sample_rate, 3))
-        parts.append(session.finish().values)
-        return FrameBatch(
-            first_frame=0, names=session.names, values=np.concatenate(parts), fps=session.fps
+            def advance(seconds: float) -> None:
+                bar.update(round(seconds, 3) - bar.n)
+
+            return run_sync(
+                self.animate(
+                    audio, sample_rate, profile, seed=seed, emotion=emotion, phones=phones,
+                    engine=engine, on_progress=advance,
+                )  # fmt: skip
+            )
+
+
+    def animate_phones(
+        self,
+        profile: Profile | str | None,
+        phones: Sequence[Phone],
+        duration_s: float,
+        *,
+        emotion: str | None = None,
+        seed: int | None = 0,
+    ) -> FrameBatch:
+        """Animate known phone timings (TTS) with the ``phonemes`` engine, shaped by
+        ``profile``'s chain (any profile whose input is ARKit 52); ``duration_s`` of
+        (silent) audio drives the clock."""
+        rate = 16000
+        silence = np.zeros(round(duration_s * rate), np.float32)
+        return self.convert(
+            silence, rate, profile, seed=seed, emotion=emotion, phones=phones, engine="phonemes"
         )
 
 
-def animate_phones(
-    profile: Profile,
-    phones: Sequence[tuple[float, float, str]],
-    duration_s: float,
-    *,
-    emotion: str | None = None,
-    seed: int | None = 0,
-) -> FrameBatch:
-    """Animate known phone timings (TTS) with the ``phonemes`` engine, shaped by
-    ``profile``'s postprocess chain (any profile whose input is ARKit 52)."""
-    engine = PhonemeEngine(fps=profile.fps)
-    frames = engine.animate(phones, duration_s)
-    chain = profile.build_chain(engine.output_names)
-    values = chain.new_stream(seed)(frames, emotion)
-    return FrameBatch(first_frame=0, names=chain.output_names, values=values, fps=profile.fps)
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, also when the calling thread
+    already runs an event loop (a notebook): then on a helper thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="a2f-sync") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
-def batch_observer(metrics: Metrics, engine: str) -> Callable[[int, float], None]:
+def batch_observer(metrics: Metrics, engine: str) -> BatchObserver:
     """Record each inference batch of ``engine``: streams in it and seconds it took."""
     seconds_hist = metrics.inference_seconds.labels(engine=engine)
 
@@ -203,7 +295,7 @@ def engine_hint(engine: str) -> str:
     """What a user should do to get ``engine`` loaded."""
     if engine == "unitalker":
         return (
-            "download unitalker_v0.4.0_base.onnx and point AUDIO2FACE_UNITALKER_MODEL "
-            "(or `audio2face serve --unitalker-model PATH`) at it"
+            "download unitalker_v0.4.0_base.onnx and put it in weights/ or point "
+            "AUDIO2FACE_UNITALKER_MODEL (or `--unitalker-model PATH`) at it"
         )
     return "check the server log for why it failed to load"

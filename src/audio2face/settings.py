@@ -14,12 +14,13 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audio2face.types import Providers
+
 DEFAULT_PORT = 18083
 DEFAULT_CHUNK_FRAMES = 10
 NEUTRAL_EMO_ID = 10
 
-Providers = Literal["auto", "cpu", "cuda"]
-StreamMode = Literal["auto", "window", "segment", "streaming"]
+StreamMode = Literal["auto", "window", "segment"]
 
 
 def cpu_count() -> int:
@@ -75,6 +76,12 @@ class Settings(BaseSettings):
     default_model: Path | None = Field(
         None, description="Use this ONNX file instead of the embedded default model."
     )
+    weights_dir: Path = Field(
+        Path("weights"),
+        description="Folder searched for unitalker_v0.4.0_base.onnx when unitalker_model "
+        "is unset (the original's `-v $PWD/weights:/workspace/audio2face/weights` mount); "
+        "relative to the working directory.",
+    )
 
     # --- inference ---------------------------------------------------------------
     providers: Providers = Field(
@@ -101,20 +108,13 @@ class Settings(BaseSettings):
         description="Inference runs (batches) in flight at once, per model (default: CPU "
         "count / intra_op_threads).",
     )  # fmt: skip
-    stream_workers: int = Field(
-        64, ge=1,
-        description="Threads for the per-stream work of engines that cannot batch whole "
-        "pushes (UniTalker, phonemes), each waiting on its window's batch; more than "
-        "inference_workers so many streams can join one batch. The default model's pushes "
-        "run on inference_workers pusher threads instead.",
-    )  # fmt: skip
     batch_wait_ms: float = Field(
         2.0, ge=0.0, le=100.0,
-        description="How long the first request of a batch waits for other streams "
-        "(0: no wait; batches still form while every inference worker is busy).",
+        description="How long an idle pusher waits for other streams' pushes before it "
+        "runs a batch (0: no wait; batches still form while the pusher is busy).",
     )  # fmt: skip
     max_batch_size: int = Field(
-        64, ge=1, description="Most streams in one inference batch (1 turns batching off)."
+        64, ge=1, description="Most streams' pushes in one batch (1 turns batching off)."
     )
 
     # --- scheduling of non-streaming engines (UniTalker) -------------------------
@@ -180,6 +180,13 @@ class Settings(BaseSettings):
         None, description="If set, clients must send it as a bearer token or API key."
     )
     cors_origins: tuple[str, ...] = Field((), description="Origins allowed by CORS (off if empty).")
+    allowed_origins: tuple[str, ...] = Field(
+        (),
+        description="Browser origins (scheme://host:port) allowed to open WebSockets; the "
+        "service's own origin (the demo page) is always allowed, and clients that send no "
+        "Origin header (non-browser) are not affected. Empty: only the own origin.",
+    )
+    web_ui: bool = Field(True, description="Serve the demo page and the JS client at /.")
 
     # --- logging -----------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")

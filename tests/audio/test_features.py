@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audio2face.audio.features import DEFAULT_FEATURES, LogMelExtractor, log_mel, mel_filterbank
+from audio2face.errors import StreamClosedError
 
 
 def _signal(n: int, seed: int = 0) -> np.ndarray:
@@ -60,8 +61,10 @@ def test_misuse_is_an_error() -> None:
     ex = LogMelExtractor()
     state = ex.new_state()
     ex.finish(state)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StreamClosedError):
         ex.push(state, np.zeros(10, np.float32))
+    with pytest.raises(StreamClosedError):
+        ex.finish(state)
     with pytest.raises(ValueError):
         log_mel(np.zeros((2, 10), np.float32))
 
@@ -96,5 +99,5 @@ def test_push_many_checks_its_arguments() -> None:
         ex.push_many([ex.new_state()], [])
     done = ex.new_state()
     ex.finish(done)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StreamClosedError):
         ex.push_many([ex.new_state(), done], [np.zeros(10), np.zeros(10)])

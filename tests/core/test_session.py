@@ -7,9 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audio2face.errors import EngineError, ProtocolError
-from audio2face.streaming.session import EmotionTimeline, Session, SessionState
-from audio2face.types import frames_for_samples
+from audio2face.errors import EngineError, StreamClosedError
+from audio2face.streaming.session import (
+    INTERRUPT_RELEASE_S,
+    EmotionTimeline,
+    FrameRateConverter,
+    Session,
+)
+from audio2face.types import EngineCapabilities, StreamState, frames_for_samples
 
 
 class RmsStream:
@@ -53,14 +58,28 @@ class TagEmotion:
         return out
 
 
-def make_session(input_rate: int = 16000, chain=None) -> Session:
+class FakeEngine:
+    """Engine double around a stream class: declares its capabilities like a real one."""
+
+    def __init__(self, make, *, batched: bool = False, fps: float = 30.0, any_fps: bool = False):
+        self._make = make
+        self.fps = fps
+        self.sample_rate = 16000
+        self.output_names = ("rms", "index")
+        self.lookahead_s = 1 / 30
+        self.capabilities = EngineCapabilities(batched_push=batched, any_fps=any_fps)
+
+    def open_stream(self, fps=None):
+        return self._make()
+
+
+def make_session(input_rate: int = 16000, chain=None, fps: float = 30.0) -> Session:
     return Session(
-        RmsStream(),
+        FakeEngine(RmsStream),
         chain or TagEmotion(),
         names=("rms", "index"),
-        fps=30.0,
+        fps=fps,
         input_rate=input_rate,
-        engine_rate=16000,
     )
 
 
@@ -137,20 +156,16 @@ class NaNStream(RmsStream):
 
 
 def test_engine_failure_becomes_engine_error_and_closes_session() -> None:
-    session = Session(
-        Boom(), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000, engine_rate=16000
-    )
+    session = Session(FakeEngine(Boom), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000)
     with pytest.raises(EngineError, match="kernel exploded"):
         session.push(np.zeros(1600, np.float32))
-    assert session.state is SessionState.FAILED
-    with pytest.raises(ProtocolError):
+    assert session.state is StreamState.FAILED
+    with pytest.raises(StreamClosedError):
         session.push(np.zeros(1600, np.float32))
 
 
 def test_non_finite_engine_output_is_an_error_not_zeros() -> None:
-    session = Session(
-        NaNStream(), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000, engine_rate=16000
-    )
+    session = Session(FakeEngine(NaNStream), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000)
     with pytest.raises(EngineError, match="non-finite"):
         session.push(np.zeros(16000, np.float32))
 
@@ -177,8 +192,8 @@ class BatchRms(RmsStream):
 
 
 def batch_session(key: object) -> Session:
-    return Session(BatchRms(key), TagEmotion(), names=("rms", "index"), fps=30.0,
-                   input_rate=16000, engine_rate=16000)  # fmt: skip
+    return Session(FakeEngine(lambda: BatchRms(key), batched=True), TagEmotion(),
+                   names=("rms", "index"), fps=30.0, input_rate=16000)  # fmt: skip
 
 
 def test_push_sessions_batches_by_key_and_matches_single_pushes() -> None:
@@ -207,18 +222,104 @@ def test_push_sessions_keeps_errors_with_their_session() -> None:
     done.finish()
     piece = np.zeros(640, np.float32)
     results = push_sessions([(done, piece, None), (ok, piece, None), (other_key, piece, None)])
-    assert isinstance(results[0], ProtocolError)
+    assert isinstance(results[0], StreamClosedError)
     assert not isinstance(results[1], Exception) and not isinstance(results[2], Exception)
     # A failed model run fails every session in that run, and only those.
     BatchRms.fail_batch = True
     a2, b2 = batch_session("a"), batch_session("b")
     results = push_sessions([(ok, piece, None), (a2, piece, None), (b2, piece, None)])
     assert all(isinstance(r, EngineError) for r in results)
-    assert ok.state is SessionState.FAILED and a2.state is SessionState.FAILED
+    assert ok.state is StreamState.FAILED and a2.state is StreamState.FAILED
     BatchRms.fail_batch = False
     plain = make_session()
-    nan = Session(NaNStream(), TagEmotion(), names=("rms", "index"), fps=30.0,
-                  input_rate=16000, engine_rate=16000)  # fmt: skip
+    nan = Session(FakeEngine(NaNStream), TagEmotion(), names=("rms", "index"), fps=30.0,
+                  input_rate=16000)  # fmt: skip
     results = push_sessions([(nan, np.ones(16000, np.float32), None), (plain, np.ones(16000, np.float32), None)])
     assert isinstance(results[0], EngineError) and "non-finite" in str(results[0])
     assert len(results[1]) > 0
+
+
+# --- flush, interrupt, frame-rate conversion --------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 9000), min_size=1, max_size=8),
+    flush_after=st.lists(st.booleans(), min_size=8, max_size=8),
+    rate=st.sampled_from([16000, 22050, 44100]),
+)
+def test_flush_keeps_the_clock_across_utterances(sizes, flush_after, rate) -> None:
+    """However audio and flushes interleave, frames so far == round(samples * fps / rate)
+    after every flush, indices run on, and the frames show their own time."""
+    session = make_session(input_rate=rate)
+    out = []
+    total = 0
+    for size, flush in zip(sizes, flush_after, strict=False):
+        out.append(session.push(np.full(size, 0.2, np.float32)).values)
+        total += size
+        if flush:
+            out.append(session.flush().values)
+            assert session.frames_out == frames_for_samples(total, rate, 30.0)
+    out.append(session.finish().values)
+    values = np.concatenate(out)
+    assert values.shape[0] == frames_for_samples(total, rate, 30.0) == session.frames_out
+
+
+def test_flush_aligns_the_new_segment_with_the_clock() -> None:
+    """The test engine writes its own frame index into column 1: after a flush at a
+    sample count that is not on the frame grid, the new segment's frames are still the
+    session's frames (skip of the lead frame), so column 1 restarts at 1, never 0."""
+    session = make_session()
+    first = session.push(np.full(16000 + 250, 0.2, np.float32))
+    flushed = session.flush()
+    n = len(first) + len(flushed)
+    assert n == frames_for_samples(16250, 16000, 30.0)
+    nxt = session.push(np.full(8000, 0.2, np.float32))
+    assert nxt.first_frame == n
+    assert nxt.values[0, 1] == 1.0  # engine frame 0 (the lead) was skipped
+
+
+def test_interrupt_eases_to_rest_and_keeps_the_clock() -> None:
+    session = make_session()
+    loud = session.push(np.full(16000, 0.5, np.float32))
+    assert loud.values[-1, 0] > 0.4
+    release = session.interrupt()
+    assert len(release) == round(INTERRUPT_RELEASE_S * 30)
+    assert release.first_frame == loud.first_frame + len(loud)
+    np.testing.assert_allclose(release.values[-1, 0], 0.0)  # at rest within 100 ms
+    assert np.all(np.diff(release.values[:, 0]) <= 0)  # eases, never jumps up
+    assert session.frames_out == frames_for_samples(session.samples_in, 16000, 30.0)
+    session.push(np.full(4000, 0.5, np.float32))
+    session.finish()
+    assert session.frames_out == frames_for_samples(session.samples_in, 16000, 30.0)
+
+
+@pytest.mark.parametrize("fps", [24.0, 50.0, 60.0])
+def test_profile_fps_other_than_the_engine_is_resampled(fps: float) -> None:
+    session = make_session(fps=fps)  # the test engine runs at 30 fps only
+    audio = np.linspace(0, 1, 16000 * 2, dtype=np.float32)
+    out = run(session, audio, list(range(0, audio.size, 700)))
+    assert out.shape[0] == frames_for_samples(audio.size, 16000, fps)
+    # Column 1 is the engine's frame index: at fps it must read i * 30 / fps.
+    want = np.arange(out.shape[0]) * 30.0 / fps
+    np.testing.assert_allclose(out[: out.shape[0] - 2, 1], want[: out.shape[0] - 2], atol=1e-4)
+
+
+def test_frame_rate_converter_streams_like_whole() -> None:
+    src = np.arange(40, dtype=np.float32)[:, None]
+    whole = FrameRateConverter(30.0, 60.0, 1)
+    all_at_once = np.concatenate([whole.push(src), whole.finish(80)])
+    parts = FrameRateConverter(30.0, 60.0, 1)
+    pieces = [parts.push(src[i : i + 3]) for i in range(0, 40, 3)] + [parts.finish(80)]
+    np.testing.assert_allclose(np.concatenate(pieces), all_at_once)
+    assert all_at_once.shape[0] == 80
+    np.testing.assert_allclose(all_at_once[:78, 0], np.arange(78) / 2)
+
+
+def test_a_finished_session_refuses_with_stream_closed_error() -> None:
+    session = make_session()
+    session.finish()
+    for call in (lambda: session.push(np.zeros(10, np.float32)), session.finish, session.flush,
+                 session.interrupt):  # fmt: skip
+        with pytest.raises(StreamClosedError, match="finished"):
+            call()

@@ -12,11 +12,11 @@ from audio2face.cli import main
 from audio2face.engines.quantize import compare_unitalker, quantize_int8
 from audio2face.engines.unitalker import UniTalkerModel
 from audio2face.errors import ConfigError, ModelNotFoundError
-from audio2face.settings import Settings
+from audio2face.engines.onnx import OrtOptions
 
 pytest.importorskip("onnx")
 
-SETTINGS = Settings(providers="cpu", intra_op_threads=1, inter_op_threads=1)
+SETTINGS = OrtOptions(providers="cpu", intra_op_threads=1, inter_op_threads=1)
 
 
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:

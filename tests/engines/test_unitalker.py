@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from audio2face.engines.onnx import CPU_PROVIDER, create_session, resolve_providers
-from audio2face.engines.scheduling import ScheduledEngine, open_engine_stream, resolve_mode
+from audio2face.engines.onnx import OrtOptions
+from audio2face.engines.scheduling import ScheduledEngine
 from audio2face.engines.unitalker import (
     NORM_EPS,
     UNITALKER_SOURCE,
@@ -16,12 +17,13 @@ from audio2face.engines.unitalker import (
     normalize_audio,
 )
 from audio2face.errors import ConfigError, ModelNotFoundError
-from audio2face.settings import Settings
+from audio2face.streaming.segmenter import SilenceOptions
+from audio2face.streaming.window import WindowOptions
 from audio2face.streaming.segmenter import SegmentedStream
 from audio2face.streaming.window import WindowedStream
 from audio2face.types import Engine, SegmentModel
 
-SETTINGS = Settings(providers="cpu", intra_op_threads=1, inter_op_threads=1)
+SETTINGS = OrtOptions(providers="cpu", intra_op_threads=1, inter_op_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,8 @@ def test_emo_id_from_settings_and_mapping(
     neutral = UniTalkerModel.load(tiny_unitalker_path, SETTINGS, output_names=unitalker_names)
     other = UniTalkerModel.load(
         tiny_unitalker_path,
-        Settings(providers="cpu", unitalker_emo_id=3),
+        OrtOptions(providers="cpu"),
+        emo_id=3,
         output_names=unitalker_names,
         emotion_ids={"happiness": 10},
     )
@@ -143,15 +146,16 @@ def test_infer_batch_matches_single(
 
 
 def test_scheduling_modes(model: UniTalkerModel) -> None:
-    assert resolve_mode(model, "auto") == "window"
-    assert isinstance(open_engine_stream(model, "window", SETTINGS), WindowedStream)
-    assert isinstance(open_engine_stream(model, "segment", SETTINGS), SegmentedStream)
-    with pytest.raises(ConfigError, match="streaming"):
-        open_engine_stream(model, "streaming", SETTINGS)
-    engine = ScheduledEngine("unitalker", model, SETTINGS, mode="segment")
+    window = ScheduledEngine("unitalker", model, WindowOptions())
+    assert isinstance(window.open_stream(), WindowedStream)
+    assert window.capabilities.batched_push and not window.capabilities.any_fps
+    with pytest.raises(ConfigError, match="30 fps only"):
+        window.open_stream(fps=60.0)
+    engine = ScheduledEngine("unitalker", model, SilenceOptions())
     assert isinstance(engine, Engine)
-    assert resolve_mode(engine, "auto") == "streaming"
+    assert not engine.capabilities.batched_push
     stream = engine.open_stream()
+    assert isinstance(stream, SegmentedStream)
     audio = np.random.default_rng(4).normal(0, 0.1, 16000).astype(np.float32)
     frames = np.concatenate([stream.push(audio), stream.finish()])
     assert frames.shape == (30, 51)

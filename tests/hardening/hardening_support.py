@@ -67,7 +67,7 @@ def hardening_settings(model: Path, profiles: Path, **overrides: object) -> Sett
 
 def start_server(settings: Settings, engines: dict | None = None):
     """A running ``LiveServer`` (from tests/conftest.py) for ``settings``."""
-    from audio2face.engines.unitalker import load_unitalker_engine
+    from audio2face.engines.loading import load_unitalker_engine
     from audio2face.server import create_app
     from conftest import LiveServer
 

@@ -10,7 +10,7 @@ instead of ``load_engines``. Settings come from ``AUDIO2FACE_*`` variables as us
 
 from __future__ import annotations
 
-from audio2face.engines.unitalker import load_unitalker_engine
+from audio2face.engines.loading import load_unitalker_engine
 from audio2face.logs import configure_logging
 from audio2face.server.serve import serve
 from audio2face.settings import Settings

@@ -37,7 +37,7 @@ from hardening_support import (
 )
 from v1_client import Reply, read_replies
 
-from audio2face.engines.unitalker import load_unitalker_engine
+from audio2face.engines.loading import load_unitalker_engine
 
 HERE = Path(__file__).resolve().parent
 

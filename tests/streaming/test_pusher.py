@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 
 from audio2face.engines.default import load_default_engine
-from audio2face.errors import EngineError, ProtocolError
+from audio2face.engines.onnx import OrtOptions
+from audio2face.errors import EngineError, StreamClosedError
 from audio2face.runtime import Runtime
 from audio2face.settings import Settings
-from audio2face.streaming.pusher import BatchPusher
+from audio2face.streaming.pusher import BatchOptions, BatchPusher
 
 SETTINGS = Settings(providers="cpu", intra_op_threads=1, inference_workers=1, batch_wait_ms=0)
 
 
 @pytest.fixture(scope="module")
 def runtime() -> Runtime:
-    engine = load_default_engine(SETTINGS)
+    engine = load_default_engine(ort_options=OrtOptions(providers="cpu"))
     rt = Runtime.start(SETTINGS, engines={"default": engine})
     yield rt
     rt.close()
@@ -41,7 +42,7 @@ def test_concurrent_pushes_batch_and_match_pushing_alone(runtime: Runtime) -> No
     """Eight streams pushing 40 ms bodies at once share runs; each gets the frames a
     session pushed on its own gets."""
     sizes: list[int] = []
-    pusher = BatchPusher(threads=1, max_batch=64, wait_s=0.005)
+    pusher = BatchPusher(BatchOptions(threads=1, max_batch=64, wait_s=0.005))
     runtime.engines["default"].attach_batch_observer(lambda n, _s: sizes.append(n))
     clips = [speech(k) for k in range(8)]
 
@@ -69,7 +70,7 @@ def test_concurrent_pushes_batch_and_match_pushing_alone(runtime: Runtime) -> No
 
 
 def test_errors_reach_only_their_stream_and_a_closed_pusher_refuses(runtime: Runtime) -> None:
-    pusher = BatchPusher(threads=2, max_batch=4, wait_s=0.0)
+    pusher = BatchPusher(BatchOptions(threads=2, max_batch=4, wait_s=0.0))
     done, ok = open_sessions(runtime, 2)
     done.finish()
 
@@ -80,7 +81,7 @@ def test_errors_reach_only_their_stream_and_a_closed_pusher_refuses(runtime: Run
         )  # fmt: skip
 
     bad, good = asyncio.run(main())
-    assert isinstance(bad, ProtocolError)
+    assert isinstance(bad, StreamClosedError)
     assert not isinstance(good, Exception) and len(good) > 0
     pusher.close()
     pusher.join(5)
@@ -89,7 +90,7 @@ def test_errors_reach_only_their_stream_and_a_closed_pusher_refuses(runtime: Run
 
 
 def test_a_cancelled_push_does_not_break_the_others(runtime: Runtime) -> None:
-    pusher = BatchPusher(threads=1, max_batch=64, wait_s=0.05)  # long wait: cancel lands first
+    pusher = BatchPusher(BatchOptions(threads=1, max_batch=64, wait_s=0.05))  # long wait: cancel lands first
     a, b = open_sessions(runtime, 2)
 
     async def main():
@@ -109,8 +110,8 @@ def test_a_cancelled_push_does_not_break_the_others(runtime: Runtime) -> None:
 
 def test_argument_checks() -> None:
     with pytest.raises(ValueError):
-        BatchPusher(threads=0)
+        BatchOptions(threads=0)
     with pytest.raises(ValueError):
-        BatchPusher(max_batch=0)
+        BatchOptions(max_batch=0)
     with pytest.raises(ValueError):
-        BatchPusher(wait_s=-1)
+        BatchOptions(wait_s=-1)

@@ -7,14 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audio2face.errors import ProtocolError
-from audio2face.settings import Settings
-from audio2face.streaming.segmenter import SegmentedStream, SilenceParams, SilenceSplitter
+from audio2face.errors import StreamClosedError
+from audio2face.streaming.segmenter import (
+    SegmentedStream,
+    SilenceOptions,
+    SilenceParams,
+    SilenceSplitter,
+)
 from audio2face.types import EngineStream, frames_for_samples
 
 SR = 16_000
-SETTINGS = Settings()
-PARAMS = SilenceParams.from_settings(SETTINGS, SR, 30.0)
+SETTINGS = SilenceOptions()
+PARAMS = SilenceParams.from_options(SETTINGS, SR, 30.0)
 
 
 def speech(seconds: float, seed: int = 0) -> np.ndarray:
@@ -65,7 +69,7 @@ def test_bodies_shorter_than_a_window() -> None:
 
 
 def test_max_segment_cuts_continuous_speech() -> None:
-    params = SilenceParams.from_settings(Settings(max_segment_s=1.5), SR, 30.0)
+    params = SilenceParams.from_options(SilenceOptions(max_segment_s=1.5), SR, 30.0)
     cuts = cuts_of([speech(6.0)], params)
     assert len(cuts) >= 3
     bounds = [0, *cuts]
@@ -78,7 +82,7 @@ def test_long_silence_is_emitted_piecewise() -> None:
 
 
 def test_no_segment_shorter_than_a_frame() -> None:
-    params = SilenceParams.from_settings(Settings(silence_min_interval_s=0.0), SR, 30.0)
+    params = SilenceParams.from_options(SilenceOptions(min_interval_s=0.0), SR, 30.0)
     audio = np.concatenate([speech(0.2), silence(0.02), speech(0.2, 1), silence(0.5)])
     cuts = cuts_of([audio], params)
     bounds = [0, *cuts]
@@ -86,12 +90,12 @@ def test_no_segment_shorter_than_a_frame() -> None:
 
 
 def test_segmented_stream_emits_during_continuous_speech(toy_model) -> None:
-    stream = SegmentedStream(toy_model, Settings(max_segment_s=1.0))
+    stream = SegmentedStream(toy_model, SilenceOptions(max_segment_s=1.0))
     assert isinstance(stream, EngineStream)
     got = sum(stream.push(c).shape[0] for c in np.array_split(speech(5.0), 50))
     assert got >= 90  # most of 150 frames before finish()
     assert got + stream.finish().shape[0] == 150
-    with pytest.raises(ProtocolError):
+    with pytest.raises(StreamClosedError):
         stream.push(speech(0.1))
     stream.reset()
     assert stream.push(speech(0.1)).shape == (0, 4)
@@ -125,7 +129,7 @@ def test_frame_count_exact_for_any_chunking(case, max_segment_s: float) -> None:
     from conftest import ToyConvModel
 
     audio, sizes = case
-    stream = SegmentedStream(ToyConvModel(), Settings(max_segment_s=max_segment_s))
+    stream = SegmentedStream(ToyConvModel(), SilenceOptions(max_segment_s=max_segment_s))
     total, pos = 0, 0
     for size in sizes:
         total += stream.push(audio[pos : pos + size]).shape[0]

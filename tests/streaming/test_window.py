@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audio2face.errors import ProtocolError
-from audio2face.streaming.window import WindowedStream
+from audio2face.errors import StreamClosedError
+from audio2face.streaming.window import WindowedStream, WindowOptions
 from audio2face.types import EngineStream, frames_for_samples
 
 SR, FPS = 16_000, 30.0
@@ -28,22 +28,22 @@ def run(stream: WindowedStream, chunks: list[np.ndarray]) -> np.ndarray:
 
 
 def test_frame_conversion_and_protocol(toy_model) -> None:
-    s = WindowedStream(toy_model, 1.0, 0.4, 0.3, 0.1)
+    s = WindowedStream(toy_model, WindowOptions(1.0, 0.4, 0.3, 0.1))
     assert isinstance(s, EngineStream)
     assert (s.left_frames, s.hop_frames, s.lookahead_frames, s.crossfade_frames) == (30, 12, 9, 3)
     assert s.latency_s == pytest.approx(0.7)
     # the cross-fade lives in the look-ahead, so it is capped by it
-    assert WindowedStream(toy_model, 1.0, 0.4, 0.1, 0.5).crossfade_frames == 3
+    assert WindowedStream(toy_model, WindowOptions(1.0, 0.4, 0.1, 0.5)).crossfade_frames == 3
     with pytest.raises(ValueError, match="hop_s"):
-        WindowedStream(toy_model, 1.0, 0.0, 0.3, 0.1)
+        WindowedStream(toy_model, WindowOptions(1.0, 0.0, 0.3, 0.1))
     s.finish()
-    with pytest.raises(ProtocolError):
+    with pytest.raises(StreamClosedError):
         s.push(np.zeros(10, dtype=np.float32))
 
 
 def test_frames_come_from_the_aligned_window(toy_model) -> None:
     audio = modulated_tone(2.0)
-    s = WindowedStream(toy_model, 1.0, 0.4, 0.3, 0.0)
+    s = WindowedStream(toy_model, WindowOptions(1.0, 0.4, 0.3, 0.0))
     first = s.push(audio)[:12]
     direct = toy_model.infer(audio[: round(21 * SR / FPS)], 21)[:12]  # frames [0, 12 + 9)
     np.testing.assert_allclose(first, direct, atol=1e-6)
@@ -51,7 +51,7 @@ def test_frames_come_from_the_aligned_window(toy_model) -> None:
 
 def test_lookahead_is_respected(toy_model) -> None:
     lookahead_s, hop_s = 0.3, 0.2
-    s = WindowedStream(toy_model, 0.5, hop_s, lookahead_s, 0.1)
+    s = WindowedStream(toy_model, WindowOptions(0.5, hop_s, lookahead_s, 0.1))
     audio = modulated_tone(5.0)
     rng = np.random.default_rng(0)
     pushed = emitted = 0
@@ -83,24 +83,24 @@ def test_joins_are_no_steeper_than_the_signal(toy_model) -> None:
     # The same model on the whole clip: the frame-to-frame change of a join-free output.
     natural = np.abs(np.diff(toy_model.infer(audio, n), axis=0)).max()
 
-    faded = WindowedStream(toy_model, 1.0, 0.4, 0.3, 0.1)
+    faded = WindowedStream(toy_model, WindowOptions(1.0, 0.4, 0.3, 0.1))
     join_max, _ = _join_steps(run(faded, chunks), faded)
     assert join_max <= natural
 
     # The toy model does depend on each window's extent: without the fade, joins jump.
-    hard = WindowedStream(toy_model, 1.0, 0.4, 0.3, 0.0)
+    hard = WindowedStream(toy_model, WindowOptions(1.0, 0.4, 0.3, 0.0))
     hard_max, _ = _join_steps(run(hard, chunks), hard)
     assert hard_max > natural
 
 
 def test_unitalker_model_streams_through_windows(tiny_unitalker_path, unitalker_names) -> None:
     from audio2face.engines.unitalker import UniTalkerModel
-    from audio2face.settings import Settings
+    from audio2face.engines.onnx import OrtOptions
 
-    model = UniTalkerModel.load(tiny_unitalker_path, Settings(providers="cpu"),
+    model = UniTalkerModel.load(tiny_unitalker_path, OrtOptions(providers="cpu"),
                                 output_names=unitalker_names)
     audio = modulated_tone(2.3)
-    out = run(WindowedStream(model, 1.0, 0.4, 0.3, 0.1), np.array_split(audio, 7))
+    out = run(WindowedStream(model, WindowOptions(1.0, 0.4, 0.3, 0.1)), np.array_split(audio, 7))
     assert out.shape == (frames_for_samples(len(audio), SR, FPS), 51)
 
 
@@ -119,7 +119,7 @@ def test_frame_count_exact_for_any_chunking(
     from conftest import ToyConvModel
 
     audio = modulated_tone(n_samples / SR)
-    stream = WindowedStream(ToyConvModel(), left, hop, lookahead, crossfade)
+    stream = WindowedStream(ToyConvModel(), WindowOptions(left, hop, lookahead, crossfade))
     total, pos = 0, 0
     for size in sizes:
         total += stream.push(audio[pos : pos + size]).shape[0]

@@ -29,7 +29,7 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from audio2face.types import FloatArray
+from audio2face.types import FloatArray, StreamState, require_open
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -165,7 +165,7 @@ class LogMelState:
     pending: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     n_samples: int = 0
     n_frames: int = 0
-    finished: bool = False
+    lifecycle: StreamState = StreamState.OPEN
 
 
 class LogMelExtractor:
@@ -193,8 +193,8 @@ class LogMelExtractor:
         if len(states) != len(audios):
             raise ValueError(f"{len(states)} states but {len(audios)} audio chunks")
         p = self.params
-        if any(state.finished for state in states):  # before any state changes
-            raise RuntimeError("push() after finish(); open a new state for a new stream")
+        for state in states:  # before any state changes
+            require_open(state.lifecycle, "push audio to a log-mel state")
         views, counts = [], []
         for state, audio in zip(states, audios, strict=True):
             x = np.asarray(audio, np.float64).reshape(-1)
@@ -213,14 +213,13 @@ class LogMelExtractor:
 
     def finish(self, state: LogMelState) -> FloatArray:
         """Zero-pad the tail; return the remaining frames up to ``ceil(N / hop)``."""
-        if state.finished:
-            raise RuntimeError("finish() called twice")
+        require_open(state.lifecycle, "finish a log-mel state")
         p = self.params
         total = -(-state.n_samples // p.hop_length)
         rest = max(0, total - state.n_frames)
         buf = np.concatenate([state.pending, np.zeros(p.win_length + rest * p.hop_length)])
         out = _frames_from_padded(buf, rest, p)
         state.n_frames += rest
-        state.finished = True
+        state.lifecycle = StreamState.FINISHED
         state.pending = np.zeros(0)
         return out

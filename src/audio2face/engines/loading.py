@@ -1,27 +1,113 @@
-"""Build the engines a server needs from settings: a plain dict, name -> Engine."""
+"""The composition root of the engines: build each engine from :class:`Settings`.
+
+This is the one module under ``engines/`` that reads settings. Engines and
+schedulers take small frozen option objects (:class:`OrtOptions`,
+:class:`WindowOptions`, :class:`SilenceOptions`), built here.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from audio2face.engines.onnx import OrtOptions
 from audio2face.settings import Settings
+from audio2face.streaming.segmenter import SilenceOptions
+from audio2face.streaming.window import WindowOptions
 from audio2face.types import Engine
+
+__all__ = [
+    "load_engines",
+    "load_unitalker_engine",
+    "ort_options",
+    "silence_options",
+    "unitalker_model_path",
+    "window_options",
+]
 
 logger = logging.getLogger("audio2face.engines")
 
+WEIGHTS_FILE = Path("weights") / "unitalker_v0.4.0_base.onnx"
+"""Where the original service's quick start put UniTalker (``-v $PWD/weights:...``)."""
+
+
+def ort_options(settings: Settings, *, intra_op_threads: int | None = None) -> OrtOptions:
+    return OrtOptions(
+        providers=settings.providers,
+        intra_op_threads=intra_op_threads or settings.intra_op_threads,
+        inter_op_threads=settings.inter_op_threads,
+    )
+
+
+def window_options(settings: Settings) -> WindowOptions:
+    return WindowOptions(
+        left_context_s=settings.window_left_context_s,
+        hop_s=settings.window_hop_s,
+        lookahead_s=settings.window_lookahead_s,
+        crossfade_s=settings.window_crossfade_s,
+    )
+
+
+def silence_options(settings: Settings) -> SilenceOptions:
+    return SilenceOptions(
+        window_s=settings.silence_window_s,
+        hop_s=settings.silence_hop_s,
+        threshold=settings.silence_threshold,
+        min_interval_s=settings.silence_min_interval_s,
+        max_segment_s=settings.max_segment_s,
+    )
+
+
+def unitalker_model_path(settings: Settings) -> Path | None:
+    """``unitalker_model`` if set; else ``weights/unitalker_v0.4.0_base.onnx`` under
+    ``weights_dir``'s parent (the original's mount point) when that file exists."""
+    if settings.unitalker_model is not None:
+        return settings.unitalker_model
+    candidate = settings.weights_dir / WEIGHTS_FILE.name
+    return candidate if candidate.is_file() else None
+
+
+def load_unitalker_engine(settings: Settings, path: Path | None = None) -> Engine:
+    """UniTalker from ``path`` (else :func:`unitalker_model_path`) behind the scheduler
+    that ``unitalker_mode`` picks (``auto`` is ``window``)."""
+    from audio2face.engines.scheduling import ScheduledEngine
+    from audio2face.engines.unitalker import UniTalkerModel
+
+    model = UniTalkerModel.load(
+        path or unitalker_model_path(settings),
+        ort_options(settings),
+        workers=settings.inference_workers,
+        emo_id=settings.unitalker_emo_id,
+    )
+    schedule = (
+        silence_options(settings) if settings.unitalker_mode == "segment" else window_options(settings)
+    )
+    return ScheduledEngine(
+        "unitalker", model, schedule, attach_observer=model.attach_batch_observer
+    )
+
 
 def load_engines(settings: Settings) -> dict[str, Engine]:
-    """The embedded default engine, plus UniTalker when a model path is configured.
+    """The embedded default engine and the phonemes engine, plus UniTalker when a model
+    is configured or mounted (:func:`unitalker_model_path`).
 
     A configured UniTalker model that cannot be loaded is an error (the operator asked
     for it); the default model ships with the package and must always load.
     """
-    engines: dict[str, Engine] = {}
     from audio2face.engines.default import load_default_engine
+    from audio2face.engines.phonemes import PhonemeEngine
 
-    engines["default"] = load_default_engine(settings)
-    if settings.unitalker_model is not None:
-        from audio2face.engines.unitalker import load_unitalker_engine
-
-        engines["unitalker"] = load_unitalker_engine(settings)
+    engines: dict[str, Engine] = {
+        "default": load_default_engine(
+            settings.default_model,
+            ort_options(settings, intra_op_threads=settings.default_model_threads),
+            workers=settings.inference_workers,
+        ),
+        "phonemes": PhonemeEngine(),
+    }
+    unitalker = unitalker_model_path(settings)
+    if unitalker is not None:
+        if settings.unitalker_model is None:
+            logger.info("found %s: enabling the unitalker engine", unitalker)
+        engines["unitalker"] = load_unitalker_engine(settings, unitalker)
     return engines

@@ -1,7 +1,7 @@
 """Create onnxruntime sessions the same way for every engine.
 
-One helper, :func:`create_session`, turns a model path and the service
-:class:`~audio2face.settings.Settings` into an ``InferenceSession`` with explicit
+One helper, :func:`create_session`, turns a model path and :class:`OrtOptions` (built
+from the service settings at the composition root) into an ``InferenceSession`` with explicit
 providers and ``SessionOptions`` (threads, execution mode, memory arena), and turns
 every way a model file can be unusable into a :class:`ModelNotFoundError` whose reason
 says what to download and where to put it.
@@ -19,14 +19,38 @@ from pathlib import Path
 import onnxruntime as ort
 
 from audio2face.errors import ConfigError, ModelNotFoundError
-from audio2face.settings import Providers, Settings
+from audio2face.types import Providers
 
-__all__ = ["CPU_PROVIDER", "CUDA_PROVIDER", "ModelSource", "create_session", "resolve_providers"]
+__all__ = [
+    "CPU_PROVIDER",
+    "CUDA_PROVIDER",
+    "ModelSource",
+    "OrtOptions",
+    "create_session",
+    "resolve_providers",
+]
+
 
 logger = logging.getLogger("audio2face.engines.onnx")
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True, slots=True)
+class OrtOptions:
+    """How to run one ONNX model: providers and thread counts (see ``docs/configuration.md``)."""
+
+    providers: Providers = "auto"
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.intra_op_threads < 1 or self.inter_op_threads < 1:
+            raise ValueError(
+                f"thread counts must be >= 1, got intra={self.intra_op_threads} "
+                f"inter={self.inter_op_threads}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +100,16 @@ def resolve_providers(setting: Providers) -> list[str]:
     raise ConfigError(f"unknown providers setting {setting!r}; allowed: 'auto', 'cpu', 'cuda'")
 
 
-def session_options(settings: Settings) -> ort.SessionOptions:
-    """Explicit ``SessionOptions`` from the settings, never onnxruntime's defaults.
+def session_options(options: OrtOptions) -> ort.SessionOptions:
+    """Explicit ``SessionOptions``, never onnxruntime's defaults.
 
     onnxruntime's default thread pool takes every core; with one session per model
     shared by ``inference_workers`` threads that oversubscribes the machine, so the
-    thread counts always come from the settings.
+    thread counts are always explicit.
     """
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = settings.intra_op_threads
-    opts.inter_op_num_threads = settings.inter_op_threads
+    opts.intra_op_num_threads = options.intra_op_threads
+    opts.inter_op_num_threads = options.inter_op_threads
     # Our graphs are a single chain of ops: parallel execution adds scheduling cost only.
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -100,9 +124,9 @@ def session_options(settings: Settings) -> ort.SessionOptions:
 
 
 def create_session(
-    path: Path | str | None, settings: Settings, source: ModelSource
+    path: Path | str | None, options: OrtOptions, source: ModelSource
 ) -> ort.InferenceSession:
-    """Load the ONNX model at ``path`` with the providers and options from ``settings``.
+    """Load the ONNX model at ``path`` with ``options``' providers and threads.
 
     Raises :class:`ModelNotFoundError` when ``path`` is unset, missing, not a file or
     not a loadable ONNX model, and :class:`ConfigError` when ``providers='cuda'`` was
@@ -118,10 +142,10 @@ def create_session(
         raise ModelNotFoundError(
             f"{source.display_name} model {str(model_path)!r} {what}; {source.hint()}"
         )
-    providers = resolve_providers(settings.providers)
+    providers = resolve_providers(options.providers)
     try:
         session = ort.InferenceSession(
-            str(model_path), sess_options=session_options(settings), providers=providers
+            str(model_path), sess_options=session_options(options), providers=providers
         )
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         raise ModelNotFoundError(
@@ -130,7 +154,7 @@ def create_session(
             f"{source.hint()}"
         ) from exc
     used = session.get_providers()
-    if settings.providers == "cuda" and CUDA_PROVIDER not in used:
+    if options.providers == "cuda" and CUDA_PROVIDER not in used:
         raise ConfigError(
             f"providers='cuda' but {source.display_name} fell back to {used}: "
             "no usable GPU or CUDA libraries; use providers='auto' or 'cpu'"

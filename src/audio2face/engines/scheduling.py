@@ -1,78 +1,53 @@
-"""Choose how a model streams: native streaming, window scheduler or silence segments.
+"""A non-streaming model presented as an engine: window scheduler or silence segments.
 
-- ``streaming``: the engine streams by itself (``Engine.open_stream``).
 - ``window``: a :class:`~audio2face.types.SegmentModel` at a fixed latency
-  (``window_*`` settings), see :mod:`audio2face.streaming.window`.
-- ``segment``: a ``SegmentModel`` on silence-delimited segments, as the original
-  service ran UniTalker, see :mod:`audio2face.streaming.segmenter`.
-- ``auto``: ``streaming`` for an engine, ``window`` for a segment model.
+  (:class:`~audio2face.streaming.window.WindowOptions`); its streams push together
+  (``capabilities.batched_push``), so due windows of many streams share a model run.
+- ``segment``: the model on silence-delimited segments, as the original service ran
+  UniTalker (:class:`~audio2face.streaming.segmenter.SilenceOptions`).
+
+Which one is chosen by the type of the options given: the choice is made once, at the
+composition root (``engines/loading.py``), from the ``unitalker_mode`` setting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from audio2face.errors import ConfigError
-from audio2face.settings import Settings, StreamMode
-from audio2face.streaming.segmenter import SegmentedStream
-from audio2face.streaming.window import WindowedStream
-from audio2face.types import Engine, EngineStream, SegmentModel
+from audio2face.streaming.segmenter import SegmentedStream, SilenceOptions
+from audio2face.streaming.window import WindowedStream, WindowOptions
+from audio2face.types import BatchObserver, EngineCapabilities, EngineStream, SegmentModel
 
-__all__ = ["ScheduledEngine", "open_engine_stream", "resolve_mode"]
-
-Resolved = Literal["window", "segment", "streaming"]
-
-
-def resolve_mode(model_or_engine: Engine | SegmentModel, mode: StreamMode) -> Resolved:
-    """The concrete mode for ``mode`` on this object; raises :class:`ConfigError` when
-    the object cannot run that way."""
-    can_stream = callable(getattr(model_or_engine, "open_stream", None))
-    can_segment = callable(getattr(model_or_engine, "infer", None))
-    if mode == "auto":
-        if can_stream:
-            return "streaming"
-        if can_segment:
-            return "window"
-    elif mode == "streaming" and can_stream:
-        return "streaming"
-    elif mode in ("window", "segment") and can_segment:
-        return mode
-    kind = type(model_or_engine).__name__
-    allowed = (["streaming"] if can_stream else []) + (["window", "segment"] if can_segment else [])
-    raise ConfigError(f"{kind} cannot run in mode {mode!r}; allowed: {['auto', *allowed]}")
-
-
-def open_engine_stream(
-    model_or_engine: Engine | SegmentModel, mode: StreamMode, settings: Settings
-) -> EngineStream:
-    """A new per-stream :class:`EngineStream` for ``model_or_engine`` in ``mode``."""
-    resolved = resolve_mode(model_or_engine, mode)
-    if resolved == "streaming":
-        return model_or_engine.open_stream()  # type: ignore[union-attr]
-    model: SegmentModel = model_or_engine  # type: ignore[assignment]
-    if resolved == "segment":
-        return SegmentedStream(model, settings)
-    return WindowedStream(
-        model,
-        left_context_s=settings.window_left_context_s,
-        hop_s=settings.window_hop_s,
-        lookahead_s=settings.window_lookahead_s,
-        crossfade_s=settings.window_crossfade_s,
-    )
+__all__ = ["ScheduledEngine"]
 
 
 class ScheduledEngine:
-    """A :class:`SegmentModel` presented as an :class:`Engine`: each stream gets its own
-    scheduler (window or segment), all share the model."""
+    """A :class:`SegmentModel` as an :class:`~audio2face.types.Engine`: each stream gets
+    its own scheduler, all share the model.
+
+    ``attach_observer``, when given, is how the model reports its runs (metrics); the
+    engine then declares ``reports_batches``.
+    """
 
     def __init__(
-        self, name: str, model: SegmentModel, settings: Settings, *, mode: StreamMode = "auto"
+        self,
+        name: str,
+        model: SegmentModel,
+        schedule: WindowOptions | SilenceOptions,
+        *,
+        attach_observer: Callable[[BatchObserver | None], None] | None = None,
     ) -> None:
+        if not isinstance(schedule, WindowOptions | SilenceOptions):
+            raise TypeError(f"schedule must be WindowOptions or SilenceOptions, got {schedule!r}")
         self._name = name
         self.model = model
-        self.settings = settings
-        self.mode = resolve_mode(model, mode)
+        self.schedule = schedule
+        self._attach = attach_observer
+        self.mode = "window" if isinstance(schedule, WindowOptions) else "segment"
+        self.capabilities = EngineCapabilities(
+            batched_push=self.mode == "window", reports_batches=self._attach is not None
+        )
 
     @property
     def name(self) -> str:
@@ -93,15 +68,20 @@ class ScheduledEngine:
     @property
     def lookahead_s(self) -> float:
         """Window mode: the configured look-ahead. Segment mode: up to one segment."""
-        if self.mode == "segment":
-            return self.settings.max_segment_s
-        return self.settings.window_lookahead_s
+        if isinstance(self.schedule, SilenceOptions):
+            return self.schedule.max_segment_s
+        return self.schedule.lookahead_s
 
-    def open_stream(self) -> EngineStream:
-        return open_engine_stream(self.model, self.mode, self.settings)
+    def open_stream(self, fps: float | None = None) -> EngineStream:
+        if fps is not None and abs(fps - self.fps) > 1e-9:
+            raise ConfigError(
+                f"the {self._name!r} engine runs at {self.fps:g} fps only, not {fps:g}"
+            )
+        if isinstance(self.schedule, SilenceOptions):
+            return SegmentedStream(self.model, self.schedule)
+        return WindowedStream(self.model, self.schedule)
 
-    def attach_batch_observer(self, observer: Callable[[int, float], None] | None) -> None:
-        """Forward to the model, when it reports inference batches (metrics)."""
-        attach = getattr(self.model, "attach_batch_observer", None)
-        if callable(attach):
-            attach(observer)
+    def attach_batch_observer(self, observer: BatchObserver | None) -> None:
+        """Report the model's runs to ``observer`` (only with ``reports_batches``)."""
+        if self._attach is not None:
+            self._attach(observer)

@@ -20,19 +20,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
-from audio2face.engines.batching import BatchingSession, BatchObserver, batching_session
-from audio2face.engines.onnx import ModelSource, create_session
+from audio2face.engines.onnx import ModelSource, OrtOptions, create_session
+from audio2face.engines.slots import CappedSession
 from audio2face.errors import ConfigError, EngineError, ModelNotFoundError
-from audio2face.settings import NEUTRAL_EMO_ID, Settings
-from audio2face.types import FloatArray
-
-if TYPE_CHECKING:
-    from audio2face.engines.scheduling import ScheduledEngine
+from audio2face.types import BatchObserver, FloatArray
 
 __all__ = [
     "NORM_EPS",
@@ -40,7 +35,6 @@ __all__ = [
     "UNITALKER_SAMPLE_RATE",
     "UNITALKER_SOURCE",
     "UniTalkerModel",
-    "load_unitalker_engine",
     "normalize_audio",
 ]
 
@@ -49,6 +43,8 @@ logger = logging.getLogger("audio2face.engines.unitalker")
 UNITALKER_SAMPLE_RATE = 16_000
 UNITALKER_FPS = 30.0
 UNITALKER_CHANNELS = 51
+NEUTRAL_EMO_ID = 10
+"""UniTalker's ``emo_id`` for neutral speech."""
 NORM_EPS = 1e-7
 """Variance epsilon of transformers' ``Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm``."""
 MIN_INPUT_SAMPLES = 1600
@@ -106,7 +102,7 @@ class UniTalkerModel:
 
     def __init__(
         self,
-        session: ort.InferenceSession | BatchingSession,
+        session: ort.InferenceSession | CappedSession,
         *,
         output_names: Sequence[str] | None = None,
         emo_id: int = NEUTRAL_EMO_ID,
@@ -127,22 +123,20 @@ class UniTalkerModel:
     def load(
         cls,
         path: Path | str | None,
-        settings: Settings,
+        ort_options: OrtOptions | None = None,
         *,
+        workers: int = 1,
+        emo_id: int = NEUTRAL_EMO_ID,
         output_names: Sequence[str] | None = None,
         emotion_ids: Mapping[str, int] | None = None,
     ) -> UniTalkerModel:
-        """Load ``path`` (``settings.unitalker_model`` when ``None``) with the settings'
-        providers and threads. Raises :class:`ModelNotFoundError` with a download hint."""
-        session = create_session(
-            path if path is not None else settings.unitalker_model, settings, UNITALKER_SOURCE
-        )
-        # Every run goes through the bounded inference pool; windows of equal length
-        # from different streams share one run when the graph has a batch axis.
+        """Load ``path`` with at most ``workers`` runs at a time. Raises
+        :class:`ModelNotFoundError` with a download hint."""
+        session = create_session(path, ort_options or OrtOptions(), UNITALKER_SOURCE)
         return cls(
-            batching_session(session, settings, name="unitalker"),
+            CappedSession(session, workers=workers, name="unitalker"),
             output_names=output_names,
-            emo_id=settings.unitalker_emo_id,
+            emo_id=emo_id,
             emotion_ids=emotion_ids,
         )
 
@@ -161,7 +155,7 @@ class UniTalkerModel:
 
     def attach_batch_observer(self, observer: BatchObserver | None) -> None:
         """Report each inference batch (size, seconds) to ``observer``, when batched."""
-        if isinstance(self._session, BatchingSession):
+        if isinstance(self._session, CappedSession):
             self._session.set_observer(observer)
 
     @property
@@ -228,7 +222,7 @@ class UniTalkerModel:
         return np.asarray(out, dtype=np.float32)
 
     @staticmethod
-    def _validate(session: ort.InferenceSession | BatchingSession) -> tuple[str, bool, bool]:
+    def _validate(session: ort.InferenceSession | CappedSession) -> tuple[str, bool, bool]:
         """Check the graph's signature once at load; return (output name, batch>1, emo [B])."""
         inputs = {i.name: i for i in session.get_inputs()}
         if set(inputs) != set(_EXPECTED_INPUTS):
@@ -259,12 +253,3 @@ class UniTalkerModel:
         batch_dynamic = not (isinstance(batch_dim, int) and batch_dim == 1)
         emo_dynamic = not (isinstance(emo_dim, int) and emo_dim == 1)
         return out.name, batch_dynamic, emo_dynamic
-
-
-def load_unitalker_engine(settings: Settings) -> ScheduledEngine:
-    """The UniTalker :class:`~audio2face.types.Engine`: the model from
-    ``settings.unitalker_model`` behind the scheduler ``settings.unitalker_mode`` picks."""
-    from audio2face.engines.scheduling import ScheduledEngine
-
-    model = UniTalkerModel.load(None, settings)
-    return ScheduledEngine("unitalker", model, settings, mode=settings.unitalker_mode)

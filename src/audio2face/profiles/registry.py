@@ -1,23 +1,32 @@
 """Finding profiles by name: built-ins shipped in the package, then the operator's
-``settings.profile_dir`` (a user profile replaces a built-in of the same name).
+``profile_dir`` (a user profile replaces a built-in of the same name).
 
-:meth:`ProfileRegistry.resolve` never fails: an empty name means the default profile;
-an unknown or invalid name, or a profile whose engine is not available, falls back to
-the default with a warning. Names are matched against the loaded table only, never
-used to build a path, so a request cannot reach files.
+The registry is told which engines are loaded (by the runtime), so it never calls a
+profile available whose engine is not. Two rules for names (``docs/profiles.md``):
+
+* :meth:`ProfileRegistry.require` (CLI, HTTP, protocol v2, the Python API): an empty
+  name is the default; an unknown name, or a profile whose engine is not loaded, is
+  refused with :class:`UnknownNameError` listing the usable profiles.
+* :meth:`ProfileRegistry.resolve_v1` (the v1 WebSocket only): as ``require``, except
+  that an unknown name that looks like the original service's avatar names
+  (``KQ-default``: letters and digits joined by hyphens) falls back to the default
+  profile, as the original did, with a warning.
+
+Names are matched against the loaded table only, never used to build a path, so a
+request cannot reach files.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from audio2face.errors import ConfigError
+from audio2face.errors import ConfigError, UnknownNameError
 from audio2face.profiles.model import Profile, load_profile_file, validate_profile_name
-from audio2face.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +35,13 @@ __all__ = ["BUILTIN_DIR", "ProfileRegistry", "Resolution"]
 BUILTIN_DIR = Path(str(resources.files(__package__).joinpath("builtin")))
 """Folder of the built-in profile files and their data."""
 
+AVATAR_NAME = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+")
+"""What the original service's avatar names look like (``KQ-default``, ``HT-default``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """Outcome of :meth:`ProfileRegistry.resolve`: the profile to use, and whether
+    """Outcome of :meth:`ProfileRegistry.resolve_v1`: the profile to use, and whether
     (and why) it is not the one requested."""
 
     profile: Profile
@@ -52,25 +64,22 @@ class ProfileRegistry:
     """All profiles of a service, by name and alias."""
 
     def __init__(
-        self, settings: Settings | None = None, *, available_engines: Collection[str] | None = None
+        self,
+        *,
+        engines: Collection[str],
+        profile_dir: Path | None = None,
+        default_profile: str = "arkit",
     ) -> None:
-        """Load built-ins and ``settings.profile_dir``.
+        """Load built-ins and ``profile_dir``; ``engines`` names the loaded engines.
 
-        ``available_engines`` names the engines this service can run; by default
-        "default" and "phonemes", plus "unitalker" when ``settings.unitalker_model`` is
-        set. Raises :class:`ConfigError` for a bad profile file or default.
+        Raises :class:`ConfigError` for a bad profile file or default.
         """
-        settings = settings or Settings()
-        if available_engines is None:
-            available_engines = {"default", "phonemes"}
-            if settings.unitalker_model is not None:
-                available_engines |= {"unitalker"}
-        self.available_engines = frozenset(available_engines)
+        self.available_engines = frozenset(engines)
         self._profiles = _load_dir(BUILTIN_DIR)
-        if settings.profile_dir is not None:
-            if not settings.profile_dir.is_dir():
-                raise ConfigError(f"profile_dir {settings.profile_dir} is not a directory")
-            for name, profile in _load_dir(settings.profile_dir).items():
+        if profile_dir is not None:
+            if not profile_dir.is_dir():
+                raise ConfigError(f"profile_dir {profile_dir} is not a directory")
+            for name, profile in _load_dir(profile_dir).items():
                 if name in self._profiles:
                     logger.info("user profile %r replaces the built-in one", name)
                 self._profiles[name] = profile
@@ -82,7 +91,7 @@ class ProfileRegistry:
                 # User profiles load last, so their aliases win over built-in ones.
                 self._aliases[alias] = profile.name
         try:
-            self.default = self.get(settings.default_profile)
+            self.default = self.get(default_profile)
         except ConfigError as exc:
             raise ConfigError(f"default_profile: {exc.reason}") from exc
         if not self.is_available(self.default):
@@ -114,24 +123,38 @@ class ProfileRegistry:
             raise ConfigError(f"unknown profile {name!r}; profiles are {self.names()}")
         return self._profiles[key]
 
-    def resolve(self, name: str | None) -> Resolution:
-        """The profile to use for a request naming ``name``; never raises.
+    def usable(self) -> list[str]:
+        """Names of the profiles whose engine is loaded, sorted."""
+        return [n for n in self.names() if self.is_available(self._profiles[n])]
 
-        Empty or ``None``: the default, silently. Unknown, invalid or unavailable:
-        the default, with a warning on this module's logger.
-        """
-        requested = name or ""
-        if not requested:
-            return Resolution(self.default, requested)
+    def require(self, name: str | None) -> Profile:
+        """The profile called ``name`` (empty: the default); raises
+        :class:`UnknownNameError` naming the usable profiles otherwise."""
+        if not name:
+            return self.default
         try:
-            profile = self.get(requested)
-        except ConfigError as exc:
-            return self._fallback(requested, exc.reason)
+            profile = self.get(name)
+        except ConfigError:
+            raise UnknownNameError("profile", name, self.usable()) from None
         if not self.is_available(profile):
-            return self._fallback(
-                requested, f"profile {profile.name!r} needs engine {profile.engine!r}, not available"
-            )
-        return Resolution(profile, requested)
+            raise UnknownNameError(
+                "profile", name, self.usable(),
+                hint=f"{profile.name!r} needs the {profile.engine!r} engine, which is not loaded",
+            )  # fmt: skip
+        return profile
+
+    def resolve_v1(self, name: str | None) -> Resolution:
+        """Protocol v1's rule: :meth:`require`, but an unknown avatar-like name falls back
+        to the default profile (logged), as the original service did."""
+        requested = name or ""
+        try:
+            return Resolution(self.require(requested), requested)
+        except UnknownNameError as exc:
+            if requested in self._profiles or requested in self._aliases:
+                raise  # a real profile whose engine is missing: never silently replaced
+            if not AVATAR_NAME.fullmatch(requested):
+                raise
+            return self._fallback(requested, exc.reason)
 
     def _fallback(self, requested: str, reason: str) -> Resolution:
         logger.warning(

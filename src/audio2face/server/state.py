@@ -21,9 +21,8 @@ class ServerState:
     metrics: Metrics
     runtime: Runtime | None = None
     draining: bool = False
-    active_streams: int = 0
     streams: set[Any] = field(default_factory=set)
-    """Open v1 streams (``V1Stream``)."""
+    """Open WebSocket streams (``server.connection.Connection``, any protocol)."""
     uploads: int = 0
     """HTTP animate requests in progress (they count towards ``max_streams``)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -35,4 +34,4 @@ class ServerState:
 
     def buffered_seconds(self) -> float:
         """Audio queued for inference, all streams."""
-        return sum(stream.inbox.seconds for stream in self.streams)
+        return sum(stream.buffered_seconds for stream in self.streams)

@@ -1,4 +1,4 @@
-"""Many streams' pushes run together on a few threads: the server's inference loop.
+"""Many streams' pushes run together on a few threads: the one batching layer.
 
 A server holds one :class:`~audio2face.streaming.session.Session` per connection and
 gets a 40 ms body from each of them 25 times a second. Handing each body to a thread
@@ -14,10 +14,12 @@ and many stream threads doing small pieces of Python fight over the one GIL. So
 
 A thread takes everything queued (up to ``max_batch``), so batches grow with the
 load and cost no extra wait when the thread is busy; when it was idle, the first
-push waits ``wait_s`` for company, as the model-level batcher does. Results go back
-to the event loop in one call per batch. Sessions whose engine cannot batch a push
-(see :attr:`Session.batch_key`) still work here, one by one, but the server sends
-those to its thread pool instead, where their model calls batch by themselves.
+push waits ``wait_s`` for company. Results go back to the event loop in one call per
+batch. Sessions whose engine cannot batch a push (see :attr:`Session.batch_key`) run
+here one by one; so do every stream's ``finish``, ``flush`` and ``interrupt``, so a
+stream's calls all happen on pusher threads, in order. The runtime keeps one pusher
+per engine, so a slow model never holds up another's streams. Below it, the model
+wrappers only cap concurrent runs (:mod:`audio2face.engines.slots`).
 """
 
 from __future__ import annotations
@@ -28,22 +30,46 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from audio2face.errors import EngineError
 from audio2face.streaming.session import PushResult, Session, push_sessions
 from audio2face.types import FloatArray, FrameBatch
 
-__all__ = ["BatchPusher"]
+__all__ = ["BatchOptions", "BatchPusher"]
 
 logger = logging.getLogger("audio2face.streaming.pusher")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """How pushes are batched (the ``inference_workers``, ``max_batch_size`` and
+    ``batch_wait_ms`` settings)."""
+
+    threads: int = 1
+    """Pusher threads, each running one batch at a time."""
+    max_batch: int = 64
+    """Most pushes in one batch (1: no batching)."""
+    wait_s: float = 0.0
+    """How long an idle thread waits for company before it runs a batch."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.wait_s < 0:
+            raise ValueError(f"wait_s must be >= 0, got {self.wait_s}")
 
 
 @dataclass(slots=True)
 class _Item:
     session: Session
-    audio: FloatArray
+    audio: FloatArray | None
+    """Audio to push (batched with others), or ``None`` for a ``call``."""
     emotion: str | None
+    call: Callable[[], FrameBatch] | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[FrameBatch]
 
@@ -51,21 +77,15 @@ class _Item:
 class BatchPusher:
     """Runs :meth:`Session.push` calls from an event loop in batches on its own threads.
 
-    A session must not have two pushes in flight at once (a stream awaits each push
+    A session must not have two calls in flight at once (a stream awaits each call
     before the next, which also keeps its audio in order).
     """
 
-    def __init__(
-        self, *, threads: int = 1, max_batch: int = 64, wait_s: float = 0.0, name: str = "a2f-push"
-    ) -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        if wait_s < 0:
-            raise ValueError(f"wait_s must be >= 0, got {wait_s}")
-        self.max_batch = max_batch
-        self.wait_s = wait_s
+    def __init__(self, options: BatchOptions = BatchOptions(), *, name: str = "a2f-push") -> None:
+        self.options = options
+        self.max_batch = options.max_batch
+        self.wait_s = options.wait_s
+        threads = options.threads
         self._queue: collections.deque[_Item] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -78,12 +98,26 @@ class BatchPusher:
 
     async def push(self, session: Session, audio: FloatArray, emotion: str | None = None) -> FrameBatch:
         """``session.push(audio, emotion)``, run on a pusher thread with other streams'."""
+        return await self._submit(session, audio, emotion, None)
+
+    async def call(self, session: Session, call: Callable[[], FrameBatch]) -> FrameBatch:
+        """``call()`` (one of ``session``'s own methods: finish, flush, interrupt) on a
+        pusher thread, in order with the stream's pushes."""
+        return await self._submit(session, None, None, call)
+
+    async def _submit(
+        self,
+        session: Session,
+        audio: FloatArray | None,
+        emotion: str | None,
+        call: Callable[[], FrameBatch] | None,
+    ) -> FrameBatch:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[FrameBatch] = loop.create_future()
         with self._cond:
             if self._closed:
                 raise EngineError("the inference loop is shut down")
-            self._queue.append(_Item(session, audio, emotion, loop, future))
+            self._queue.append(_Item(session, audio, emotion, call, loop, future))
             self._cond.notify()
         return await future
 
@@ -121,18 +155,34 @@ class BatchPusher:
         while (items := self._take()) is not None:
             # Drop pushes whose stream has gone (cancelled while queued).
             live = [item for item in items if not item.future.cancelled()]
+            pushes = [i for i in live if i.audio is not None]
+            results: dict[int, PushResult] = {}
             try:
-                results = push_sessions([(i.session, i.audio, i.emotion) for i in live])
+                pushed = push_sessions(
+                    [(i.session, i.audio, i.emotion) for i in pushes if i.audio is not None]
+                )
+                results.update(zip(map(id, pushes), pushed, strict=True))
             except Exception as exc:  # a bug in the batch path: fail these pushes only
-                logger.exception("a batch of %d pushes failed", len(live))
-                results = [exc] * len(live)
+                logger.exception("a batch of %d pushes failed", len(pushes))
+                results.update((id(i), exc) for i in pushes)
+            for item in live:
+                if item.call is not None:
+                    results[id(item)] = _call(item.call)
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, PushResult]]] = {}
-            for item, result in zip(live, results, strict=True):
+            for item in live:
+                result = results[id(item)]
                 by_loop.setdefault(item.loop, []).append((item.future, result))
             for loop, done in by_loop.items():
                 # A closed loop raises RuntimeError: nobody is waiting there any more.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_deliver, done)
+
+
+def _call(call: Callable[[], FrameBatch]) -> PushResult:
+    try:
+        return call()
+    except Exception as exc:
+        return exc
 
 
 def _deliver(done: list[tuple[asyncio.Future, PushResult]]) -> None:

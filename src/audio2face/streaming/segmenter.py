@@ -23,20 +23,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audio2face.settings import Settings
 from audio2face.streaming.buffer import SampleBuffer
-from audio2face.streaming.lifecycle import StreamState, require_open
+from audio2face.types import StreamState, require_open
 from audio2face.types import FloatArray, SegmentModel, empty_frames, frames_for_samples
 
-__all__ = ["INT16_SCALE", "SegmentedStream", "SilenceParams", "SilenceSplitter"]
+__all__ = ["INT16_SCALE", "SegmentedStream", "SilenceOptions", "SilenceParams", "SilenceSplitter"]
 
 INT16_SCALE = 32768.0
 """Float audio times this is the int16 scale the original's threshold was set on."""
 
 
 @dataclass(frozen=True, slots=True)
+class SilenceOptions:
+    """The silence splitter, in seconds (the ``silence_*`` and ``max_segment_s`` settings).
+
+    Defaults are the original service's rule plus a 4 s cap on a segment."""
+
+    window_s: float = 0.010
+    hop_s: float = 0.005
+    threshold: float = 1e4
+    """Mean square on the int16 scale below which a window is silent."""
+    min_interval_s: float = 0.5
+    max_segment_s: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or self.hop_s <= 0 or self.max_segment_s <= 0:
+            raise ValueError("window_s, hop_s and max_segment_s must be > 0")
+        if self.threshold < 0 or self.min_interval_s < 0:
+            raise ValueError("threshold and min_interval_s must be >= 0")
+
+
+DEFAULT_SILENCE = SilenceOptions()
+
+
+@dataclass(frozen=True, slots=True)
 class SilenceParams:
-    """Splitter settings converted once to samples (see ``Settings.silence_*``)."""
+    """:class:`SilenceOptions` converted once to samples at one rate."""
 
     window: int
     hop: int
@@ -48,16 +70,16 @@ class SilenceParams:
     """A cut that would leave a shorter segment is skipped: it folds into the next."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, sample_rate: int, fps: float) -> SilenceParams:
+    def from_options(cls, options: SilenceOptions, sample_rate: int, fps: float) -> SilenceParams:
         def samples(seconds: float) -> int:
             return round(seconds * sample_rate)
 
         return cls(
-            window=max(1, samples(settings.silence_window_s)),
-            hop=max(1, samples(settings.silence_hop_s)),
-            threshold=settings.silence_threshold / INT16_SCALE**2,
-            min_silence=samples(settings.silence_min_interval_s),
-            max_segment=max(1, samples(settings.max_segment_s)),
+            window=max(1, samples(options.window_s)),
+            hop=max(1, samples(options.hop_s)),
+            threshold=options.threshold / INT16_SCALE**2,
+            min_silence=samples(options.min_interval_s),
+            max_segment=max(1, samples(options.max_segment_s)),
             min_segment=max(1, int(np.ceil(sample_rate / fps))),
         )
 
@@ -156,13 +178,9 @@ class SegmentedStream:
     continuous speech. A segment takes the emotion of the latest push before its cut.
     """
 
-    def __init__(
-        self, model: SegmentModel, settings: Settings, *, params: SilenceParams | None = None
-    ) -> None:
+    def __init__(self, model: SegmentModel, options: SilenceOptions = DEFAULT_SILENCE) -> None:
         self.model = model
-        self.params = params or SilenceParams.from_settings(
-            settings, model.sample_rate, model.fps
-        )
+        self.params = SilenceParams.from_options(options, model.sample_rate, model.fps)
         self._splitter = SilenceSplitter(self.params)
         self._buffer = SampleBuffer()
         self._n_channels = len(model.output_names)

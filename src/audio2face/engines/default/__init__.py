@@ -1,12 +1,12 @@
 """The embedded default engine: our own small speech-to-ARKit model, shipped in the package.
 
-``load_default_engine(settings)`` needs nothing downloaded: it loads
+``load_default_engine()`` needs nothing downloaded: it loads
 ``audio2face_default.onnx`` and its streaming graph ``audio2face_default_stream.onnx``
-from this package (or ``settings.default_model`` and the file next to it), checks
+from this package (or a given path and the file next to it), checks
 both sha256 against the sidecar, and returns a :class:`DefaultEngine`. Each stream
 gets a :class:`DefaultEngineStream` (log-mel state, per-layer caches, output
-buffer); all streams share one onnxruntime session behind the cross-stream
-micro-batcher.
+buffer); all streams share one onnxruntime session, and streams pushed together
+(:meth:`DefaultEngineStream.push_many`) share its runs.
 
 How the model was made: ``training/README.md``; what it is good for and its
 limits: ``docs/model-card.md``.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audio2face.engines.batching import BatchObserver
 from audio2face.engines.default.model import (
     MODEL_FILE,
     SIDECAR_FILE,
@@ -25,7 +24,8 @@ from audio2face.engines.default.model import (
     packaged_model_path,
 )
 from audio2face.engines.default.stream import DefaultEngineStream
-from audio2face.settings import Settings
+from audio2face.engines.onnx import OrtOptions
+from audio2face.types import BatchObserver, EngineCapabilities
 
 __all__ = [
     "DEFAULT_FPS",
@@ -50,6 +50,7 @@ class DefaultEngine:
     """
 
     name = "default"
+    capabilities = EngineCapabilities(batched_push=True, reports_batches=True, any_fps=True)
 
     def __init__(self, model: DefaultModel, fps: float = DEFAULT_FPS) -> None:
         if fps <= 0:
@@ -79,15 +80,22 @@ class DefaultEngine:
         """Report each inference batch (size, seconds) to ``observer`` (runtime metrics)."""
         self.model.attach_batch_observer(observer)
 
-    def open_stream(self) -> DefaultEngineStream:
-        return DefaultEngineStream(self.model, self._fps)
+    def open_stream(self, fps: float | None = None) -> DefaultEngineStream:
+        """A new stream; frames are interpolated from the model's rate, so any ``fps`` works."""
+        return DefaultEngineStream(self.model, self._fps if fps is None else fps)
 
 
-def load_default_engine(settings: Settings | None = None, *, fps: float = DEFAULT_FPS,
-                        path: Path | str | None = None) -> DefaultEngine:  # fmt: skip
-    """The default engine from ``path``, ``settings.default_model`` or the packaged file.
+def load_default_engine(
+    path: Path | str | None = None,
+    ort_options: OrtOptions | None = None,
+    *,
+    workers: int = 1,
+    fps: float = DEFAULT_FPS,
+) -> DefaultEngine:
+    """The default engine from ``path`` or the packaged file, with at most ``workers``
+    model runs at a time.
 
     Raises :class:`~audio2face.errors.ModelNotFoundError` with what to do when the
     model or its sidecar is missing or does not match.
     """
-    return DefaultEngine(DefaultModel.load(settings, path), fps=fps)
+    return DefaultEngine(DefaultModel.load(path, ort_options, workers=workers), fps=fps)

@@ -13,8 +13,8 @@ Two graphs of the same trained weights ship in this package:
   feature frames (``n`` even) plus one cache per convolution ``[B, C, frames]`` to
   ``n / 2`` new outputs plus the updated caches. Every push computes only its new
   outputs instead of re-running the 660 ms receptive field. All inputs and outputs
-  have a dynamic batch axis, so the cross-stream batcher
-  (:mod:`audio2face.engines.batching`) concatenates caches like any other input.
+  have a dynamic batch axis, so streams pushed together
+  (:meth:`~audio2face.engines.default.stream.DefaultEngineStream.push_many`) share one run.
 
 Everything the runtime needs is in the streaming graph's ONNX ``metadata_props``
 (:class:`ModelInfo`); the sidecar ``audio2face_default.json`` holds both files' sha256,
@@ -36,16 +36,10 @@ import numpy as np
 import onnxruntime as ort
 
 from audio2face.audio.features import FeatureParams
-from audio2face.engines.batching import (
-    BatchingSession,
-    BatchObserver,
-    OrtLikeSession,
-    batching_session,
-)
-from audio2face.engines.onnx import ModelSource, create_session
+from audio2face.engines.onnx import ModelSource, OrtOptions, create_session
+from audio2face.engines.slots import CappedSession, OrtLikeSession
 from audio2face.errors import EngineError, ModelNotFoundError
-from audio2face.settings import Settings
-from audio2face.types import FloatArray
+from audio2face.types import BatchObserver, FloatArray
 
 __all__ = [
     "MODEL_FILE",
@@ -182,57 +176,53 @@ def silence_caches(session: OrtLikeSession) -> list[FloatArray]:
 class DefaultModel:
     """The shared streaming session, its initial caches and the model's metadata.
 
-    :meth:`step` is thread-safe (``InferenceSession.run`` and :class:`BatchingSession`
-    are), so every stream of every worker thread shares one instance; each stream
-    keeps its own caches. ``session`` is usually a :class:`BatchingSession`, so steps
-    of equal length from concurrent streams run as one batch.
+    :meth:`step` is thread-safe (``InferenceSession.run`` and :class:`CappedSession`
+    are), so every stream of every thread shares one instance; each stream keeps its
+    own caches. Batches are formed by the caller (``DefaultEngineStream.push_many``).
     """
 
     def __init__(self, session: OrtLikeSession, info: ModelInfo, path: Path,
-                 initial_caches: Sequence[FloatArray], settings: Settings | None = None) -> None:  # fmt: skip
+                 initial_caches: Sequence[FloatArray], ort_options: OrtOptions | None = None) -> None:  # fmt: skip
         self.session = session
         self.info = info
         self.path = path
         self.initial_caches = tuple(initial_caches)
         self._cache_names = tuple(i.name for i in session.get_inputs()[1:])
         self._output_names = [OUTPUT_NAME] + [NEW_CACHE_PREFIX + n for n in self._cache_names]
-        self._settings = settings or Settings()
+        self._ort_options = ort_options or OrtOptions()
         self._window: ort.InferenceSession | None = None
         self._window_lock = threading.Lock()
 
     @classmethod
-    def load(cls, settings: Settings | None = None, path: Path | str | None = None) -> DefaultModel:
-        """Load ``path``, else ``settings.default_model``, else the packaged file (with
-        the streaming graph next to it).
+    def load(
+        cls, path: Path | str | None = None, ort_options: OrtOptions | None = None, *, workers: int = 1
+    ) -> DefaultModel:
+        """Load ``path``, else the packaged file (with the streaming graph next to it),
+        with at most ``workers`` model runs at a time.
 
         Raises :class:`ModelNotFoundError` (with what to do) when a file or the
         sidecar is missing, a sha256 does not match, or the metadata is invalid.
         """
-        settings = settings or Settings()
-        model_path = Path(path or settings.default_model or packaged_model_path()).expanduser()
+        ort_options = ort_options or OrtOptions()
+        model_path = Path(path or packaged_model_path()).expanduser()
         sidecar = verify_sidecar(model_path)
         stream_path = model_path.with_name(Path(str(sidecar["stream"]["file"])).name)  # type: ignore[index]
-        threads = settings.model_copy(update={"intra_op_threads": settings.default_model_threads})
-        raw = create_session(stream_path, threads, SOURCE)
+        raw = create_session(stream_path, ort_options, SOURCE)
         info = ModelInfo.from_metadata(dict(raw.get_modelmeta().custom_metadata_map))
         inputs, outputs = raw.get_inputs(), [o.name for o in raw.get_outputs()]
         if (inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != info.features.n_mels
                 or outputs != [OUTPUT_NAME] + [NEW_CACHE_PREFIX + i.name for i in inputs[1:]]):  # fmt: skip
             raise ModelNotFoundError(f"default model {str(stream_path)!r} has unexpected inputs or outputs "
                                      f"{[(i.name, i.shape) for i in inputs]} -> {outputs}; {_REINSTALL}")  # fmt: skip
-        initial = silence_caches(raw)  # before batching: a one-off run at load
+        initial = silence_caches(raw)  # a one-off run at load, outside the metrics
         logger.info("default model %s (version %s, look-ahead %.0f ms)", model_path,
                     info.version, info.lookahead_s * 1000)  # fmt: skip
-        # Every step goes through the bounded inference pool; concurrent streams' steps
-        # of equal length share one run. The server's pusher gathers its batches itself
-        # (streaming/pusher.py), so a run never waits here for company; steps of
-        # callers outside it (convert, HTTP uploads) still join while a run is busy.
-        session = batching_session(raw, settings, name="default", wait=False)
-        return cls(session, info, model_path, initial, settings)
+        session = CappedSession(raw, workers=workers, name="default")
+        return cls(session, info, model_path, initial, ort_options)
 
     def attach_batch_observer(self, observer: BatchObserver | None) -> None:
-        """Report each inference batch (size, seconds) to ``observer``, when batched."""
-        if isinstance(self.session, BatchingSession):
+        """Report each model run (batch size, seconds) to ``observer``."""
+        if isinstance(self.session, CappedSession):
             self.session.set_observer(observer)
 
     def step(self, feats: FloatArray, caches: Sequence[FloatArray]) -> tuple[FloatArray, list[FloatArray]]:
@@ -264,7 +254,7 @@ class DefaultModel:
             raise ValueError(f"need at least {self.info.receptive_field} feature frames, got {x.shape[1]}")
         with self._window_lock:
             if self._window is None:
-                self._window = create_session(self.path, self._settings, SOURCE)
+                self._window = create_session(self.path, self._ort_options, SOURCE)
         try:
             (y,) = self._window.run([OUTPUT_NAME], {INPUT_NAME: x})
         except Exception as exc:  # onnxruntime's errors have no common base class

@@ -29,7 +29,6 @@ is a single code path.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 
@@ -37,16 +36,11 @@ import numpy as np
 
 from audio2face.audio.features import LogMelExtractor
 from audio2face.engines.default.model import DefaultModel
-from audio2face.types import FloatArray, frames_for_samples
+from audio2face.types import FloatArray, StreamState, frames_for_samples, require_open
 
-__all__ = ["DefaultEngineStream", "StreamState"]
+__all__ = ["DefaultEngineStream"]
 
 MAX_STEP_FRAMES = 6000  # 60 s of features per step: bounds activation memory on huge pushes
-
-
-class StreamState(enum.Enum):
-    OPEN = "open"
-    FINISHED = "finished"
 
 
 class DefaultEngineStream:
@@ -83,7 +77,7 @@ class DefaultEngineStream:
 
     def push(self, audio: FloatArray, emotion: str | None = None) -> FloatArray:
         """Feed audio (mono float32 at 16 kHz); return the frames it completes."""
-        return self.push_many([self], [audio])[0]
+        return self.push_many([self], [audio], [emotion])[0]
 
     @property
     def batch_key(self) -> DefaultModel:
@@ -95,7 +89,7 @@ class DefaultEngineStream:
         cls,
         streams: Sequence[DefaultEngineStream],
         audios: Sequence[FloatArray],
-        emotions: Sequence[str | None] | None = None,
+        emotions: Sequence[str | None],
     ) -> list[FloatArray]:
         """:meth:`push` for several streams of one model at once: their features in one
         FFT, their model steps in one run per step length. Each stream gets exactly the
@@ -108,8 +102,7 @@ class DefaultEngineStream:
             return []
         model = streams[0]._model
         for stream in streams:  # all checks before any stream's state changes
-            if stream.state is not StreamState.OPEN:
-                raise RuntimeError("push() after finish(); call reset() to start a new stream")
+            require_open(stream.state, "push audio")
             if stream._model is not model:
                 raise ValueError("push_many needs streams of one model")
         xs = [np.asarray(audio, np.float32).reshape(-1) for audio in audios]
@@ -125,8 +118,7 @@ class DefaultEngineStream:
 
     def finish(self) -> FloatArray:
         """End of audio: pad with silence and return every remaining frame."""
-        if self.state is not StreamState.OPEN:
-            raise RuntimeError("finish() called twice; call reset() to start a new stream")
+        require_open(self.state, "finish")
         self.state = StreamState.FINISHED
         info = self._model.info
         self._add_features(self._extractor.finish(self._fe_state))

@@ -5,7 +5,7 @@ The espeak-ng front end (:mod:`.espeak`) is optional and is not imported here.
 
 from __future__ import annotations
 
-from audio2face.engines.phonemes.engine import PhonemeEngine, PhonemeStream, StreamState
+from audio2face.engines.phonemes.engine import PhonemeEngine, PhonemeStream
 from audio2face.engines.phonemes.synth import (
     Phone,
     Segments,
@@ -20,7 +20,6 @@ __all__ = [
     "PhonemeEngine",
     "PhonemeStream",
     "Segments",
-    "StreamState",
     "Synthesizer",
     "VisemeTables",
     "default_synthesizer",

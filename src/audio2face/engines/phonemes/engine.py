@@ -19,32 +19,32 @@ audio and phones were split, because the synthesiser only looks ``lookahead_s`` 
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from audio2face.engines.phonemes.synth import Phone, Synthesizer, default_synthesizer
-from audio2face.types import FloatArray, empty_frames, frames_for_samples
+from audio2face.types import (
+    EngineCapabilities,
+    FloatArray,
+    StreamState,
+    empty_frames,
+    frames_for_samples,
+    require_open,
+)
 
-__all__ = ["PhonemeEngine", "PhonemeStream", "StreamState"]
+__all__ = ["PhonemeEngine", "PhonemeStream"]
 
 DEFAULT_SAMPLE_RATE = 16000
 DEFAULT_FPS = 30.0
 _EPS = 1e-9
 
 
-class StreamState(enum.Enum):
-    """Lifecycle of a :class:`PhonemeStream`."""
-
-    OPEN = "open"
-    PHONES_ENDED = "phones_ended"
-    FINISHED = "finished"
-
-
 class PhonemeStream:
-    """Per-stream state: pushed phones, the audio clock and frames emitted so far."""
+    """Per-stream state: pushed phones, the audio clock and frames emitted so far.
+
+    A :class:`~audio2face.types.PhoneInputStream`."""
 
     def __init__(self, synth: Synthesizer, sample_rate: int, fps: float) -> None:
         self._synth = synth
@@ -58,6 +58,7 @@ class PhonemeStream:
         self._known_until = 0.0
         self._samples = 0
         self._emitted = 0
+        self.phones_ended = False
         self.state = StreamState.OPEN
 
     @property
@@ -75,8 +76,9 @@ class PhonemeStream:
         Phones must come in time order and must not start before the end of phones
         already pushed (a TTS streams them that way); raises ``ValueError`` otherwise.
         """
-        if self.state is not StreamState.OPEN:
-            raise RuntimeError(f"push_phones() on a stream in state {self.state.value}")
+        require_open(self.state, "push phones")
+        if self.phones_ended:
+            raise ValueError("push_phones() after end_phones(): no more phones were to come")
         new = sorted((float(s), float(e), str(p)) for s, e, p in phones)
         for s, e, p in new:
             if e < s or not (math.isfinite(s) and math.isfinite(e)):
@@ -92,30 +94,27 @@ class PhonemeStream:
 
     def end_phones(self) -> None:
         """No more phones: frames after the last phone are rest and are emitted freely."""
-        if self.state is StreamState.FINISHED:
-            raise RuntimeError("end_phones() on a finished stream")
-        self.state = StreamState.PHONES_ENDED
+        require_open(self.state, "end phones")
+        self.phones_ended = True
 
     def push(self, audio: FloatArray, emotion: str | None = None) -> FloatArray:
         """Advance the audio clock by ``len(audio)`` samples; return the frames now ready.
 
         The audio content is not analysed (``emotion`` is ignored): phones drive the face.
         """
-        if self.state is StreamState.FINISHED:
-            raise RuntimeError("push() on a finished stream")
+        require_open(self.state, "push audio")
         self._samples += int(np.asarray(audio).shape[0])
         return self._emit(self._ready_frames())
 
     def finish(self) -> FloatArray:
         """End of audio: every remaining frame, so the frame clock is exact."""
-        if self.state is StreamState.FINISHED:
-            raise RuntimeError("finish() called twice")
+        require_open(self.state, "finish")
         self.state = StreamState.FINISHED
         return self._emit(frames_for_samples(self._samples, self._sr, self._fps))
 
     def _ready_frames(self) -> int:
         clock = frames_for_samples(self._samples, self._sr, self._fps)
-        if self.state is StreamState.PHONES_ENDED:
+        if self.phones_ended:
             return clock
         # Frame i is determined once phones are known up to i/fps + reach.
         horizon = self._known_until - self._synth.reach_s
@@ -138,8 +137,12 @@ class PhonemeStream:
 class PhonemeEngine:
     """Phone-driven ARKit-52 animation; implements :class:`~audio2face.types.Engine`.
 
-    ``lookahead_s`` is how far past a frame's time the phones must be known.
+    ``lookahead_s`` is how far past a frame's time the phones must be known. Its
+    streams take phones (``capabilities.phone_input``); the runtime feeds them through
+    ``Session.push_phones`` like any other stream.
     """
+
+    capabilities = EngineCapabilities(any_fps=True, phone_input=True)
 
     def __init__(self, *, fps: float = DEFAULT_FPS, sample_rate: int = DEFAULT_SAMPLE_RATE,
                  synthesizer: Synthesizer | None = None) -> None:
@@ -171,9 +174,9 @@ class PhonemeEngine:
     def lookahead_s(self) -> float:
         return self._synth.reach_s
 
-    def open_stream(self) -> PhonemeStream:
+    def open_stream(self, fps: float | None = None) -> PhonemeStream:
         """A new stream; feed it with ``push_phones`` and drive it with ``push``."""
-        return PhonemeStream(self._synth, self._sr, self._fps)
+        return PhonemeStream(self._synth, self._sr, self._fps if fps is None else float(fps))
 
     def animate(self, phones: Sequence[Phone], duration_s: float,
                 fps: float | None = None) -> FloatArray:

@@ -6,7 +6,7 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from audio2face.server.inbox import AudioInbox
+from audio2face.streaming.inbox import AudioInbox
 
 
 def same_kind(first: object, item: object) -> bool:

@@ -79,6 +79,27 @@ class AudioInbox:
             self._changed.notify_all()
             return run
 
+    async def put_front(self, item: Any) -> None:
+        """Queue ``item`` ahead of everything (a control message that must jump the
+        queue); never waits."""
+        async with self._changed:
+            self._items.appendleft((item, 0.0))
+            if self._depth is not None:
+                self._depth.inc()
+            self._changed.notify_all()
+
+    async def drop(self, where: Callable[[Any], bool]) -> int:
+        """Remove the queued items ``where`` accepts; return how many."""
+        async with self._changed:
+            kept = collections.deque(x for x in self._items if not where(x[0]))
+            dropped = len(self._items) - len(kept)
+            self._items = kept
+            self._seconds = sum(seconds for _, seconds in kept)
+            if self._depth is not None and dropped:
+                self._depth.dec(dropped)
+            self._changed.notify_all()
+            return dropped
+
     def clear(self) -> None:
         """Drop what is left (the stream ended); keeps the shared gauge exact."""
         if self._depth is not None and self._items:

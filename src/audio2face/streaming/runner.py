@@ -1,0 +1,361 @@
+"""The stream runner: one per stream, below every transport.
+
+A transport decodes and validates what its client sends, then talks to a
+:class:`StreamRunner`; the runner owns everything between that and the frames::
+
+    transport ── push(audio) / flush() / interrupt() / finish() ──> inbox (bounded in seconds)
+                                                                      │ joined into runs,
+                                                                      │ cut into pieces
+    transport <── events(): FramesEvent | Flushed | Interrupted | Ended ── pusher (batched
+                                                                      with other streams)
+
+* **Inbox**: audio waits in an :class:`~audio2face.streaming.inbox.AudioInbox` bounded
+  by seconds; a producer over the bound waits (TCP backpressure on a socket).
+* **Joining and cutting**: bodies queued behind each other (same emotion, up to
+  ``max_push_s``) are pushed as one, so a stream that fell behind catches up with fewer
+  calls; a long body is pushed in ``max_push_s`` pieces, so its first frames leave
+  while the rest is inferred.
+* **Execution**: every call of the stream's :class:`Session` runs on its engine's
+  :class:`~audio2face.streaming.pusher.BatchPusher` thread: batched with other
+  streams' pushes where the engine declares ``batched_push``, one by one otherwise.
+* **Re-chunking**: with ``chunk_frames``, the frames of one run leave in multiples of
+  it (the rest waits for the next piece), so the bodies a client sees do not depend on
+  how the runner cut the audio.
+* **Metrics**: audio in, frames out, latency from a body's arrival to its frames, and
+  the time of pushes of engines that do not time their own model runs.
+
+The frames are consumed by iterating :meth:`StreamRunner.events`; that iteration is
+what drives the work, so a consumer that stops reading also stops inference (and,
+through the inbox bound, its producer).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from audio2face.errors import StreamClosedError, UnknownNameError
+from audio2face.metrics import Metrics
+from audio2face.streaming.inbox import AudioInbox
+from audio2face.streaming.pusher import BatchPusher
+from audio2face.streaming.session import Session
+from audio2face.types import FloatArray, FrameBatch, Phone, StreamState
+
+__all__ = [
+    "DEFAULT_RUNNER",
+    "Ended",
+    "Flushed",
+    "FramesEvent",
+    "Interrupted",
+    "RunnerOptions",
+    "StreamEvent",
+    "StreamRunner",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerOptions:
+    """Per-stream limits and cuts (``max_buffered_s`` is a setting)."""
+
+    max_buffered_s: float = 30.0
+    """Audio queued per stream before ``push`` waits."""
+    max_push_s: float = 0.2
+    """Longest audio handed to one push: bounds the wait for a body's first frames."""
+    chunk_frames: int | None = None
+    """Frames of one run leave in multiples of this (``None``: as they come)."""
+
+    def __post_init__(self) -> None:
+        if self.max_buffered_s <= 0 or self.max_push_s <= 0:
+            raise ValueError("max_buffered_s and max_push_s must be > 0")
+        if self.chunk_frames is not None and self.chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+
+
+DEFAULT_RUNNER = RunnerOptions()
+
+
+# --- events (what the transport receives) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FramesEvent:
+    """New frames. ``latency_s``: from the arrival of the audio that completed them
+    (``None`` for frames of a flush, interrupt or finish)."""
+
+    batch: FrameBatch
+    latency_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """Every frame of the audio before the flush has been delivered; ``frames`` counts
+    all frames of the stream so far."""
+
+    frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """Audio not yet animated was dropped; ``frame`` is the next frame's index (the
+    first of the release to rest that follows)."""
+
+    frame: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The stream finished; ``frames`` is its total (the frame clock's count)."""
+
+    frames: int
+
+
+StreamEvent = FramesEvent | Flushed | Interrupted | Ended
+
+
+# --- inbox items -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Audio:
+    audio: FloatArray
+    emotion: str | None
+    arrived: float
+
+
+@dataclass(slots=True)
+class _Phones:
+    phones: Sequence[Phone]
+    end: bool
+
+
+class _Marker:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_FLUSH = _Marker("flush")
+_INTERRUPT = _Marker("interrupt")
+_FINISH = _Marker("finish")
+_ABORT = _Marker("abort")
+
+
+def _joinable(first: object, item: object) -> bool:
+    """Queued bodies of one emotion can be pushed together; markers cannot."""
+    return isinstance(first, _Audio) and isinstance(item, _Audio) and item.emotion == first.emotion
+
+
+class StreamRunner:
+    """One stream's inbox, execution, re-chunking and metrics; see the module doc.
+
+    Use it as an async context manager (``Runtime.open_stream``); leaving the block
+    before :class:`Ended` fails the session and drops what is queued.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        pusher: BatchPusher,
+        *,
+        profile: str,
+        engine: str,
+        lookahead_s: float,
+        options: RunnerOptions = DEFAULT_RUNNER,
+        known_emotions: frozenset[str] | None = None,
+        metrics: Metrics | None = None,
+        time_pushes: bool = False,
+    ) -> None:
+        self.session = session
+        self.profile = profile
+        self.engine = engine
+        self.lookahead_s = lookahead_s
+        self.options = options
+        self._pusher = pusher
+        self._known_emotions = known_emotions
+        self._metrics = metrics
+        self._time_pushes = time_pushes and metrics is not None
+        depth = metrics.queue_depth if metrics is not None else None
+        self._inbox = AudioInbox(options.max_buffered_s, depth=depth)
+        self._input_ended = False
+        self._done = False
+
+    # -- what the stream is -------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.session.names
+
+    @property
+    def fps(self) -> float:
+        return self.session.fps
+
+    @property
+    def frames_out(self) -> int:
+        return self.session.frames_out
+
+    @property
+    def seconds_in(self) -> float:
+        return self.session.seconds_in
+
+    @property
+    def buffered_seconds(self) -> float:
+        """Audio queued and not yet pushed."""
+        return self._inbox.seconds
+
+    # -- the producer side ---------------------------------------------------------------
+    async def push(self, audio: FloatArray, emotion: str | None = None) -> None:
+        """Queue mono float32 audio at the stream's input rate; waits while the inbox
+        holds ``max_buffered_s``. ``emotion`` (``None``: neutral) holds for this audio."""
+        self._check_input("push audio")
+        if emotion and self._known_emotions is not None:
+            self.check_emotion(emotion)
+        seconds = audio.shape[0] / self.session.input_rate
+        if self._metrics is not None:
+            self._metrics.audio_seconds_in.inc(seconds)
+        await self._inbox.put(_Audio(audio, emotion or None, time.monotonic()), seconds)
+
+    async def push_phones(self, phones: Sequence[Phone], *, end: bool = False) -> None:
+        """Queue phone timings (engines with ``phone_input``), in order with the audio."""
+        self._check_input("push phones")
+        if not self.session.capabilities.phone_input:
+            raise ValueError(f"the {self.engine!r} engine takes audio only, not phone timings")
+        await self._inbox.put(_Phones(tuple(phones), end), 0.0)
+
+    async def flush(self) -> None:
+        """End of an utterance: :class:`Flushed` follows its frames; the stream stays open."""
+        self._check_input("flush")
+        await self._inbox.put(_FLUSH, 0.0)
+
+    async def interrupt(self) -> None:
+        """Barge-in: drop the queued audio now; :class:`Interrupted` and a short release
+        to rest follow the frames already being made."""
+        self._check_input("interrupt")
+        await self._inbox.drop(lambda item: isinstance(item, _Audio | _Phones))
+        await self._inbox.put_front(_INTERRUPT)
+
+    async def finish(self) -> None:
+        """End of audio: the remaining frames, then :class:`Ended`."""
+        self._check_input("finish")
+        self._input_ended = True
+        await self._inbox.put(_FINISH, 0.0)
+
+    async def abort(self) -> None:
+        """Stop now (the client left): the events iterator ends, queued audio is dropped."""
+        self._input_ended = True
+        self._inbox.clear()
+        await self._inbox.put_front(_ABORT)
+
+    def check_emotion(self, emotion: str) -> None:
+        """Raise :class:`UnknownNameError` unless the profile knows ``emotion``."""
+        known = self._known_emotions or frozenset()
+        base = emotion.rsplit("_", 1)[0] if emotion[-1:].isdigit() else emotion
+        if emotion not in known and base not in known:
+            raise UnknownNameError(
+                f"emotion for profile {self.profile!r}", emotion, sorted(known) or "(none)"
+            )
+
+    # -- the consumer side ---------------------------------------------------------------
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The stream's events in order; ends after :class:`Ended` (or an abort).
+
+        Engine errors are raised from here (after every earlier event), and fail the
+        stream."""
+        session = self.session
+        try:
+            while not self._done:
+                run = await self._inbox.get_run(_joinable, self.options.max_push_s)
+                item = run[0]
+                if item is _ABORT:
+                    return
+                if isinstance(item, _Audio):
+                    async for event in self._push_run(run):
+                        self._count(event)
+                        yield event
+                elif isinstance(item, _Phones):
+                    await self._pusher.call(session, functools.partial(self._phones, item))
+                elif item is _FLUSH:
+                    yield self._count(FramesEvent(await self._pusher.call(session, session.flush)))
+                    yield Flushed(session.frames_out)
+                elif item is _INTERRUPT:
+                    yield Interrupted(session.frames_out)
+                    yield self._count(
+                        FramesEvent(await self._pusher.call(session, session.interrupt))
+                    )
+                elif item is _FINISH:
+                    yield self._count(FramesEvent(await self._pusher.call(session, session.finish)))
+                    self._done = True
+                    yield Ended(session.frames_out)
+        except BaseException:
+            self._done = True
+            if session.state is StreamState.OPEN:
+                session.fail()
+            raise
+
+    async def _push_run(self, run: list[_Audio]) -> AsyncIterator[FramesEvent]:
+        """Push one run's audio in pieces of ``max_push_s``; yield its frames, re-chunked."""
+        audio = np.concatenate([b.audio for b in run]) if len(run) > 1 else run[0].audio
+        emotion, arrived = run[0].emotion, run[-1].arrived
+        step = max(1, int(self.options.max_push_s * self.session.input_rate))
+        chunk = self.options.chunk_frames
+        carry: FrameBatch | None = None
+        for start in range(0, max(1, audio.shape[0]), step):
+            piece = audio[start : start + step]
+            began = time.perf_counter()
+            pushed = await self._pusher.push(self.session, piece, emotion)
+            if self._time_pushes and self._metrics is not None:
+                self._metrics.inference_seconds.labels(engine=self.engine).observe(
+                    time.perf_counter() - began
+                )
+            batch = carry.then(pushed) if carry is not None else pushed
+            last = start + step >= audio.shape[0]
+            keep = len(batch) % chunk if chunk is not None and not last else 0
+            batch, carry = batch.split_at(len(batch) - keep)
+            if len(batch):
+                yield FramesEvent(batch, time.monotonic() - arrived)
+
+    def _count(self, event: FramesEvent) -> FramesEvent:
+        if self._metrics is not None and len(event.batch):
+            self._metrics.frames_out.inc(len(event.batch))
+            if event.latency_s is not None:
+                self._metrics.frame_latency.observe(event.latency_s)
+        return event
+
+    def _phones(self, item: _Phones) -> FrameBatch:
+        if item.phones:
+            self.session.push_phones(item.phones)
+        if item.end:
+            self.session.end_phones()
+        return FrameBatch(self.session.frames_out, self.names, np.zeros((0, len(self.names)), np.float32), self.fps)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _check_input(self, action: str) -> None:
+        if self._input_ended or self.session.state is not StreamState.OPEN:
+            state = "finished" if self._input_ended else self.session.state.value
+            raise StreamClosedError(f"cannot {action}: the stream's input is {state}", state=state)
+
+    async def __aenter__(self) -> StreamRunner:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the stream: queued audio is dropped; an unfinished session fails."""
+        self._done = True
+        self._input_ended = True
+        self._inbox.clear()
+        if self.session.state is StreamState.OPEN:
+            self.session.fail()
