@@ -54,10 +54,13 @@ class UnknownNameError(Audio2FaceError):
 
     code = 1008
 
-    def __init__(self, kind: str, name: str, known: object, *, hint: str = "") -> None:
+    def __init__(
+        self, kind: str, name: str, known: object, *, where: str = "", hint: str = ""
+    ) -> None:
         shown = name if len(name) <= 64 else name[:61] + "..."
+        scope = f" for {where}" if where else ""
         extra = f"; {hint}" if hint else ""
-        super().__init__(f"unknown {kind} {shown!r}; known: {known}{extra}")
+        super().__init__(f"unknown {kind} {shown!r}{scope}; known: {known}{extra}")
         self.kind = kind
         self.name = name
 

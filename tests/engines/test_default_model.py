@@ -19,10 +19,9 @@ from audio2face.engines.default import (
     load_default_engine,
     packaged_model_path,
 )
-from audio2face.errors import ModelNotFoundError
-from audio2face.rigs import ARKIT_52
 from audio2face.engines.onnx import OrtOptions
-from audio2face.errors import StreamClosedError
+from audio2face.errors import ModelNotFoundError, StreamClosedError
+from audio2face.rigs import ARKIT_52
 from audio2face.types import Engine, frames_for_samples
 
 SR = 16000

@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 
 from audio2face.cli import main
+from audio2face.engines.onnx import OrtOptions
 from audio2face.engines.quantize import compare_unitalker, quantize_int8
 from audio2face.engines.unitalker import UniTalkerModel
 from audio2face.errors import ConfigError, ModelNotFoundError
-from audio2face.engines.onnx import OrtOptions
 
 pytest.importorskip("onnx")
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio2face.engines.onnx import CPU_PROVIDER, create_session, resolve_providers
-from audio2face.engines.onnx import OrtOptions
+from audio2face.engines.onnx import CPU_PROVIDER, OrtOptions, create_session, resolve_providers
 from audio2face.engines.scheduling import ScheduledEngine
 from audio2face.engines.unitalker import (
     NORM_EPS,
@@ -17,10 +16,8 @@ from audio2face.engines.unitalker import (
     normalize_audio,
 )
 from audio2face.errors import ConfigError, ModelNotFoundError
-from audio2face.streaming.segmenter import SilenceOptions
-from audio2face.streaming.window import WindowOptions
-from audio2face.streaming.segmenter import SegmentedStream
-from audio2face.streaming.window import WindowedStream
+from audio2face.streaming.segmenter import SegmentedStream, SilenceOptions
+from audio2face.streaming.window import WindowedStream, WindowOptions
 from audio2face.types import Engine, SegmentModel
 
 SETTINGS = OrtOptions(providers="cpu", intra_op_threads=1, inter_op_threads=1)

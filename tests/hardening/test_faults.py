@@ -38,6 +38,7 @@ from hardening_support import (
 from v1_client import Reply, read_replies
 
 from audio2face.engines.loading import load_unitalker_engine
+from audio2face.types import EngineCapabilities
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,9 +58,10 @@ class WrappedEngine:
         self.sample_rate = inner.sample_rate
         self.fps = inner.fps
         self.lookahead_s = inner.lookahead_s
+        self.capabilities = EngineCapabilities()  # pushed one by one: the fault is per stream
 
-    def open_stream(self):
-        return _FaultyStream(self, self.inner.open_stream())
+    def open_stream(self, fps=None):
+        return _FaultyStream(self, self.inner.open_stream(fps))
 
 
 class _FaultyStream:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from audio2face.profiles import ProfileRegistry
-from audio2face.settings import Settings
 
 SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-configs"
 pytestmark = pytest.mark.skipif(not SEED.is_dir(), reason="../shared/seed-configs not present")
@@ -65,8 +64,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory):
         blinks=json.dumps(str(SEED / "blink_anim")),
     )
     (folder / "original-mmd.toml").write_text(text, encoding="utf-8")
-    registry = ProfileRegistry(Settings(profile_dir=folder, unitalker_model=Path("x.onnx")))
-    resolution = registry.resolve("KQ-original")
+    registry = ProfileRegistry(engines=("default", "unitalker"), profile_dir=folder)
+    resolution = registry.resolve_v1("KQ-original")
     assert not resolution.fell_back
     return resolution.profile.build_chain()
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio2face.errors import ConfigError
+from audio2face.errors import ConfigError, UnknownNameError
 from audio2face.profiles import ProfileRegistry, load_profile_file, validate_profile_name
 from audio2face.rigs import ARKIT_52, load_rig
-from audio2face.settings import Settings
+
+ALL_ENGINES = ("default", "phonemes", "unitalker")
 
 AVATARS = ["KQ-default", "Ani-default", "HT-default", "FNN-default", "KL-default", "NXD-default"]
 EMOTIONS = ["anger", "disgust", "fear", "happiness", "sadness", "shyness", "surprise"]
@@ -21,7 +22,7 @@ SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-configs"
 
 @pytest.fixture(scope="module")
 def registry() -> ProfileRegistry:
-    return ProfileRegistry(Settings(unitalker_model=Path("model.onnx")))
+    return ProfileRegistry(engines=ALL_ENGINES)
 
 
 @pytest.mark.parametrize("name", ["arkit", "mmd", "unitalker", "vrm"])
@@ -37,7 +38,7 @@ def test_every_builtin_loads_and_runs(registry: ProfileRegistry, name: str) -> N
 
 
 def test_arkit_is_the_default_and_blinks(registry: ProfileRegistry) -> None:
-    profile = registry.resolve("").profile
+    profile = registry.require("")
     assert profile.name == "arkit" and profile.engine == "default"
     chain = profile.build_chain(ARKIT_52)
     assert chain.output_names == ARKIT_52
@@ -58,16 +59,21 @@ def test_unitalker_maps_51_onto_arkit_52(registry: ProfileRegistry) -> None:
     assert out[0, ARKIT_52.index("eyeWideLeft")] == np.float32(0.4)  # the 0.8 eye damping
 
 
-def test_unitalker_needs_a_configured_model() -> None:
-    registry = ProfileRegistry(Settings())
-    res = registry.resolve("unitalker")
-    assert res.fell_back and res.profile.name == "arkit" and "unitalker" in (res.reason or "")
+def test_a_profile_whose_engine_is_not_loaded_is_refused_everywhere() -> None:
+    """The registry knows the loaded engines: a profile of a missing engine is never
+    available, not even through v1's avatar-name fallback."""
+    registry = ProfileRegistry(engines=("default", "phonemes"))
+    assert "unitalker" not in registry.usable()
+    for resolve in (registry.require, registry.resolve_v1):
+        with pytest.raises(UnknownNameError, match="'unitalker' engine, which is not loaded"):
+            resolve("unitalker")
 
 
 @pytest.mark.parametrize("avatar", AVATARS)
 def test_avatar_names_resolve_to_mmd(registry: ProfileRegistry, avatar: str) -> None:
-    res = registry.resolve(avatar)
+    res = registry.resolve_v1(avatar)
     assert res.profile.name == "mmd" and not res.fell_back
+    assert registry.require(avatar).name == "mmd"
 
 
 def test_mmd_covers_7_emotions_by_4_intensities(registry: ProfileRegistry) -> None:
@@ -93,15 +99,25 @@ def test_mmd_presets_are_our_own(registry: ProfileRegistry) -> None:
     assert ours["happiness_2"] != {k: v for k, v in theirs.items() if v}
 
 
-def test_unknown_profile_falls_back_with_warning(
+def test_unknown_avatar_names_fall_back_on_v1_only(
     registry: ProfileRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="audio2face.profiles"):
-        res = registry.resolve("no-such-avatar")
+        res = registry.resolve_v1("Zed-default")
     assert res.fell_back and res.profile.name == "arkit"
-    assert "no-such-avatar" in caplog.text and "falling back" in caplog.text
+    assert "Zed-default" in caplog.text and "falling back" in caplog.text
     with pytest.raises(ConfigError, match="unknown profile"):
-        registry.get("no-such-avatar")
+        registry.get("Zed-default")
+    with pytest.raises(UnknownNameError, match=r"unknown profile 'Zed-default'; known: \['arkit'"):
+        registry.require("Zed-default")
+
+
+@pytest.mark.parametrize("name", ["bogus", "arkit2", "no such", "-x", "a-"])
+def test_unknown_names_that_are_not_avatar_names_are_refused_on_v1_too(
+    registry: ProfileRegistry, name: str
+) -> None:
+    with pytest.raises(UnknownNameError, match="known: "):
+        registry.resolve_v1(name)
 
 
 @pytest.mark.parametrize(
@@ -110,9 +126,12 @@ def test_unknown_profile_falls_back_with_warning(
 def test_path_like_names_are_refused(registry: ProfileRegistry, bad: str) -> None:
     with pytest.raises(ValueError):
         validate_profile_name(bad)
-    res = registry.resolve(bad)
-    assert res.profile.name == "arkit"
-    assert res.fell_back == bool(bad)
+    if not bad:
+        assert registry.require(bad).name == "arkit"  # empty: the default
+        return
+    for resolve in (registry.require, registry.resolve_v1):
+        with pytest.raises(UnknownNameError):
+            resolve(bad)
 
 
 def test_user_profile_dir_overrides_and_aliases(tmp_path: Path) -> None:
@@ -125,10 +144,10 @@ def test_user_profile_dir_overrides_and_aliases(tmp_path: Path) -> None:
         '[[steps]]\ntype = "custom_blink"\nclips = "clips.json"\n',
         "utf-8",
     )
-    registry = ProfileRegistry(Settings(profile_dir=tmp_path))
-    profile = registry.resolve("KQ-default").profile  # the user's alias wins
+    registry = ProfileRegistry(engines=ALL_ENGINES, profile_dir=tmp_path)
+    profile = registry.require("KQ-default")  # the user's alias wins
     assert profile.name == "mine" and profile.build_chain().output_names == ("a", "b")
-    assert registry.resolve("Ani-default").profile.name == "mmd"
+    assert registry.require("Ani-default").name == "mmd"
 
 
 def test_bad_profiles_fail_at_load(tmp_path: Path) -> None:
@@ -143,7 +162,7 @@ def test_bad_profiles_fail_at_load(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_profile_file(path)
     with pytest.raises(ConfigError, match="default_profile"):
-        ProfileRegistry(Settings(default_profile="nope"))
+        ProfileRegistry(engines=ALL_ENGINES, default_profile="nope")
 
 
 def test_declared_order_fills_missing_names_with_zero(tmp_path: Path) -> None:

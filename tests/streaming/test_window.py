@@ -94,8 +94,8 @@ def test_joins_are_no_steeper_than_the_signal(toy_model) -> None:
 
 
 def test_unitalker_model_streams_through_windows(tiny_unitalker_path, unitalker_names) -> None:
-    from audio2face.engines.unitalker import UniTalkerModel
     from audio2face.engines.onnx import OrtOptions
+    from audio2face.engines.unitalker import UniTalkerModel
 
     model = UniTalkerModel.load(tiny_unitalker_path, OrtOptions(providers="cpu"),
                                 output_names=unitalker_names)

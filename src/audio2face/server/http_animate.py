@@ -104,7 +104,7 @@ async def _upload(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=8, max_part_size=limit)
+        form = await request.form(max_files=8, max_fields=8, max_part_size=limit)
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if len(files) != 1:
             raise AudioFormatError(f"the form holds {len(files)} files, expected one; {HOW_TO_SEND}")

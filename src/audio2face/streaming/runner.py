@@ -259,7 +259,7 @@ class StreamRunner:
         base = emotion.rsplit("_", 1)[0] if emotion[-1:].isdigit() else emotion
         if emotion not in known and base not in known:
             raise UnknownNameError(
-                f"emotion for profile {self.profile!r}", emotion, sorted(known) or "(none)"
+                "emotion", emotion, sorted(known) or "(none)", where=f"profile {self.profile!r}"
             )
 
     # -- the consumer side ---------------------------------------------------------------

@@ -24,8 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from audio2face.streaming.buffer import SampleBuffer
-from audio2face.types import StreamState, require_open
-from audio2face.types import FloatArray, SegmentModel, empty_frames, frames_for_samples
+from audio2face.types import (
+    FloatArray,
+    SegmentModel,
+    StreamState,
+    empty_frames,
+    frames_for_samples,
+    require_open,
+)
 
 __all__ = ["INT16_SCALE", "SegmentedStream", "SilenceOptions", "SilenceParams", "SilenceSplitter"]
 
