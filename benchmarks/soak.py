@@ -3,8 +3,9 @@ server process's RSS and open file descriptors, per-frame latency and errors.
 
 Starts its own server process on 127.0.0.1 (``audio2face serve``, or the tiny-model
 launcher with ``--unitalker-model``), or targets ``--url`` plus ``--pid``. Speech is
-synthesised once with espeak-ng. Each stream sends its utterance in 100 ms bodies at
-real time, reads every frame, then starts the next utterance on a new connection.
+synthesised once with libespeak-ng. Each stream sends its utterance in 100 ms bodies at
+real time through ``audio2face.client``, reads every frame, then starts the next
+utterance on a new connection.
 
     python benchmarks/soak.py --streams 32 --minutes 30 --out benchmarks/results/soak
 
@@ -22,12 +23,14 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from audio2face.client import Utterance, UtteranceOptions, V1Client
+from audio2face.types import frames_for_samples
 
 BODY_S = 0.1
 FPS = 30.0
@@ -67,17 +70,13 @@ class Minute:
 
 
 def speech_pcm() -> bytes:
-    """A few seconds of espeak-ng speech as 16 kHz int16 PCM."""
-    import soundfile
-
+    """A few seconds of espeak-ng speech (libespeak-ng, in process) as 16 kHz int16 PCM."""
     from audio2face.audio.resample import resample
+    from audio2face.audio.wav import to_pcm16
+    from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
 
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run(["espeak-ng", "-s", "165", "-w", str(wav), TEXT], check=True)
-        audio, rate = soundfile.read(wav, dtype="float32", always_2d=True)
-    audio = resample(audio.mean(axis=1), rate, RATE)
-    return (np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    speech = synthesize(TEXT, SynthOptions(rate=165))
+    return to_pcm16(resample(speech.audio, speech.sample_rate, RATE))
 
 
 def free_port() -> int:
@@ -117,66 +116,29 @@ def wait_ready(host: str, proc: subprocess.Popen[bytes] | None, timeout: float =
     raise SystemExit("server not ready in time")
 
 
-async def one_utterance(url: str, pcm: bytes, minutes: list[Minute], t0: float) -> None:
-    """Stream ``pcm`` paced at real time; record each frame's latency (arrival minus
-    the moment the audio it needs was sent)."""
-    import websockets
+async def one_utterance(client: V1Client, utterance: Utterance, minutes: list[Minute]) -> None:
+    """Stream ``utterance`` paced at real time on a new connection; record each frame's
+    latency (arrival minus the moment the audio it needs was sent, as ``bench``)."""
+    from audio2face.bench import utterance_stats
 
-    from audio2face.protocol.audio2face_v1_pb2 import Audio2FaceBlendshapeV1Request as Req
-    from audio2face.protocol.audio2face_v1_pb2 import Audio2FaceBlendshapeV1Response as Resp
-
-    step = int(BODY_S * RATE) * 2
-    bodies = [pcm[i : i + step] for i in range(0, len(pcm), step)]
-    sent_at: list[float] = []
-    frames_seen = 0
-    want = int(np.floor(len(pcm) / 2 * FPS / RATE + 0.5))
-    async with websockets.connect(url, max_size=None) as ws:
-
-        async def reader() -> int:
-            nonlocal frames_seen
-            n_names = 0
-            async for raw in ws:
-                msg = Resp()
-                msg.ParseFromString(raw)
-                if msg.class_name.endswith("Start"):
-                    n_names = len(msg.blendshape_names)
-                    width = 2 if msg.dtype == "float16" else 4
-                elif msg.class_name.endswith("Body"):
-                    now = time.monotonic()
-                    n = len(msg.data) // (width * n_names)
-                    for i in range(frames_seen, frames_seen + n):
-                        body_i = min(int((i + 1) / FPS / BODY_S), len(sent_at) - 1)
-                        if body_i >= 0:
-                            minutes[-1].latencies.append(now - sent_at[body_i])
-                    frames_seen += n
-                elif msg.class_name.endswith("End"):
-                    return frames_seen
-            return frames_seen
-
-        task = asyncio.create_task(reader())
-        await ws.send(Req(class_name="StreamingAudio2FaceV1ChunkStart", sample_rate=RATE,
-                          sample_width=2, n_channels=1, response_chunk_n_frames=10)
-                      .SerializeToString())  # fmt: skip
-        begin = time.monotonic()
-        for k, b in enumerate(bodies):
-            await asyncio.sleep(max(0.0, begin + k * BODY_S - time.monotonic()))
-            sent_at.append(time.monotonic())
-            await ws.send(Req(class_name="StreamingAudio2FaceV1ChunkBody", pcm_bytes=b)
-                          .SerializeToString())  # fmt: skip
-        await ws.send(Req(class_name="StreamingAudio2FaceV1ChunkEnd").SerializeToString())
-        got = await asyncio.wait_for(task, 60)
-    if got != want:
-        raise RuntimeError(f"{got} frames, expected {want}")
-    minutes[-1].frames += got
+    want = frames_for_samples(utterance.samples, RATE, FPS)
+    result = await asyncio.wait_for(client.run(utterance), utterance.seconds + 60)
+    if result.frames != want:
+        raise RuntimeError(f"{result.frames} frames, expected {want}")
+    stats = utterance_stats(
+        result.sends, result.arrivals, result.end_sent, result.end_received, want
+    )
+    minutes[-1].latencies.extend(stats.latencies)
+    minutes[-1].frames += result.frames
     minutes[-1].streams_done += 1
 
 
-async def stream_loop(url: str, pcm: bytes, minutes: list[Minute], t0: float, end: float,
+async def stream_loop(client: V1Client, utterance: Utterance, minutes: list[Minute], end: float,
                       offset: float) -> None:  # fmt: skip
     await asyncio.sleep(offset)  # stagger the starts
     while time.monotonic() < end:
         try:
-            await one_utterance(url, pcm, minutes, t0)
+            await one_utterance(client, utterance, minutes)
         except Exception as exc:  # noqa: BLE001 - every failure is a data point
             minutes[-1].errors += 1
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -238,13 +200,14 @@ async def run(args: argparse.Namespace) -> bool:
         pid = proc.pid
     try:
         await asyncio.to_thread(wait_ready, host, proc)
-        url = f"ws://{host}/api/v1/streaming_audio2face/ws"
+        client = V1Client(f"ws://{host}/api/v1/streaming_audio2face/ws")
+        utterance = Utterance.from_pcm(pcm, UtteranceOptions(chunk_ms=BODY_S * 1000, pace=True))
         minutes = [Minute(1)]
         samples: list[dict] = []
         t0 = time.monotonic()
         end = t0 + args.minutes * 60
         utter_s = len(pcm) / 2 / RATE
-        tasks = [stream_loop(url, pcm, minutes, t0, end, i * utter_s / args.streams)
+        tasks = [stream_loop(client, utterance, minutes, end, i * utter_s / args.streams)
                  for i in range(args.streams)]  # fmt: skip
         await asyncio.gather(sampler(pid, minutes, t0, end, samples), *tasks)
         if pid is not None:  # streams that ran past the end: sample once more
@@ -266,8 +229,11 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--url", help="target a running server (ws://127.0.0.1:PORT/...)")
     p.add_argument("--pid", type=int, help="with --url: the server's pid, for RSS and FDs")
-    p.add_argument("--unitalker-model", type=Path,
-                   help="serve this UniTalker-signature model instead of the default engine")
+    p.add_argument(
+        "--unitalker-model",
+        type=Path,
+        help="serve this UniTalker-signature model instead of the default engine",
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/soak"))
     args = p.parse_args()
     if args.url and not args.url.split("://")[-1].startswith(("127.0.0.1", "localhost")):

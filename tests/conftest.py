@@ -1,14 +1,45 @@
-"""Shared fixtures. Other test areas append their own below; keep each one documented."""
+"""Shared fixtures. Other test areas append their own below; keep each one documented.
+
+Test modules take fixtures from here by name; they never import them (an imported
+fixture needs a ``# noqa: F811`` at every use).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED_CONFIGS = Path(__file__).resolve().parents[1].parent / "shared" / "seed-configs"
+SEED_CONFIGS_ENV = "AUDIO2FACE_SEED_CONFIGS"
+
+
+def seed_configs_dir() -> Path | None:
+    """The original service's data files (``../shared/seed-configs``), read in place:
+    the folder ``$AUDIO2FACE_SEED_CONFIGS`` names (``.ci/run`` sets it when the folder
+    exists); None when it is unset or not a folder."""
+    value = os.environ.get(SEED_CONFIGS_ENV, "")
+    path = Path(value).expanduser() if value else None
+    return path if path is not None and path.is_dir() else None
+
+
+def seed_configs_skip_reason() -> str:
+    """One line saying why the compatibility tests cannot run here."""
+    value = os.environ.get(SEED_CONFIGS_ENV, "")
+    if not value:
+        return f"{SEED_CONFIGS_ENV} is not set (point it at the original's seed-configs folder)"
+    return f"{SEED_CONFIGS_ENV}={value} is not a folder"
+
+
+@pytest.fixture(scope="session")
+def seed_configs() -> Path:
+    """The seed-configs folder; skips the test (with the reason) when there is none."""
+    path = seed_configs_dir()
+    if path is None:
+        pytest.skip(seed_configs_skip_reason())
+    return path
 
 
 # --- UniTalker-signature ONNX model -------------------------------------------------
@@ -104,14 +135,15 @@ def tiny_unitalker_batch_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def unitalker_names() -> tuple[str, ...]:
     """The 51 UniTalker channel names: the package rig when present, else the original
-    service's list from ../shared (read in place, never copied into the repo)."""
+    service's list from the seed configs (read in place, never copied into the repo)."""
     from audio2face.rigs import available_rigs, load_rig
 
     if "unitalker51" in available_rigs():
         return load_rig("unitalker51")
-    path = SHARED_CONFIGS / "unitalker_output_names.json"
-    if not path.is_file():
-        pytest.skip("no unitalker51 rig and no ../shared/seed-configs")
+    root = seed_configs_dir()
+    path = root / "unitalker_output_names.json" if root else None
+    if path is None or not path.is_file():
+        pytest.skip(f"no unitalker51 rig, and {seed_configs_skip_reason()}")
     return tuple(json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -133,8 +165,14 @@ class ToyConvModel:
     def __init__(self) -> None:
         self.calls: list[tuple[int, int]] = []  # (n_samples, n_frames)
         self._kernels = np.array(
-            [[0.2, 0.2, 0.2, 0.2, 0.2], [0.0, 0.25, 0.5, 0.25, 0.0],
-             [0.1, 0.2, 0.4, 0.2, 0.1], [0.5, 0.3, 0.2, 0.0, 0.0]], dtype=np.float64)
+            [
+                [0.2, 0.2, 0.2, 0.2, 0.2],
+                [0.0, 0.25, 0.5, 0.25, 0.0],
+                [0.1, 0.2, 0.4, 0.2, 0.1],
+                [0.5, 0.3, 0.2, 0.0, 0.0],
+            ],
+            dtype=np.float64,
+        )
 
     def infer(self, audio: np.ndarray, n_frames: int, emotion: str | None = None) -> np.ndarray:
         self.calls.append((int(audio.shape[0]), n_frames))
@@ -240,4 +278,59 @@ def unitalker_server(unitalker_settings):
 
     engines = {"unitalker": load_unitalker_engine(unitalker_settings)}
     with LiveServer(create_app(unitalker_settings, engines=engines)) as server:
+        yield server
+
+
+# --- a server on the tiny model whose output is a pure function of its audio --------
+
+
+def steady_profile_dir(root: Path) -> Path:
+    """A profile folder with ``steady``: UniTalker channels to ARKit, no random steps
+    (no blink), so a stream's output can be compared bit for bit with a run alone."""
+    from audio2face.profiles.registry import BUILTIN_DIR
+
+    root.mkdir(parents=True, exist_ok=True)
+    mapping = (BUILTIN_DIR / "data" / "unitalker_to_arkit.json").as_posix()
+    (root / "steady.toml").write_text(
+        'name = "steady"\nengine = "unitalker"\ninput_rig = "unitalker51"\nrig = "arkit52"\n'
+        'dtype = "float32"\n\n[[steps]]\ntype = "unitalker_clip"\n\n'
+        f'[[steps]]\ntype = "rename"\nmap = "{mapping}"\n',
+        encoding="utf-8",
+    )
+    return root
+
+
+def hardening_settings(model: Path, profiles: Path, **overrides: object):
+    """Settings serving ``model`` through the ``steady`` profile in ``profiles``."""
+    from audio2face.settings import Settings
+
+    values: dict[str, object] = {
+        "unitalker_model": model,
+        "default_profile": "steady",
+        "profile_dir": profiles,
+        "window_left_context_s": 0.3,
+        "window_hop_s": 0.2,
+        "window_lookahead_s": 0.1,
+        "inference_workers": 2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]  # pydantic validates the values
+
+
+def start_server(settings, engines: dict | None = None) -> LiveServer:
+    """A :class:`LiveServer` for ``settings`` (UniTalker from ``settings`` unless
+    ``engines`` are given); use it as a context manager."""
+    from audio2face.engines.loading import load_unitalker_engine
+    from audio2face.server import create_app
+
+    if engines is None:
+        engines = {"unitalker": load_unitalker_engine(settings)}
+    return LiveServer(create_app(settings, engines=engines))
+
+
+@pytest.fixture(scope="module")
+def hard_server(tiny_unitalker_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A live server on the ``steady`` profile with default limits."""
+    profiles = steady_profile_dir(tmp_path_factory.mktemp("profiles"))
+    with start_server(hardening_settings(tiny_unitalker_path, profiles)) as server:
         yield server

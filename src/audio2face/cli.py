@@ -1,8 +1,13 @@
 """``audio2face`` command line: a thin layer over the library API.
 
 Commands: ``serve``, ``convert``, ``stream``, ``phonemes``, ``models``, ``quantize``,
-``bench``. Every ``serve`` flag
-can also be set with an ``AUDIO2FACE_*`` environment variable (flags win).
+``bench``. Every ``serve`` flag can also be set with an ``AUDIO2FACE_*`` environment
+variable (flags win).
+
+Errors are one line on stderr, ``audio2face: error: <what is wrong>; <what to do>``.
+The exit status is 2 for bad input or settings (the same command would fail again)
+and 1 for the rest (no server, a stream the server ended, a bug). ``--debug`` (before
+or after the command) adds the traceback.
 """
 
 from __future__ import annotations
@@ -11,21 +16,36 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from audio2face.settings import DEFAULT_PORT, Settings
 
 logger = logging.getLogger("audio2face.cli")
 
+TOKEN_ENV = "AUDIO2FACE_AUTH_TOKEN"
+"""The server's token setting; ``stream`` sends it when ``--token`` is not given."""
+PROBE_SECONDS = 0.2
+"""Silence that ``models`` runs through each profile to prove it works."""
+TIMINGS_FORMAT = '{"phones": [[start_s, end_s, "AA"], ...], "duration_s": 1.2}'
 
-def _settings_from(args: argparse.Namespace) -> Settings:
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def _settings_from(args: argparse.Namespace, *, profile_is_default: bool = False) -> Settings:
+    """Settings from the environment, ``--config`` and the flags. ``--profile`` is the
+    default profile for ``serve`` and ``models``; the other commands ask the runtime for
+    it by name, so an unknown one is refused with the known ones."""
     return Settings.load(
         args.config,
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
-        default_profile=args.profile,
+        default_profile=args.profile if profile_is_default else None,
         profile_dir=args.profile_dir,
         unitalker_model=args.unitalker_model,
         providers=getattr(args, "providers", None),
@@ -34,11 +54,16 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+def _progress_on(args: argparse.Namespace) -> bool:
+    """Progress bars go to stderr, and only to a terminal (not to logs or pipes)."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from audio2face.logs import configure_logging
     from audio2face.server.serve import serve
 
-    settings = _settings_from(args)
+    settings = _settings_from(args, profile_is_default=True)
     configure_logging(settings)
     serve(settings, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     return 0
@@ -55,7 +80,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     runtime = Runtime.start(settings)
     try:
         batch = runtime.convert(
-            audio, rate, args.profile, emotion=args.emotion or None, progress=not args.quiet
+            audio, rate, args.profile, emotion=args.emotion or None, progress=_progress_on(args)
         )
     finally:
         runtime.close()
@@ -65,20 +90,40 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from audio2face.client import load_wire_pcm, stream_pcm
+    from tqdm import tqdm
+
+    from audio2face.client import (
+        FPS,
+        WIRE_RATE,
+        ConnectError,
+        Hooks,
+        UtteranceOptions,
+        V1Client,
+        load_wire_pcm,
+    )
     from audio2face.formats import save_frames
 
-    pcm = load_wire_pcm(args.input)
-    result = asyncio.run(
-        stream_pcm(
-            pcm,
-            url=args.url,
-            profile=args.profile or "",
-            emotion=args.emotion,
-            chunk_ms=args.chunk_ms,
-            pace=args.pace,
-        )
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    client = V1Client(url=args.url, token=token, open_timeout_s=args.connect_timeout)
+    options = UtteranceOptions(
+        profile=args.profile, emotion=args.emotion, chunk_ms=args.chunk_ms, pace=args.pace
     )
+    pcm = load_wire_pcm(args.input)
+    seconds = round(len(pcm) / 2 / WIRE_RATE, 2)
+    with tqdm(total=seconds, unit="s", desc="streaming", disable=not _progress_on(args)) as bar:
+
+        def on_frames(_: float, frames: int) -> None:
+            bar.update(min(seconds, round(frames / FPS, 2)) - bar.n)
+
+        try:
+            result = asyncio.run(client.stream(pcm, options, Hooks(on_frames=on_frames)))
+        except ConnectError as exc:
+            if exc.status in (401, 403) and token is None:
+                raise ConnectError(
+                    f"{exc.reason}; if the server needs a token, pass --token or set {TOKEN_ENV}",
+                    status=exc.status,
+                ) from exc
+            raise
     save_frames(args.output, result.to_batch())
     print(f"{args.output}: {result.values.shape[0]} frames x {len(result.names)} channels")
     return 0
@@ -86,15 +131,24 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def cmd_phonemes(args: argparse.Namespace) -> int:
     from audio2face.formats import save_frames
-    from audio2face.profiles import ProfileRegistry
-    from audio2face.runtime import animate_phones
+    from audio2face.runtime import Runtime
 
     settings = _settings_from(args)
-    profile = ProfileRegistry(settings).resolve(args.profile).profile
     if args.text is not None:
-        from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
+        from audio2face.engines.phonemes.espeak import (
+            EspeakUnavailableError,
+            SynthOptions,
+            synthesize,
+        )
+        from audio2face.errors import ConfigError
 
-        speech = synthesize(args.text, SynthOptions(voice=args.voice))
+        try:
+            speech = synthesize(args.text, SynthOptions(voice=args.voice))
+        except EspeakUnavailableError as exc:
+            raise ConfigError(
+                f"--text needs espeak-ng ({exc}); apt-get install espeak-ng, or give "
+                "--timings instead"
+            ) from exc
         phones = list(speech.phones)
         duration = speech.duration
         if args.wav is not None:
@@ -102,45 +156,193 @@ def cmd_phonemes(args: argparse.Namespace) -> int:
 
             sf.write(args.wav, speech.audio, speech.sample_rate)
     else:
-        doc = json.loads(Path(args.timings).read_text(encoding="utf-8"))
-        phones = [(float(a), float(b), str(p)) for a, b, p in doc["phones"]]
-        duration = float(doc.get("duration_s", phones[-1][1] if phones else 0.0))
-    batch = animate_phones(profile, phones, duration, emotion=args.emotion or None)
+        phones, duration = read_timings(args.timings)
+    runtime = Runtime.start(settings)
+    try:
+        batch = runtime.animate_phones(args.profile, phones, duration, emotion=args.emotion or None)
+    finally:
+        runtime.close()
     save_frames(args.output, batch)
-    print(f"{args.output}: {len(batch)} frames x {len(batch.names)} channels from {len(phones)} phones")
+    print(
+        f"{args.output}: {len(batch)} frames x {len(batch.names)} channels from {len(phones)} phones"
+    )
     return 0
+
+
+def read_timings(path: Path) -> tuple[list[tuple[float, float, str]], float]:
+    """``--timings``: phones and duration from ``path``; ``ValueError`` naming the file
+    and the expected shape for anything else. Phone labels are checked by the engine."""
+    from audio2face.engines.phonemes.phoneset import PHONES, normalize_phone
+    from audio2face.errors import UnknownNameError
+
+    where = f"--timings {str(path)!r}"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{where} not found; check the path") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not UTF-8 text; expected JSON {TIMINGS_FORMAT}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"expected {TIMINGS_FORMAT}"
+        ) from None
+    rows = doc.get("phones") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        raise ValueError(f'{where} has no "phones" list; expected {TIMINGS_FORMAT}')
+    phones: list[tuple[float, float, str]] = []
+    for i, row in enumerate(rows):
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[2], str)):
+            raise ValueError(f'{where}: phones[{i}] is {row!r}; expected [start_s, end_s, "AA"]')
+        try:
+            start, end = float(row[0]), float(row[1])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: phones[{i}] has non-numeric times {row[:2]!r}") from None
+        try:
+            normalize_phone(row[2])
+        except KeyError:
+            raise UnknownNameError(
+                "phone", row[2], list(PHONES), where=f"{where} phones[{i}]",
+                hint="ARPAbet labels; stress digits (AA1) are allowed",
+            ) from None  # fmt: skip
+        phones.append((start, end, row[2]))
+    try:
+        duration = float(doc.get("duration_s", phones[-1][1] if phones else 0.0))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: duration_s must be a number of seconds") from None
+    return phones, duration
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from audio2face.profiles import ProfileRegistry
+    from audio2face.profiles.model import EngineName
 
-    settings = _settings_from(args)
-    registry = ProfileRegistry(settings)
+    settings = _settings_from(args, profile_is_default=True)
+    engines, errors = load_engines_separately(settings)
+    # Every engine name, so the registry lists all profiles; availability is tested here.
+    registry = ProfileRegistry(
+        engines=typing_args(EngineName),
+        profile_dir=settings.profile_dir,
+        default_profile=settings.default_profile,
+    )
+    profiles: dict[str, dict[str, Any]] = {}
+    for name in registry.names():
+        profile = registry.get(name)
+        reason = probe_profile(profile, engines, errors)
+        entry: dict[str, Any] = {"engine": profile.engine, "fps": profile.fps,
+                                 "dtype": profile.dtype, "available": reason is None}  # fmt: skip
+        if reason is not None:
+            entry["reason"] = reason
+        profiles[name] = entry
     info = {
         "default_profile": registry.default.name,
-        "profiles": {
-            name: {"engine": (p := registry.get(name)).engine, "fps": p.fps, "dtype": p.dtype,
-                   "available": registry.is_available(p)}
-            for name in registry.names()
-        },
+        "profiles": profiles,
         "aliases": registry.aliases(),
+        "engines": {
+            name: (
+                {
+                    "loaded": True,
+                    "fps": e.fps,
+                    "any_fps": e.capabilities.any_fps,
+                    "sample_rate": e.sample_rate,
+                    "lookahead_s": e.lookahead_s,
+                }  # fmt: skip
+                if (e := engines.get(name)) is not None
+                else {"loaded": False, "error": errors[name]}
+            )
+            for name in sorted({*engines, *errors})
+        },
         "unitalker_model": str(settings.unitalker_model) if settings.unitalker_model else None,
     }
     print(json.dumps(info, indent=2, ensure_ascii=False))
+    if not profiles[registry.default.name]["available"]:
+        print(
+            f"audio2face: warning: the default profile {registry.default.name!r} cannot run: "
+            f"{profiles[registry.default.name]['reason']}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
+def typing_args(alias: Any) -> tuple[str, ...]:
+    from typing import get_args
+
+    return tuple(get_args(alias))
+
+
+def load_engines_separately(settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each engine the settings ask for, loaded on its own so one that fails (a missing
+    UniTalker file) does not hide the others: ``(loaded, {name: why not})``.
+
+    Mirrors :func:`audio2face.engines.loading.load_engines`, which stops at the first
+    failure."""
+    from audio2face.engines.default import load_default_engine
+    from audio2face.engines.loading import load_unitalker_engine, ort_options, unitalker_model_path
+    from audio2face.engines.phonemes import PhonemeEngine
+    from audio2face.errors import Audio2FaceError
+    from audio2face.runtime import engine_hint
+
+    loaders: dict[str, Callable[[], Any]] = {
+        "default": lambda: load_default_engine(
+            settings.default_model,
+            ort_options(settings, intra_op_threads=settings.default_model_threads),
+            workers=settings.inference_workers,
+        ),
+        "phonemes": PhonemeEngine,
+    }
+    unitalker = unitalker_model_path(settings)
+    if unitalker is not None:
+        loaders["unitalker"] = lambda: load_unitalker_engine(settings, unitalker)
+    engines: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, load in loaders.items():
+        try:
+            engines[name] = load()
+        except (Audio2FaceError, ValueError, OSError) as exc:
+            errors[name] = one_line(exc)
+    if unitalker is None:
+        errors["unitalker"] = f"no model configured; {engine_hint('unitalker')}"
+    return engines, errors
+
+
+def probe_profile(profile: Any, engines: dict[str, Any], errors: dict[str, str]) -> str | None:
+    """Why ``profile`` cannot run here, or None: its engine must be loaded, its chain
+    must bind to the engine's outputs, and a short stream must give the frame count of
+    the profile's fps."""
+    import numpy as np
+
+    from audio2face.streaming.session import Session
+    from audio2face.types import frames_for_samples
+
+    engine = engines.get(profile.engine)
+    if engine is None:
+        return (
+            f"engine {profile.engine!r} not loaded: {errors.get(profile.engine, 'unknown engine')}"
+        )
+    try:
+        chain = profile.build_chain(engine.output_names)
+        session = Session(
+            engine, chain.new_stream(0), names=chain.output_names, fps=profile.fps,
+            input_rate=engine.sample_rate,
+        )  # fmt: skip
+        n = round(PROBE_SECONDS * engine.sample_rate)
+        frames = len(session.push(np.zeros(n, np.float32))) + len(session.finish())
+    except Exception as exc:  # any failure here is what convert would meet
+        return one_line(exc)
+    expected = frames_for_samples(n, engine.sample_rate, profile.fps)
+    if frames != expected:
+        return (
+            f"{profile.fps:g} fps: {frames} frames for {PROBE_SECONDS:g} s instead of "
+            f"{expected}; engine {profile.engine!r} runs at {engine.fps:g} fps"
+        )
+    return None
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from audio2face.engines.quantize import compare_unitalker, format_result, quantize_int8
+    from audio2face.engines.quantize import format_result, quantize_unitalker
 
-    result = quantize_int8(args.model, args.output)
-    deviation = None
-    if args.check is not None:
-        from audio2face.audio.resample import resample
-        from audio2face.audio.wav import read_audio
-
-        audio, rate = read_audio(args.check)
-        deviation = compare_unitalker(args.model, args.output, resample(audio, rate, 16000))
+    result, deviation = quantize_unitalker(args.model, args.output, check=args.check)
     for line in format_result(result, deviation):
         print(line)
     return 0
@@ -152,80 +354,210 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.bench_args)
 
 
+# --- the parser -------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line too, pointing at ``--help`` instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` where there is a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, "") or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+def _setting_default(name: str) -> object:
+    return Settings.model_fields[name].default
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audio2face", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from audio2face.client import DEFAULT_CHUNK_MS, DEFAULT_OPEN_TIMEOUT_S, DEFAULT_URL
+
+    parser = Parser(
+        prog="audio2face",
+        description="Streaming speech to facial animation (ARKit blendshapes, MMD, VRM).",
+        epilog="Errors are one line on stderr (exit status 2: bad input or settings, 1: the "
+        "rest); --debug adds the traceback. `audio2face COMMAND --help` for each command.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    # Also accepted after the command (`audio2face stream ... --debug`).
+    debug = Parser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=help, parents=[debug], formatter_class=HelpFormatter
+        )
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--profile", help="profile name (default: arkit)")
+        p.add_argument(
+            "--profile",
+            help=f"profile name (default: {_setting_default('default_profile')}, "
+            "or $AUDIO2FACE_DEFAULT_PROFILE)",
+        )
         p.add_argument("--profile-dir", type=Path, help="directory of user profile TOML files")
-        p.add_argument("--unitalker-model", type=Path, help="path to unitalker_v0.4.0_base.onnx")
-        p.add_argument("--config", type=Path, help="settings TOML file")
+        p.add_argument(
+            "--unitalker-model", type=Path, help="path to unitalker_v0.4.0_base.onnx (enables it)"
+        )
+        p.add_argument(
+            "--config", type=Path, help="settings TOML file (default: $AUDIO2FACE_CONFIG)"
+        )
+        p.add_argument(
+            "--providers",
+            choices=["auto", "cpu", "cuda"],
+            help=f"onnxruntime providers (default: {_setting_default('providers')}: CUDA when "
+            "usable, else CPU)",
+        )
 
-    serve = sub.add_parser("serve", help="run the streaming service")
+    serve = command("serve", "run the streaming service")
     common(serve)
-    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT})")
-    serve.add_argument("--providers", choices=["auto", "cpu", "cuda"])
-    serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
-    serve.add_argument("--log-level")
-    serve.add_argument("--ssl-certfile", help="serve wss:// with this certificate")
+    serve.add_argument(
+        "--host", help=f"bind address (default: {_setting_default('host')}; 0.0.0.0 to expose)"
+    )
+    serve.add_argument("--port", type=int, help=f"TCP port (default: {DEFAULT_PORT})")
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default: 1)")
+    serve.add_argument("--log-level", help=f"log level (default: {_setting_default('log_level')})")
+    serve.add_argument("--ssl-certfile", help="serve wss:// and https:// with this certificate")
     serve.add_argument("--ssl-keyfile", help="private key for --ssl-certfile")
     serve.set_defaults(func=cmd_serve)
 
-    convert = sub.add_parser("convert", help="animate an audio file in-process")
+    convert = command("convert", "animate an audio file in-process (no server)")
     common(convert)
-    convert.add_argument("input", type=Path)
-    convert.add_argument("-o", "--output", type=Path, required=True, help=".npz, .json or .csv")
-    convert.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1")
+    convert.add_argument("input", type=Path, help="audio file (WAV, FLAC, OGG, MP3, ...; any rate)")
+    convert.add_argument(
+        "-o", "--output", type=Path, required=True, help="frames file: .npz, .json or .csv"
+    )
+    convert.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1 (mmd)")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=cmd_convert)
 
-    stream = sub.add_parser("stream", help="stream an audio file to a running server")
-    stream.add_argument("input", type=Path)
-    stream.add_argument("-o", "--output", type=Path, required=True, help=".npz, .json or .csv")
-    stream.add_argument("--url", default="ws://127.0.0.1:18083/api/v1/streaming_audio2face/ws")
-    stream.add_argument("--profile")
-    stream.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1")
-    stream.add_argument("--chunk-ms", type=float, default=40.0)
-    stream.add_argument("--pace", action="store_true", help="send in real time")
+    stream = command("stream", "stream an audio file to a running server (protocol v1)")
+    stream.add_argument("input", type=Path, help="audio file (WAV, FLAC, OGG, MP3, ...; any rate)")
+    stream.add_argument(
+        "-o", "--output", type=Path, required=True, help="frames file: .npz, .json or .csv"
+    )
+    stream.add_argument("--url", default=DEFAULT_URL, help="the server's v1 WebSocket URL")
+    stream.add_argument(
+        "--profile", default="", help="profile or avatar name (default: the server's default)"
+    )
+    stream.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1 (mmd)")
+    stream.add_argument(
+        "--token",
+        help=f"auth token, sent as 'Authorization: Bearer' (default: ${TOKEN_ENV} if set)",
+    )
+    stream.add_argument(
+        "--chunk-ms", type=float, default=DEFAULT_CHUNK_MS, help="audio per message, in ms"
+    )
+    stream.add_argument("--pace", action="store_true", help="send in real time, as a microphone")
+    stream.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=DEFAULT_OPEN_TIMEOUT_S,
+        help="seconds to wait for the WebSocket handshake",
+    )
+    stream.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     stream.set_defaults(func=cmd_stream)
 
-    phon = sub.add_parser(
-        "phonemes", help="animate known phone timings (TTS) or text (needs espeak-ng)"
-    )
+    phon = command("phonemes", "animate known phone timings (TTS) or text (needs espeak-ng)")
     common(phon)
     src = phon.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="text to speak with espeak-ng and animate")
-    src.add_argument(
-        "--timings", type=Path,
-        help='JSON {"phones": [[start_s, end_s, "AA"], ...], "duration_s": 1.2}',
-    )  # fmt: skip
+    src.add_argument("--timings", type=Path, help=f"JSON file {TIMINGS_FORMAT}")
     phon.add_argument("--voice", default="en-us", help="espeak-ng voice for --text")
-    phon.add_argument("--wav", type=Path, help="also save the spoken --text here")
-    phon.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1")
-    phon.add_argument("-o", "--output", type=Path, required=True, help=".npz, .json or .csv")
+    phon.add_argument("--wav", type=Path, help="also save the spoken --text here (a speech file)")
+    phon.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1 (mmd)")
+    phon.add_argument(
+        "-o", "--output", type=Path, required=True, help="frames file: .npz, .json or .csv"
+    )
     phon.set_defaults(func=cmd_phonemes)
 
-    models = sub.add_parser("models", help="list profiles and engines")
+    models = command("models", "load the engines and say which profiles can run, and why not")
     common(models)
     models.set_defaults(func=cmd_models)
 
-    quant = sub.add_parser(
-        "quantize", help="write an int8-weight copy of a UniTalker model (faster on CPUs)"
-    )
+    quant = command("quantize", "write an int8-weight copy of a UniTalker model (faster on CPUs)")
     quant.add_argument("model", type=Path, help="the fp32 UniTalker .onnx file")
     quant.add_argument("-o", "--output", type=Path, required=True, help="new .onnx file")
     quant.add_argument(
-        "--check", type=Path, metavar="AUDIO",
-        help="speech file to run both models on and report how far their frames differ",
-    )  # fmt: skip
+        "--check",
+        type=Path,
+        metavar="AUDIO",
+        help="speech file to run both models on; reports how far their frames differ, "
+        "and writes nothing if the copy is unusable",
+    )
     quant.set_defaults(func=cmd_quantize)
 
     bench = sub.add_parser("bench", help="latency/throughput benchmark (see --help)")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     return parser
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its reason, whitespace (tracebacks, pydantic's
+    multi-line reports) folded."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        text = "invalid settings: " + "; ".join(parts)
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """The message and exit status for an error that ended a command."""
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+
+    from audio2face.client import ClientError, StreamError
+    from audio2face.errors import Audio2FaceError, AuthError, EngineError
+
+    if isinstance(exc, StreamError):
+        text = one_line(exc)
+        if exc.code == 1008 and "token" in exc.reason:
+            text += f"; pass --token or set {TOKEN_ENV}"
+        return text, 1
+    if isinstance(exc, ClientError | EngineError | AuthError):
+        return one_line(exc), 1
+    # ConfigError, UnknownNameError, AudioFormatError, ...; pydantic's ValidationError
+    # is a ValueError.
+    if isinstance(exc, Audio2FaceError | ValueError):
+        return one_line(exc), 2
+    # The v1 client wraps these; kept for any path that reaches websockets directly.
+    if isinstance(exc, InvalidURI):
+        return f"{exc.uri!r} is not a WebSocket URL; use ws://HOST:PORT/PATH", 2
+    if isinstance(exc, InvalidHandshake):
+        return f"the WebSocket handshake failed: {one_line(exc)}", 1
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is the server running (`audio2face serve`)?", 1
+    if isinstance(exc, OSError):
+        name = f"{exc.filename}: " if exc.filename else ""
+        return f"{name}{exc.strerror or one_line(exc)}", 2 if exc.filename else 1
+    if isinstance(exc, ImportError):
+        return f"{one_line(exc)}; is audio2face installed with the extra this needs?", 1
+    return (
+        f"unexpected {type(exc).__name__}: {one_line(exc)} (a bug; rerun with --debug and "
+        "report the traceback)",
+        1,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,12 +568,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from audio2face.errors import Audio2FaceError
-
-        if isinstance(exc, Audio2FaceError | ValueError | FileNotFoundError):
-            print(f"audio2face: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+        if args.debug:
+            traceback.print_exc()
+        message, status = describe(exc)
+        print(f"audio2face: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

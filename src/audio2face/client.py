@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import websockets
-from websockets.exceptions import InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from audio2face.audio.resample import resample
 from audio2face.audio.wav import read_audio, to_pcm16
@@ -359,6 +360,8 @@ class V1Client:
     """permessage-deflate; off by default: frame data hardly compresses and it costs CPU."""
 
     def __post_init__(self) -> None:
+        if not self.open_timeout_s > 0:
+            raise ValueError(f"open_timeout_s must be > 0 seconds, got {self.open_timeout_s}")
         scheme = urlsplit(self.url).scheme
         if scheme not in ("ws", "wss"):
             hint = f" (try {'wss' if scheme == 'https' else 'ws'}://...)" if scheme else ""
@@ -389,11 +392,15 @@ class V1Client:
             raise ConnectError(_status_hint(self.url, status), status=status) from exc
         except InvalidURI as exc:
             raise ConnectError(f"{self.url!r} is not a valid WebSocket URL ({exc})") from exc
+        except InvalidHandshake as exc:
+            raise ConnectError(f"{self.url}: not a WebSocket server ({exc})") from exc
         except TimeoutError as exc:
             raise ConnectError(
                 f"{self.url}: no WebSocket handshake within {self.open_timeout_s:g} s; "
                 "is the server overloaded or is this the right port?"
             ) from exc
+        except ssl.SSLError as exc:
+            raise ConnectError(f"{self.url}: TLS handshake failed ({exc.reason or exc})") from exc
         except OSError as exc:
             raise ConnectError(
                 f"cannot connect to {self.url}: {exc.strerror or exc}; "
@@ -419,16 +426,15 @@ class V1Client:
             sender = asyncio.create_task(_send_utterance(conn, utterance, collector.result, hooks))
             try:
                 await asyncio.wait((reader, sender), return_when=asyncio.FIRST_EXCEPTION)
-                if sender.done() and sender.exception() is not None and not reader.done():
-                    reader.cancel()
-                    await sender  # a bug in the sender or a hook: raise it
+                failed = sender.exception() if sender.done() else None
+                if failed is not None:
+                    raise failed  # a bug in the sender or a hook: not the server's doing
                 return await reader
             finally:
                 for task in (sender, reader):
-                    if not task.done():
-                        task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, ClientError):
-                            await task
+                    task.cancel()
+                # collect both, so no exception goes unretrieved
+                await asyncio.gather(sender, reader, return_exceptions=True)
 
     async def stream(
         self, pcm: bytes, options: UtteranceOptions = UtteranceOptions(), hooks: Hooks = NO_HOOKS

@@ -22,8 +22,8 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -34,7 +34,7 @@ from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings, cpu_count
 from audio2face.streaming.pusher import BatchOptions, BatchPusher
-from audio2face.streaming.runner import FramesEvent, RunnerOptions, StreamRunner
+from audio2face.streaming.runner import FramesEvent, RunnerOptions, StreamObserver, StreamRunner
 from audio2face.streaming.session import Session
 from audio2face.types import (
     BatchObserver,
@@ -45,7 +45,10 @@ from audio2face.types import (
     Phone,
 )
 
-__all__ = ["Runtime", "batch_observer", "engine_hint"]
+__all__ = ["Runtime", "batch_observer", "engine_hint", "run_sync", "speak"]
+
+if TYPE_CHECKING:
+    from audio2face.engines.phonemes.espeak import Synthesis
 
 logger = logging.getLogger("audio2face.runtime")
 
@@ -62,6 +65,7 @@ class Runtime:
     """One per engine: runs its streams' calls, batching pushes where it can."""
     metrics: Metrics
     runner_options: RunnerOptions
+    _observers: dict[str, StreamObserver] = field(default_factory=dict, repr=False)
 
     @classmethod
     def start(
@@ -164,9 +168,33 @@ class Runtime:
             lookahead_s=engine_def.lookahead_s,
             options=options,
             known_emotions=chain.emotions if strict_emotions else None,
-            metrics=self.metrics,
-            time_pushes=not engine_def.capabilities.reports_batches,
+            observer=self._observer(engine_name, timed=engine_def.capabilities.reports_batches),
         )
+
+    def _observer(self, engine: str, *, timed: bool) -> StreamObserver:
+        """A runner's metrics: one observer per engine, shared by its streams."""
+        found = self._observers.get(engine)
+        if found is None:
+            m = self.metrics
+            inference = m.inference_seconds.labels(engine=engine)
+
+            def frames_out(n: int, latency: float | None) -> None:
+                m.frames_out.inc(n)
+                if latency is not None:
+                    m.frame_latency.observe(latency)
+
+            def depth(delta: int) -> None:
+                m.queue_depth.inc(delta)
+
+            found = StreamObserver(
+                audio_in=m.audio_seconds_in.inc,
+                frames_out=frames_out,
+                # Engines that time their own model runs report them (batch_observer).
+                push_seconds=None if timed else inference.observe,
+                queue_depth=depth,
+            )
+            self._observers[engine] = found
+        return found
 
     def engine_for(self, profile: Profile, engine: str | None = None) -> Engine:
         """The loaded engine of ``profile`` (or ``engine``, when given)."""
@@ -267,6 +295,15 @@ class Runtime:
         return self.convert(
             silence, rate, profile, seed=seed, emotion=emotion, phones=phones, engine="phonemes"
         )
+
+
+def speak(text: str, voice: str = "en-us") -> Synthesis:
+    """Speak ``text`` with espeak-ng: audio, its rate and the phone timings (for
+    :meth:`Runtime.animate_phones` or as speech to animate). Needs the system library
+    (``apt-get install libespeak-ng1``); raises ``EspeakUnavailableError`` otherwise."""
+    from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
+
+    return synthesize(text, SynthOptions(voice=voice))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -182,9 +182,9 @@ class Settings(BaseSettings):
     cors_origins: tuple[str, ...] = Field((), description="Origins allowed by CORS (off if empty).")
     allowed_origins: tuple[str, ...] = Field(
         (),
-        description="Browser origins (scheme://host:port) allowed to open WebSockets; the "
-        "service's own origin (the demo page) is always allowed, and clients that send no "
-        "Origin header (non-browser) are not affected. Empty: only the own origin.",
+        description="Browser origins (scheme://host:port) allowed to open WebSockets, or "
+        '"*" for any; the service\'s own origin (the demo page) is always allowed, and '
+        "clients that send no Origin header (not browsers) are not affected.",
     )
     web_ui: bool = Field(True, description="Serve the demo page and the JS client at /.")
 

@@ -21,7 +21,9 @@ def write_tone_speech(path, rate: int, seconds: float, subtype: str = "PCM_16") 
     return audio.size
 
 
-@pytest.mark.parametrize(("rate", "subtype"), [(16000, "PCM_16"), (44100, "PCM_24"), (8000, "FLOAT")])
+@pytest.mark.parametrize(
+    ("rate", "subtype"), [(16000, "PCM_16"), (44100, "PCM_24"), (8000, "FLOAT")]
+)
 def test_convert_any_rate_and_width_to_npz(tmp_path, rate: int, subtype: str, capsys) -> None:
     wav = tmp_path / "in.wav"
     n = write_tone_speech(wav, rate, 1.7, subtype)
@@ -41,7 +43,9 @@ def test_convert_to_csv_and_json(tmp_path) -> None:
     assert main(["convert", str(wav), "-o", str(tmp_path / "o.csv"), "-q"]) == 0
     header = (tmp_path / "o.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft", "EyeLookDownLeft"]
-    assert main(["convert", str(wav), "-o", str(tmp_path / "o.json"), "--profile", "mmd", "-q"]) == 0
+    assert (
+        main(["convert", str(wav), "-o", str(tmp_path / "o.json"), "--profile", "mmd", "-q"]) == 0
+    )
     doc = json.loads((tmp_path / "o.json").read_text())
     assert "あ" in doc["names"] and len(doc["values"]) == 30
 

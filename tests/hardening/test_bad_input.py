@@ -15,12 +15,11 @@ import pytest
 from hardening_support import (
     RESP_END,
     RESP_START,
-    Outcome,
+    Reply,
     body,
     end,
     exchange,
     expected_frames,
-    hard_server,  # noqa: F401  (fixture)
     healthy_alone,
     pcm16,
     speechlike,
@@ -29,7 +28,7 @@ from hardening_support import (
     wait_clean,
     with_healthy,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audio2face.protocol.audio2face_v1_pb2 import Audio2FaceBlendshapeV1Request as Req
@@ -44,27 +43,27 @@ SHORT_PCM = pcm16(speechlike(0.3, seed=5))
 
 
 @pytest.fixture(scope="module")
-def reference(hard_server) -> np.ndarray:  # noqa: F811
+def reference(hard_server) -> np.ndarray:
     """The healthy stream's frames when it runs alone."""
     return healthy_alone(hard_server.ws_url)
 
 
-def check(server, reference: np.ndarray, outgoing: list[bytes | str]) -> Outcome:
+def check(server, reference: np.ndarray, outgoing: list[bytes | str]) -> Reply:
     """Run ``outgoing`` beside the healthy stream; check the three invariants."""
     bad, healthy = with_healthy(server.ws_url, outgoing)
     assert healthy.got_end, "the concurrent healthy stream did not finish"
-    np.testing.assert_array_equal(healthy.reply.frames(), reference)
+    np.testing.assert_array_equal(healthy.frames(), reference)
     wait_clean(server)
     if not bad.got_end and not bad.client_closed:
         # Closed by the server with a documented code (1009 comes from uvicorn's
         # max size), or by the client after End; never 1011 for bad input.
-        assert bad.reply.close_code in (1008, 1009), (bad.reply.close_code, bad.reply.close_reason)
-        assert bad.reply.close_reason or bad.reply.close_code == 1009
+        assert bad.close_code in (1008, 1009), (bad.close_code, bad.close_reason)
+        assert bad.close_reason or bad.close_code == 1009
     return bad
 
 
-def n_frames(out: Outcome) -> int:
-    return out.reply.frames().shape[0] if out.reply.messages else 0
+def n_frames(out: Reply) -> int:
+    return out.frames().shape[0] if out.messages else 0
 
 
 def varint(n: int) -> bytes:
@@ -87,18 +86,18 @@ def raw_string_field(number: int, data: bytes) -> bytes:
 
 @FAST
 @given(frames=st.lists(st.binary(max_size=300), min_size=1, max_size=3), after_start=st.booleans())
-def test_random_bytes_as_frames(hard_server, reference, frames, after_start) -> None:  # noqa: F811
+def test_random_bytes_as_frames(hard_server, reference, frames, after_start) -> None:
     prefix = [start(), body(SHORT_PCM)] if after_start else []
     bad = check(hard_server, reference, [*prefix, *frames, end()])
     if after_start:
         # whatever happened next, the accepted audio's frames all came out
-        assert bad.reply.kinds[0] == RESP_START
-        assert bad.reply.frames().shape[0] >= expected_frames(len(SHORT_PCM) // 2) or not bad.got_end
+        assert bad.kinds[0] == RESP_START
+        assert bad.frames().shape[0] >= expected_frames(len(SHORT_PCM) // 2) or not bad.got_end
 
 
 @FAST
 @given(which=st.sampled_from(["start", "body", "end"]), cut=st.integers(0, 10_000))
-def test_truncated_protobuf(hard_server, reference, which, cut) -> None:  # noqa: F811
+def test_truncated_protobuf(hard_server, reference, which, cut) -> None:
     full = {"start": start(profile="arkit"), "body": body(SHORT_PCM, "happiness_1"),
             "end": end()}[which]  # fmt: skip
     msg = full[: cut % (len(full) + 1)]
@@ -106,15 +105,15 @@ def test_truncated_protobuf(hard_server, reference, which, cut) -> None:  # noqa
     check(hard_server, reference, msgs)
 
 
-def test_oversized_message_is_1009(hard_server, reference) -> None:  # noqa: F811
+def test_oversized_message_is_1009(hard_server, reference) -> None:
     limit = hard_server.app.state.a2f.settings.max_message_bytes
     bad = check(hard_server, reference, [start(), body(b"\0\0" * (limit // 2 + 8)), end()])
-    assert bad.reply.close_code == 1009
+    assert bad.close_code == 1009
 
 
 @FAST
 @given(st.lists(st.sampled_from(["start", "body", "end", "other", "empty"]), max_size=6))
-def test_every_class_name_order(hard_server, reference, order) -> None:  # noqa: F811
+def test_every_class_name_order(hard_server, reference, order) -> None:
     make = {
         "start": start, "end": end, "body": lambda: body(SHORT_PCM),
         "other": lambda: Req(class_name="StreamingAudio2FaceV1ChunkMiddle").SerializeToString(),
@@ -125,7 +124,13 @@ def test_every_class_name_order(hard_server, reference, order) -> None:  # noqa:
     bodies = 0
     for i, k in enumerate(order):
         if (i == 0 and k != "start") or (i > 0 and k in ("start", "other", "empty")):
-            assert bad.reply.close_code == 1008 and not bad.got_end
+            assert bad.close_code == 1008 and not bad.got_end
+            want = {"start": "second ChunkStart", "other": "unknown class_name 'Streaming",
+                    "empty": "unknown class_name ''", "body": "first message must be",
+                    "end": "first message must be"}  # fmt: skip
+            assert want[k] in bad.close_reason
+            # none of the accepted audio's frames is lost
+            assert n_frames(bad) == expected_frames(bodies * len(SHORT_PCM) // 2)
             break
         if k == "body":
             bodies += 1
@@ -136,31 +141,32 @@ def test_every_class_name_order(hard_server, reference, order) -> None:  # noqa:
         if not order:
             return  # nothing sent, the client closed: nothing to check but the counters
         assert bad.client_closed and not bad.got_end  # no End sent: the client left
-    if bad.reply.messages:
-        assert bad.reply.kinds[0] == RESP_START
+    if bad.messages:
+        assert bad.kinds[0] == RESP_START
         if bad.got_end:
-            assert bad.reply.frames().shape[0] == expected_frames(bodies * len(SHORT_PCM) // 2)
+            assert bad.frames().shape[0] == expected_frames(bodies * len(SHORT_PCM) // 2)
 
 
 @FAST
 @given(text=st.text(max_size=50), where=st.integers(0, 2))
-def test_text_frames(hard_server, reference, text, where) -> None:  # noqa: F811
+def test_text_frames(hard_server, reference, text, where) -> None:
     msgs: list[bytes | str] = [start(), body(SHORT_PCM), end()]
     msgs.insert(where, text)
     bad = check(hard_server, reference, msgs)
-    assert bad.reply.close_code == 1008 and "text frames" in bad.reply.close_reason
+    assert bad.close_code == 1008 and "text frames" in bad.close_reason
 
 
 @FAST
 @given(sizes=st.lists(st.integers(0, 2001), min_size=1, max_size=5))
-def test_odd_byte_counts_and_empty_bodies(hard_server, reference, sizes) -> None:  # noqa: F811
+@example(sizes=[2000, 3])
+def test_odd_byte_counts_and_empty_bodies(hard_server, reference, sizes) -> None:
     pcm = SHORT_PCM * 2
     msgs = [start(), *[body(pcm[:n]) for n in sizes], end()]
     bad = check(hard_server, reference, msgs)
     good = 0
     for n in sizes:
         if n % 2:
-            assert bad.reply.close_code == 1008 and "bytes" in bad.reply.close_reason
+            assert bad.close_code == 1008 and f"holds {n} bytes" in bad.close_reason
             break
         good += n // 2
     else:
@@ -179,7 +185,7 @@ INT32 = st.integers(-(2**31), 2**31 - 1)
     channels=st.one_of(st.sampled_from([1, 2, 8, 0, 9, -1]), INT32),
     chunk=st.one_of(st.sampled_from([0, 1, 10, -1]), INT32),
 )
-def test_rates_widths_channels_chunks(hard_server, reference, rate, width, channels, chunk) -> None:  # noqa: F811
+def test_rates_widths_channels_chunks(hard_server, reference, rate, width, channels, chunk) -> None:
     frame_bytes = 2 * channels if 1 <= channels <= 8 else 2
     pcm = b"\x01\x02" * (frame_bytes // 2) * 400
     msgs = [start(rate=rate, width=width, channels=channels, chunk=chunk), body(pcm), end()]
@@ -187,23 +193,60 @@ def test_rates_widths_channels_chunks(hard_server, reference, rate, width, chann
     valid = rate in ACCEPTED and width == 2 and 1 <= channels <= 8 and chunk >= 0
     if valid:
         assert bad.got_end
-        n_frames = bad.reply.frames().shape[0]
+        n_frames = bad.frames().shape[0]
         assert n_frames == expected_frames(400, rate)
         per_body = chunk or 10
-        bodies = [m for m in bad.reply.messages[1:-1]]
+        bodies = [m for m in bad.messages[1:-1]]
         assert all(len(m.data) // (4 * 52) <= per_body for m in bodies)
     else:
-        assert bad.reply.close_code == 1008 and not bad.reply.messages
+        assert bad.close_code == 1008 and not bad.messages
+
+
+@pytest.mark.parametrize(
+    ("first", "reason_part"),
+    [
+        (b"\xff\xff\xff\xff", "undecodable"),
+        (body(b"\0\0" * 160), "first message must be"),
+        (Req(class_name="Hello").SerializeToString(), "unknown class_name 'Hello'"),
+        (start(rate=0), "sample_rate 0"),
+        (start(width=3), "sample_width 3"),
+        (start(channels=9), "n_channels 9"),
+        (start(chunk=-1), "response_chunk_n_frames"),
+    ],
+)
+def test_bad_openings_name_what_is_wrong(hard_server, reference, first, reason_part) -> None:
+    """The reason a client reads says what was wrong (the hypothesis tests above only
+    check the close code)."""
+    bad = check(hard_server, reference, [first, end()])
+    assert bad.close_code == 1008 and reason_part in bad.close_reason
+    assert not bad.messages
 
 
 # --- names -------------------------------------------------------------------------------
 
 NASTY_NAMES = st.one_of(
-    st.sampled_from([
-        "../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/passwd", "arkit/../unitalker",
-        "steady\x00.toml", "\x00", "a" * 100_000, "KQ-default", "con", ".", "..", "~root",
-        "file:///etc/passwd", "%2e%2e%2f", "steady ", " steady", "ARKIT", "\u202esteady",
-    ]),
+    st.sampled_from(
+        [
+            "../../etc/passwd",
+            "..\\..\\windows\\win.ini",
+            "/etc/passwd",
+            "arkit/../unitalker",
+            "steady\x00.toml",
+            "\x00",
+            "a" * 100_000,
+            "KQ-default",
+            "con",
+            ".",
+            "..",
+            "~root",
+            "file:///etc/passwd",
+            "%2e%2e%2f",
+            "steady ",
+            " steady",
+            "ARKIT",
+            "\u202esteady",
+        ]
+    ),
     st.text(max_size=200),
     st.text(alphabet="./\\\x00:~%", max_size=20),
 )
@@ -211,23 +254,23 @@ NASTY_NAMES = st.one_of(
 
 @FAST
 @given(profile=NASTY_NAMES, offset=NASTY_NAMES)
-def test_profile_and_offset_names(hard_server, reference, profile, offset) -> None:  # noqa: F811
+def test_profile_and_offset_names(hard_server, reference, profile, offset) -> None:
     msgs = [start(profile=profile), body(SHORT_PCM, offset), body(SHORT_PCM, offset[:10]), end()]
     bad = check(hard_server, reference, msgs)
     if not bad.got_end:
         # v1 refuses names that are neither a profile nor avatar-like (docs/profiles.md),
         # before any audio; an unknown offset name is only warned about, as before.
-        assert bad.reply.close_code == 1008, bad.reply.close_reason
-        assert bad.reply.close_reason.startswith("unknown profile"), bad.reply.close_reason
-        assert len(bad.reply.close_reason.encode()) <= 123
+        assert bad.close_code == 1008, bad.close_reason
+        assert bad.close_reason.startswith("unknown profile"), bad.close_reason
+        assert len(bad.close_reason.encode()) <= 123
         return
-    assert bad.reply.frames().shape[0] == expected_frames(len(SHORT_PCM))
+    assert bad.frames().shape[0] == expected_frames(len(SHORT_PCM))
 
 
 @FAST
 @given(raw=st.binary(min_size=1, max_size=40), field_no=st.sampled_from([1, 2, 6, 7]),
        in_body=st.booleans())  # fmt: skip
-def test_non_utf8_strings(hard_server, reference, raw, field_no, in_body) -> None:  # noqa: F811
+def test_non_utf8_strings(hard_server, reference, raw, field_no, in_body) -> None:
     """Protobuf strings must be UTF-8: craft raw bytes the schema's encoder refuses."""
     try:
         raw.decode("utf-8")
@@ -240,19 +283,19 @@ def test_non_utf8_strings(hard_server, reference, raw, field_no, in_body) -> Non
         msgs = [start() + raw_string_field(field_no, raw), body(SHORT_PCM), end()]
     bad = check(hard_server, reference, msgs)
     if not is_utf8:
-        assert bad.reply.close_code == 1008 and "undecodable" in bad.reply.close_reason
+        assert bad.close_code == 1008 and "undecodable" in bad.close_reason
 
 
 # --- lengths -------------------------------------------------------------------------------
 
 
-def test_zero_length_utterance(hard_server, reference) -> None:  # noqa: F811
+def test_zero_length_utterance(hard_server, reference) -> None:
     for msgs in ([start(), end()], [start(), body(b""), body(b""), end()]):
         bad = check(hard_server, reference, msgs)
-        assert bad.reply.kinds == [RESP_START, RESP_END]
+        assert bad.kinds == [RESP_START, RESP_END]
 
 
-def test_ten_minute_utterance_sent_fast(hard_server, reference) -> None:  # noqa: F811
+def test_ten_minute_utterance_sent_fast(hard_server, reference) -> None:
     """600 s of audio as fast as the socket takes it: exact frame count, memory bounded
     by max_buffered_s (the reads pause), nothing left behind."""
     second = pcm16(speechlike(1.0, seed=11))
@@ -261,7 +304,7 @@ def test_ten_minute_utterance_sent_fast(hard_server, reference) -> None:  # noqa
     state = hard_server.app.state.a2f
     peak = 0.0
 
-    async def run() -> Outcome:
+    async def run() -> Reply:
         nonlocal peak
 
         async def watch() -> None:
@@ -279,7 +322,7 @@ def test_ten_minute_utterance_sent_fast(hard_server, reference) -> None:  # noqa
 
     out = asyncio.run(run())
     assert out.got_end
-    frames = out.reply.frames()
+    frames = out.frames()
     assert frames.shape == (18_000, 52)
     assert np.isfinite(frames).all()
     # one oversized body may always enter an empty queue; beyond that the bound holds
@@ -289,11 +332,10 @@ def test_ten_minute_utterance_sent_fast(hard_server, reference) -> None:  # noqa
     assert np.array_equal(healthy_alone(hard_server.ws_url), reference)
 
 
-def test_split_invariance_of_the_frame_count(hard_server) -> None:  # noqa: F811
+def test_split_invariance_of_the_frame_count(hard_server) -> None:
     pcm = pcm16(speechlike(2.0, seed=2))
     for size in (322, 3202, 64000):
         msgs = [start(), *[body(c) for c in split(pcm, size)], end()]
         out = asyncio.run(exchange(hard_server.ws_url, msgs))
-        assert out.reply.frames().shape[0] == 60
+        assert out.frames().shape[0] == 60
     wait_clean(hard_server)
-

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import websockets
 from hardening_support import (
+    HEALTHY_PCM,
     RESP_END,
     body,
     end,
@@ -37,6 +37,7 @@ from hardening_support import (
 )
 from v1_client import Reply, read_replies
 
+from audio2face.client import UtteranceOptions, V1Client
 from audio2face.engines.loading import load_unitalker_engine
 from audio2face.types import EngineCapabilities
 
@@ -127,12 +128,12 @@ def test_failing_engine_ends_its_stream_with_1011_others_unaffected(tiny_unitalk
             )
 
         bad, healthy = asyncio.run(both())
-        assert bad.reply.close_code == 1011
-        assert "inference failed" in bad.reply.close_reason
-        assert "injected fault" in bad.reply.close_reason
+        assert bad.close_code == 1011
+        assert "inference failed" in bad.close_reason
+        assert "injected fault" in bad.close_reason
         assert not bad.got_end
         assert healthy.got_end
-        np.testing.assert_array_equal(healthy.reply.frames(), reference)
+        np.testing.assert_array_equal(healthy.frames(), reference)
         wait_clean(server)
         m = server.app.state.a2f.metrics
         assert m.errors.labels(kind="EngineError")._value.get() == 1
@@ -150,15 +151,13 @@ def test_disconnect_mid_inference_leaves_nothing_behind(tiny_unitalker_path, tmp
         state = server.app.state.a2f
 
         async def leave_mid_inference(abrupt: bool) -> None:
-            ws = await websockets.connect(server.ws_url)
-            await ws.send(start(profile="faulty"))
-            for c in split(pcm16(speechlike(3.0)), 16000):
-                await ws.send(body(c))
-            await asyncio.to_thread(wrapped.in_push.wait, 10)
-            if abrupt:
-                ws.transport.abort()  # no close frame, as a crashed client
-            else:
-                await ws.close()
+            async with V1Client(server.ws_url).connect() as conn:
+                await conn.send(start(profile="faulty"))
+                for c in split(pcm16(speechlike(3.0)), 16000):
+                    await conn.send(body(c))
+                await asyncio.to_thread(wrapped.in_push.wait, 10)
+                if abrupt:
+                    conn.abort()  # no close frame, as a crashed client
 
         for abrupt in (False, True):
             wrapped.in_push.clear()
@@ -168,7 +167,7 @@ def test_disconnect_mid_inference_leaves_nothing_behind(tiny_unitalker_path, tmp
         assert state.metrics.streams.labels(outcome="disconnected")._value.get() == 2
         # the worker pool is free again: a new stream is served in full
         out = asyncio.run(exchange(server.ws_url, [start(), body(pcm16(speechlike(1.0))), end()]))
-        assert out.got_end and out.reply.frames().shape[0] == 30
+        assert out.got_end and out.frames().shape[0] == 30
 
 
 # --- a client that sends but never reads --------------------------------------------------
@@ -182,7 +181,10 @@ def test_slow_reader_is_closed_with_bounded_memory(tiny_unitalker_path, tmp_path
     # buffer absorbed every frame), the client is idle as well as deaf, and the idle
     # limit is what closes it; which limit fires depends on timing.
     settings = hardening_settings(
-        tiny_unitalker_path, profiles, max_buffered_s=2.0, send_timeout_s=1.0,
+        tiny_unitalker_path,
+        profiles,
+        max_buffered_s=2.0,
+        send_timeout_s=1.0,
         idle_timeout_s=2.0,
     )
     with start_server(settings) as server:
@@ -193,40 +195,35 @@ def test_slow_reader_is_closed_with_bounded_memory(tiny_unitalker_path, tmp_path
         chunk = pcm16(speechlike(1.0, seed=9)) * 30
         peak = 0.0
         sent_s = 0.0
+        clogged = asyncio.Event()  # made in asyncio.run's loop (Python >= 3.10)
 
         async def slow_reader() -> None:
             nonlocal sent_s
             sock = socket.create_connection(("127.0.0.1", server.port))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            ws = await websockets.connect(server.ws_url, sock=sock, max_queue=1, max_size=None)
-            await ws.send(start(chunk=1))  # one frame per message: many small sends
-            deadline = time.monotonic() + 20
-            try:
-                while time.monotonic() < deadline:
-                    await asyncio.wait_for(ws.send(body(chunk)), 2.0)
-                    sent_s += 30.0
-            except (TimeoutError, websockets.ConnectionClosed):
-                pass
-            # wait for the server to give up on us, still not reading
-            await asyncio.to_thread(_poll, lambda: not state.streams, deadline)
-            ws.transport.abort()
+            async with V1Client(server.ws_url).connect(sock=sock, max_queue=1) as conn:
+                await conn.send(start(chunk=1))  # one frame per message: many small sends
+                deadline = time.monotonic() + 20
+                try:
+                    while time.monotonic() < deadline:
+                        if not await asyncio.wait_for(conn.send(body(chunk)), 2.0):
+                            break  # the server closed
+                        sent_s += 30.0
+                        if sent_s >= 60.0:  # more than the server may buffer: clogged
+                            clogged.set()
+                except TimeoutError:
+                    pass
+                clogged.set()  # sends stall or were refused: clogged too
+                # wait for the server to give up on us, still not reading
+                await asyncio.to_thread(_poll, lambda: not state.streams, deadline)
+                conn.abort()
 
-        async def healthy_paced() -> tuple[list[float], np.ndarray]:
-            """1 s of audio in real time; latency = body sent -> its frames back."""
-            await asyncio.sleep(0.5)  # let the slow reader clog first
-            lat: list[float] = []
-            async with websockets.connect(server.ws_url, max_size=None) as ws:
-                await ws.send(start())
-                msgs = healthy_messages()[1:]
-                for m in msgs:
-                    t0 = time.monotonic()
-                    await ws.send(m)
-                    await asyncio.sleep(0.1)
-                    lat.append(time.monotonic() - t0)
-                end_sent = time.monotonic()
-                reply = await read_replies(ws, Reply())
-                lat.append(time.monotonic() - end_sent)
-            return lat, reply.frames()
+        async def healthy_paced() -> tuple[float, np.ndarray]:
+            """1 s of audio in real time, 100 ms bodies; returns End sent -> End back."""
+            await asyncio.wait_for(clogged.wait(), 25)  # let the slow reader clog first
+            options = UtteranceOptions(chunk_ms=100, pace=True)
+            result = await V1Client(server.ws_url).stream(HEALTHY_PCM, options)
+            return result.end_received - result.end_sent, result.values
 
         async def watch() -> None:
             nonlocal peak
@@ -243,11 +240,13 @@ def test_slow_reader_is_closed_with_bounded_memory(tiny_unitalker_path, tmp_path
 
         with caplog.at_level(logging.WARNING, logger="audio2face.server.v1"):
             t0 = time.monotonic()
-            _, (lat, frames) = asyncio.run(main())
+            _, (after_end_s, frames) = asyncio.run(main())
             took = time.monotonic() - t0
         print(f"slow reader: sent {sent_s:.0f} s of audio, peak inbox {peak:.1f} s, {took:.1f} s")
         np.testing.assert_array_equal(frames, reference)
-        assert lat[-1] < 2.0, f"healthy stream's End took {lat[-1]:.2f} s beside the slow reader"
+        assert after_end_s < 2.0, (
+            f"healthy stream's End took {after_end_s:.2f} s beside the slow reader"
+        )
         assert took < 15, "the slow reader was not closed in time"
         # memory: the inbox never held more than its bound, or one body let into an
         # empty queue
@@ -305,19 +304,21 @@ def test_sigterm_drains_a_real_server(tiny_unitalker_path):
 
         async def in_flight():
             """A 2 s utterance paced in real time; SIGTERM arrives 0.5 s in."""
-            async with websockets.connect(url, max_size=None) as ws:
-                await ws.send(start())
+            async with V1Client(url).connect() as conn:
+                await conn.send(start())
                 for i, c in enumerate(split(pcm, 3200)):
-                    await ws.send(body(c))
+                    await conn.send(body(c))
                     await asyncio.sleep(0.1)
                     if i == 4:
                         proc.send_signal(signal.SIGTERM)
                     if i == 8:
-                        seen["ready"] = (await asyncio.to_thread(httpx.get, base + "/ready")).status_code
+                        seen["ready"] = (
+                            await asyncio.to_thread(httpx.get, base + "/ready")
+                        ).status_code
                         refused = await exchange(url, [start(), end()])
-                        seen["refused"] = (refused.reply.close_code, refused.reply.close_reason)
-                await ws.send(end())
-                return (await read_replies(ws, Reply())).messages
+                        seen["refused"] = (refused.close_code, refused.close_reason)
+                await conn.send(end())
+                return (await read_replies(conn, Reply())).messages
 
         got = asyncio.run(in_flight())
         assert got[-1].class_name == RESP_END

@@ -15,7 +15,6 @@ from hardening_support import (
     body,
     end,
     exchange,
-    hard_server,  # noqa: F401  (fixture)
     pcm16,
     speechlike,
     split,
@@ -41,10 +40,12 @@ def scrape(server) -> dict[str, float]:
 
 
 def test_metrics_cover_streams_frames_audio_latency_inference_errors_refusals(
-    hard_server,  # noqa: F811
+    hard_server,
 ) -> None:
     pcm = pcm16(speechlike(1.0, seed=2))
-    asyncio.run(exchange(hard_server.ws_url, [start(), *[body(c) for c in split(pcm, 3200)], end()]))
+    asyncio.run(
+        exchange(hard_server.ws_url, [start(), *[body(c) for c in split(pcm, 3200)], end()])
+    )
     asyncio.run(exchange(hard_server.ws_url, [b"\xff\xff"]))  # a protocol error
     wait_clean(hard_server)
     m = scrape(hard_server)
@@ -64,7 +65,7 @@ def test_metrics_cover_streams_frames_audio_latency_inference_errors_refusals(
     assert m['a2f_limit{name="send_timeout_s"}'] == settings.send_timeout_s
 
 
-def test_refusals_by_limit_on_metrics(hard_server) -> None:  # noqa: F811
+def test_refusals_by_limit_on_metrics(hard_server) -> None:
     limit = hard_server.app.state.a2f.settings.max_message_bytes
     before = scrape(hard_server).get('a2f_refusals_total{limit="max_streams"}', 0.0)
     state = hard_server.app.state.a2f
@@ -75,13 +76,13 @@ def test_refusals_by_limit_on_metrics(hard_server) -> None:  # noqa: F811
         out = asyncio.run(exchange(hard_server.ws_url, [start(), end()]))
     finally:
         state.streams.difference_update(fillers)
-    assert out.reply.close_code == 1013
-    assert f"max_streams={state.settings.max_streams}" in out.reply.close_reason
+    assert out.close_code == 1013
+    assert f"max_streams={state.settings.max_streams}" in out.close_reason
     assert scrape(hard_server)['a2f_refusals_total{limit="max_streams"}'] == before + 1
     assert limit > 0
 
 
-def test_json_logs_carry_stream_id_and_a_summary_line(hard_server, caplog) -> None:  # noqa: F811
+def test_json_logs_carry_stream_id_and_a_summary_line(hard_server, caplog) -> None:
     pcm = pcm16(speechlike(1.0, seed=3))
     with caplog.at_level(logging.INFO, logger=V1_LOGGER):
         asyncio.run(exchange(hard_server.ws_url, [start(), body(pcm), end()]))
@@ -152,7 +153,9 @@ def test_cloudwatch_ships_json_lines_to_a_local_moto_server(monkeypatch) -> None
         deadline = time.monotonic() + 10
         events: list[dict] = []
         while not events and time.monotonic() < deadline:
-            events = client.get_log_events(logGroupName="a2f-test", logStreamName="node-1")["events"]
+            events = client.get_log_events(logGroupName="a2f-test", logStreamName="node-1")[
+                "events"
+            ]
             time.sleep(0.1)
         assert len(events) == 1
         doc = json.loads(events[0]["message"])

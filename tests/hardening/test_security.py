@@ -4,19 +4,16 @@ nothing echoed from request headers, names that cannot reach files."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import websockets
 from hardening_support import (
     body,
     end,
     exchange,
     expected_frames,
-    hard_server,  # noqa: F401  (fixture)
     hardening_settings,
     pcm16,
     speechlike,
@@ -25,6 +22,8 @@ from hardening_support import (
     steady_profile_dir,
     wait_clean,
 )
+
+from audio2face.client import V1Client
 
 TOKEN = "s3cret-token-0123456789"
 LOG_PATHS = [
@@ -45,7 +44,7 @@ def auth_server(tiny_unitalker_path: Path, tmp_path_factory: pytest.TempPathFact
         yield server
 
 
-def test_no_endpoint_serves_logs_or_internals(hard_server) -> None:  # noqa: F811
+def test_no_endpoint_serves_logs_or_internals(hard_server) -> None:
     for path in LOG_PATHS:
         for method in ("GET", "POST"):
             r = httpx.request(method, hard_server.http_url + path)
@@ -56,7 +55,7 @@ def test_no_endpoint_serves_logs_or_internals(hard_server) -> None:  # noqa: F81
     }  # fmt: skip
 
 
-def test_auth_is_off_by_default(hard_server) -> None:  # noqa: F811
+def test_auth_is_off_by_default(hard_server) -> None:
     assert httpx.get(hard_server.http_url + "/metrics").status_code == 200
     out = asyncio.run(exchange(hard_server.ws_url, [start(), end()]))
     assert out.got_end
@@ -88,14 +87,15 @@ def test_token_on_http_and_websocket(auth_server, headers, query, ok) -> None:
     assert httpx.get(auth_server.http_url + "/ready").status_code == 200
     pcm = pcm16(speechlike(0.5))
     out = asyncio.run(
-        exchange(auth_server.ws_url + query, [start(), body(pcm), end()],
-                 additional_headers=headers)  # fmt: skip
+        exchange(
+            auth_server.ws_url + query, [start(), body(pcm), end()], headers=headers
+        )  # fmt: skip
     )
     if ok:
-        assert out.got_end and out.reply.frames().shape[0] == expected_frames(len(pcm) // 2)
+        assert out.got_end and out.frames().shape[0] == expected_frames(len(pcm) // 2)
     else:
-        assert out.reply.close_code == 1008 and "token" in out.reply.close_reason
-        assert TOKEN not in out.reply.close_reason and not out.reply.messages
+        assert out.close_code == 1008 and "token" in out.close_reason
+        assert TOKEN not in out.close_reason and not out.messages
     wait_clean(auth_server)
 
 
@@ -106,7 +106,7 @@ def test_auth_refusals_are_counted(auth_server) -> None:
     assert m.refusals.labels(limit="auth")._value.get() == before + 1
 
 
-def test_cors_is_off_by_default(hard_server) -> None:  # noqa: F811
+def test_cors_is_off_by_default(hard_server) -> None:
     r = httpx.get(hard_server.http_url + "/health", headers={"Origin": "https://evil.example"})
     assert not any(h.lower().startswith("access-control-") for h in r.headers)
     r = httpx.options(
@@ -118,9 +118,13 @@ def test_cors_is_off_by_default(hard_server) -> None:  # noqa: F811
 
 def test_cors_allows_only_configured_origins(auth_server) -> None:
     pre = {"Access-Control-Request-Method": "GET"}
-    r = httpx.options(auth_server.http_url + "/health", headers={"Origin": "https://app.example", **pre})
+    r = httpx.options(
+        auth_server.http_url + "/health", headers={"Origin": "https://app.example", **pre}
+    )
     assert r.headers.get("access-control-allow-origin") == "https://app.example"
-    r = httpx.options(auth_server.http_url + "/health", headers={"Origin": "https://evil.example", **pre})
+    r = httpx.options(
+        auth_server.http_url + "/health", headers={"Origin": "https://evil.example", **pre}
+    )
     assert r.headers.get("access-control-allow-origin") != "https://evil.example"
     assert r.headers.get("access-control-allow-origin") != "*"
 
@@ -146,7 +150,7 @@ MARKER = "zq-echo-7c1f-<script>alert(1)</script>"
 @pytest.mark.parametrize(
     "path", ["/nope", "/metrics", "/health", "/api/v1/streaming_audio2face/ws", "/api/v1/animate"]
 )
-def test_error_responses_never_echo_request_headers(auth_server, hard_server, path) -> None:  # noqa: F811
+def test_error_responses_never_echo_request_headers(auth_server, hard_server, path) -> None:
     weird = {"X-Weird": MARKER, "User-Agent": MARKER, "Referer": MARKER,
              "Authorization": f"Bearer {MARKER}", "X-API-Key": MARKER, "Cookie": f"a={MARKER}"}  # fmt: skip
     for server in (auth_server, hard_server):
@@ -155,11 +159,11 @@ def test_error_responses_never_echo_request_headers(auth_server, hard_server, pa
             assert MARKER not in r.text
             assert all(MARKER not in v for v in r.headers.values())
     # and the WebSocket close reason
-    out = asyncio.run(exchange(auth_server.ws_url, [start()], additional_headers={"X-API-Key": MARKER}))
-    assert MARKER not in out.reply.close_reason
+    out = asyncio.run(exchange(auth_server.ws_url, [start()], headers={"X-API-Key": MARKER}))
+    assert MARKER not in out.close_reason
 
 
-def test_profile_names_with_traversal_cannot_reach_files(hard_server, tmp_path) -> None:  # noqa: F811
+def test_profile_names_with_traversal_cannot_reach_files(hard_server, tmp_path) -> None:
     """A profile file planted outside profile_dir is never loaded, whatever the name."""
     planted = tmp_path / "evil.toml"
     planted.write_text(
@@ -174,21 +178,20 @@ def test_profile_names_with_traversal_cannot_reach_files(hard_server, tmp_path) 
                  "evil", "/etc/passwd", "../../../../../../etc/passwd"]:  # fmt: skip
         out = asyncio.run(exchange(hard_server.ws_url, [start(profile=name), body(pcm), end()]))
         if not out.got_end:  # refused as an unknown name, never loaded from the path
-            assert out.reply.close_code == 1008 and "unknown profile" in out.reply.close_reason
+            assert out.close_code == 1008 and "unknown profile" in out.close_reason
             continue
-        assert out.reply.names == ref.reply.names  # the default profile, not the planted one
-        np.testing.assert_array_equal(out.reply.frames(), ref.reply.frames())
+        assert out.names == ref.names  # the default profile, not the planted one
+        np.testing.assert_array_equal(out.frames(), ref.frames())
     wait_clean(hard_server)
 
 
 def test_websocket_refusal_when_auth_fails_keeps_no_stream(auth_server) -> None:
     async def many() -> None:
         for _ in range(20):
-            async with websockets.connect(auth_server.ws_url) as ws:
-                with contextlib.suppress(websockets.ConnectionClosed):
-                    await ws.send(start())
-                    await ws.recv()
-                assert ws.close_code == 1008
+            async with V1Client(auth_server.ws_url).connect() as conn:
+                await conn.send(start())
+                assert [r async for r in conn.responses()] == []
+                assert conn.close_code == 1008
 
     asyncio.run(many())
     wait_clean(auth_server)

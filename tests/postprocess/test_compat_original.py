@@ -1,6 +1,7 @@
 """The original service's default chain, run from the original's own data files via a
 user profile, checked against a plain numpy re-implementation of the documented
-formulas (see ../shared/seed-configs/README.md). The data files are read in place."""
+formulas (see the seed configs' README.md). The data files are read in place, from the
+folder $AUDIO2FACE_SEED_CONFIGS names (.ci/run points it at ../shared/seed-configs)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 
 from audio2face.profiles import ProfileRegistry
+from conftest import seed_configs_dir, seed_configs_skip_reason
 
-SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-configs"
-pytestmark = pytest.mark.skipif(not SEED.is_dir(), reason="../shared/seed-configs not present")
+SEED = seed_configs_dir() or Path("/nonexistent")
+pytestmark = pytest.mark.skipif(seed_configs_dir() is None, reason=seed_configs_skip_reason())
 
 PROFILE = """
 name = "original-mmd"

@@ -17,7 +17,6 @@ ALL_ENGINES = ("default", "phonemes", "unitalker")
 
 AVATARS = ["KQ-default", "Ani-default", "HT-default", "FNN-default", "KL-default", "NXD-default"]
 EMOTIONS = ["anger", "disgust", "fear", "happiness", "sadness", "shyness", "surprise"]
-SEED = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-configs"
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +90,11 @@ def test_mmd_covers_7_emotions_by_4_intensities(registry: ProfileRegistry) -> No
     assert chain.new_stream(0)(x, "sadness_2")[0, trouble] > 0
 
 
-def test_mmd_presets_are_our_own(registry: ProfileRegistry) -> None:
-    if not SEED.is_dir():
-        pytest.skip("../shared/seed-configs not present")
+def test_mmd_presets_are_our_own(registry: ProfileRegistry, seed_configs: Path) -> None:
     ours = json.loads((registry.get("mmd").base_dir / "mmd" / "offsets.json").read_text("utf-8"))
-    theirs = json.loads((SEED / "blendshapes_offset" / "happiness_2.json").read_text("utf-8"))
+    theirs = json.loads(
+        (seed_configs / "blendshapes_offset" / "happiness_2.json").read_text("utf-8")
+    )
     assert ours["happiness_2"] != {k: v for k, v in theirs.items() if v}
 
 

@@ -13,8 +13,9 @@ import time
 import httpx
 import numpy as np
 import psutil
-from v1_client import body, converse, end, pcm16, speechlike, split, start
+from v1_client import pcm16, speechlike
 
+from audio2face.client import UtteranceOptions, V1Client
 from audio2face.server.serve import worker_settings
 from audio2face.settings import Settings
 
@@ -52,20 +53,22 @@ def test_two_workers_serve_and_drain(tmp_path) -> None:
             assert time.monotonic() < deadline, (tmp_path / "log").read_text()
             time.sleep(0.2)
         # Each worker's BLAS gets its share of the cores, not a thread per core.
-        workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        workers = [
+            c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())
+        ]
         assert len(workers) == 2
         share = str(max(1, (os.cpu_count() or 1) // 2))
         assert [w.environ().get("OPENBLAS_NUM_THREADS") for w in workers] == [share, share]
-        url = f"ws://127.0.0.1:{port}/api/v1/streaming_audio2face/ws"
+        client = V1Client(f"ws://127.0.0.1:{port}/api/v1/streaming_audio2face/ws")
         pcm = pcm16(speechlike(1.5))
-        msgs = [start(), *[body(c) for c in split(pcm, 3200)], end()]
+        options = UtteranceOptions(chunk_ms=100)
 
         async def many():
-            return await asyncio.gather(*[converse(url, msgs) for _ in range(6)])
+            return await asyncio.gather(*[client.stream(pcm, options) for _ in range(6)])
 
-        for reply in asyncio.run(many()):
-            assert reply.frames().shape == (45, 52)
-            assert np.isfinite(reply.frames()).all()
+        for result in asyncio.run(many()):
+            assert result.values.shape == (45, 52)
+            assert np.isfinite(result.values).all()
         # Two signals at once (an orchestrator and a timeout, say): the parent must still
         # exit. (The deadlock this once caused depended on timing; see serve_workers.)
         proc.send_signal(signal.SIGTERM)

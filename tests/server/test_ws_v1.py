@@ -1,22 +1,46 @@
-"""Protocol v1 end to end: a real uvicorn server on loopback, a real websockets client."""
+"""Protocol v1 end to end: a real uvicorn server on loopback and the Python client
+(``audio2face.client``), which every other test and the benchmark use too. Bad input
+is in tests/hardening/test_bad_input.py."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import numpy as np
 import pytest
-import websockets
-from v1_client import Req, body, converse, end, pcm16, speechlike, split, start
+from v1_client import body, converse, end, pcm16, speechlike, split, start
 
-RESP_START = "Audio2FaceV1ResponseChunkStart"
-RESP_BODY = "Audio2FaceV1ResponseChunkBody"
-RESP_END = "Audio2FaceV1ResponseChunkEnd"
+from audio2face.client import (
+    ConnectError,
+    Hooks,
+    StreamError,
+    Utterance,
+    UtteranceOptions,
+    V1Client,
+    stream_pcm,
+)
+from audio2face.protocol.v1 import ResponseKind
+from audio2face.types import frames_for_samples
+
+RESP_START = ResponseKind.START.value
+RESP_BODY = ResponseKind.BODY.value
+RESP_END = ResponseKind.END.value
 
 
 def expected_frames(n_bytes: int) -> int:
-    return int(np.floor(n_bytes / 2 / 16000 * 30 + 0.5))
+    return frames_for_samples(n_bytes // 2, 16000, 30.0)
+
+
+def wait_until(done, timeout_s: float = 10.0) -> bool:
+    """Poll a condition on the server (its loop runs in another thread)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_health_and_ready(unitalker_server) -> None:
@@ -73,95 +97,116 @@ def test_emotion_switching_mid_stream_is_accepted(unitalker_server) -> None:
     assert reply.frames().shape[0] == 60
 
 
-def test_unknown_profile_falls_back_to_default(unitalker_server, caplog) -> None:
+def test_unknown_profile_falls_back_to_default(unitalker_server) -> None:
     pcm = pcm16(speechlike(1.0))
-    reply = asyncio.run(
-        converse(unitalker_server.ws_url, [start(profile="no-such-avatar"), body(pcm), end()])
-    )
-    assert reply.frames().shape[0] == 30
-    assert len(reply.names) == 52
-
-
-@pytest.mark.parametrize(
-    ("first", "reason_part"),
-    [
-        (b"\xff\xff\xff\xff", "undecodable"),
-        (body(b"\0\0" * 160), "first message must be"),
-        (Req(class_name="Hello").SerializeToString(), "unknown class_name"),
-        (start(rate=0), "sample_rate 0"),
-        (start(width=3), "sample_width 3"),
-        (start(chunk=-1), "response_chunk_n_frames"),
-    ],
-)
-def test_bad_openings_close_with_1008_and_a_reason(unitalker_server, first, reason_part) -> None:
-    reply = asyncio.run(converse(unitalker_server.ws_url, [first], wait_end=False))
-    assert reply.close_code == 1008
-    assert reason_part in reply.close_reason
-
-
-def test_text_frame_is_refused(unitalker_server) -> None:
-    reply = asyncio.run(converse(unitalker_server.ws_url, [start(), "hello"], wait_end=False))
-    assert reply.close_code == 1008
-    assert "text frames" in reply.close_reason
-
-
-def test_odd_byte_count_keeps_earlier_output_then_closes(unitalker_server) -> None:
-    good = pcm16(speechlike(2.0))
-    msgs = [start(), body(good), body(b"\0\0\0")]
-    reply = asyncio.run(converse(unitalker_server.ws_url, msgs, wait_end=False))
-    assert reply.close_code == 1008
-    assert "3 bytes" in reply.close_reason
-    assert reply.kinds[0] == RESP_START
-    # none of the accepted audio's frames is lost
-    assert reply.frames().shape[0] == expected_frames(len(good))
-
-
-def test_unknown_class_name_mid_stream(unitalker_server) -> None:
-    msgs = [start(), body(pcm16(speechlike(0.5))), Req(class_name="Bogus").SerializeToString()]
-    reply = asyncio.run(converse(unitalker_server.ws_url, msgs, wait_end=False))
-    assert reply.close_code == 1008 and "Bogus" in reply.close_reason
-    assert reply.frames().shape[0] == 15
+    result = asyncio.run(stream_pcm(pcm, url=unitalker_server.ws_url, profile="no-such-avatar"))
+    assert result.frames == 30
+    assert len(result.names) == 52
 
 
 def test_close_without_end_cleans_up(unitalker_server) -> None:
     state = unitalker_server.app.state.a2f
 
     async def barge_in() -> None:
-        async with websockets.connect(unitalker_server.ws_url) as ws:
-            await ws.send(start())
+        async with V1Client(unitalker_server.ws_url).connect() as conn:
+            await conn.send(start())
             for c in split(pcm16(speechlike(2.0)), 3200):
-                await ws.send(body(c))
+                await conn.send(body(c))
         # closed without End
 
     asyncio.run(barge_in())
-    for _ in range(100):
-        if not state.streams:
-            break
-        asyncio.run(asyncio.sleep(0.05))
-    assert not state.streams
+    assert wait_until(lambda: not state.streams), "the stream was not cleaned up"
     # and the server still serves
-    reply = asyncio.run(converse(unitalker_server.ws_url, [start(), body(pcm16(speechlike(1.0))), end()]))
-    assert reply.frames().shape[0] == 30
+    result = asyncio.run(stream_pcm(pcm16(speechlike(1.0)), url=unitalker_server.ws_url))
+    assert result.frames == 30
 
 
 def test_two_concurrent_streams_do_not_affect_each_other(unitalker_server) -> None:
     a = pcm16(speechlike(3.0, seed=1))
     b = pcm16(speechlike(2.0, seed=2))
-
-    def msgs(pcm: bytes, chunk: int) -> list[bytes]:
-        return [start(), *[body(c) for c in split(pcm, chunk)], end()]
+    client = V1Client(unitalker_server.ws_url)
+    fine, coarse = UtteranceOptions(chunk_ms=20), UtteranceOptions(chunk_ms=400)
 
     async def both():
-        return await asyncio.gather(
-            converse(unitalker_server.ws_url, msgs(a, 640)),
-            converse(unitalker_server.ws_url, msgs(b, 12800)),
-        )
+        return await asyncio.gather(client.stream(a, fine), client.stream(b, coarse))
 
     ra, rb = asyncio.run(both())
-    alone_a = asyncio.run(converse(unitalker_server.ws_url, msgs(a, 640)))
-    alone_b = asyncio.run(converse(unitalker_server.ws_url, msgs(b, 12800)))
+    alone_a = client.stream_sync(a, fine)
+    alone_b = client.stream_sync(b, coarse)
     # blinks are random per stream, so compare the channels no blink step touches
     keep = [i for i, n in enumerate(ra.names) if "Blink" not in n and "blink" not in n]
-    np.testing.assert_allclose(ra.frames()[:, keep], alone_a.frames()[:, keep], atol=1e-6)
-    np.testing.assert_allclose(rb.frames()[:, keep], alone_b.frames()[:, keep], atol=1e-6)
-    assert ra.frames().shape[0] == 90 and rb.frames().shape[0] == 60
+    np.testing.assert_allclose(ra.values[:, keep], alone_a.values[:, keep], atol=1e-6)
+    np.testing.assert_allclose(rb.values[:, keep], alone_b.values[:, keep], atol=1e-6)
+    assert ra.frames == 90 and rb.frames == 60
+
+
+# --- the client itself ------------------------------------------------------------------
+
+
+def test_client_paces_and_reports_timing_through_hooks(unitalker_server) -> None:
+    pcm = pcm16(speechlike(1.0, seed=4))
+    sends: list[tuple[float, int]] = []
+    frames: list[tuple[float, int]] = []
+    ends: list[float] = []
+    hooks = Hooks(on_send=lambda t, n: sends.append((t, n)),
+                  on_frames=lambda t, n: frames.append((t, n)), on_end_sent=ends.append)  # fmt: skip
+    options = UtteranceOptions(chunk_ms=100, pace=True)
+    result = V1Client(unitalker_server.ws_url).stream_sync(pcm, options, hooks)
+    assert result.frames == 30 and result.values.shape == (30, 52)
+    # one call per body, samples so far, in order; the same record in the result
+    assert [n for _, n in sends] == [1600 * (i + 1) for i in range(10)]
+    assert sends == result.sends and frames == result.arrivals
+    assert frames[-1][1] == 30 and all(
+        a[1] < b[1] for a, b in zip(frames, frames[1:], strict=False)
+    )
+    assert ends == [result.end_sent] and result.end_received >= ends[0]
+    # paced: ten 100 ms bodies take about 0.9 s from first to last (generous bounds)
+    assert 0.8 < sends[-1][0] - sends[0][0] < 3.0
+    assert 0 <= result.connect_s < 5
+
+
+def test_client_utterance_is_encoded_once_and_reusable(unitalker_server) -> None:
+    pcm = pcm16(speechlike(0.5, seed=6))
+    utt = Utterance.from_pcm(pcm, UtteranceOptions(chunk_ms=40))
+    assert len(utt.bodies) == 13 and utt.samples_after[-1] == utt.samples == 8000
+    client = V1Client(unitalker_server.ws_url)
+
+    async def twice():
+        return await asyncio.gather(client.run(utt), client.run(utt))
+
+    first, second = asyncio.run(twice())
+    assert first.frames == second.frames == 15
+
+
+def test_client_refuses_odd_pcm_before_connecting() -> None:
+    with pytest.raises(ValueError, match="whole int16 samples"):
+        Utterance.from_pcm(b"\0\0\0")
+
+
+def test_client_raises_stream_error_with_code_reason_and_partial_frames(unitalker_server) -> None:
+    """A body of 3 bytes after 1 s of good audio: the server closes with 1008 and a
+    reason; the error carries both and the frames of the audio accepted before."""
+    good = Utterance.from_pcm(pcm16(speechlike(1.0)), UtteranceOptions(chunk_ms=1000))
+    utt = Utterance(start=good.start, bodies=(*good.bodies, body(b"\0\0\0")),
+                    samples_after=(16000, 16001), end=good.end, samples=16001,
+                    options=good.options)  # fmt: skip
+    with pytest.raises(StreamError) as info:
+        asyncio.run(V1Client(unitalker_server.ws_url).run(utt))
+    err = info.value
+    assert err.code == 1008 and "holds 3 bytes" in err.reason
+    assert str(err).startswith("server closed the stream (1008): pcm_bytes holds 3 bytes")
+    assert err.partial is not None and err.partial.frames == 30
+    assert len(err.partial.names) == 52
+
+
+def test_client_connect_errors_are_one_line_and_say_what_to_do(unitalker_server) -> None:
+    with pytest.raises(ConnectError, match="ws:// or wss://"):
+        V1Client("http://127.0.0.1:1/api/v1/streaming_audio2face/ws")
+    wrong_path = unitalker_server.ws_url.replace("streaming_audio2face", "nope")
+    with pytest.raises(ConnectError, match="HTTP 403") as info:
+        asyncio.run(stream_pcm(b"\0\0", url=wrong_path))
+    assert info.value.status == 403 and "/api/v1/streaming_audio2face/ws" in str(info.value)
+    closed = unitalker_server.ws_url.replace(str(unitalker_server.port), "1")
+    with pytest.raises(ConnectError, match="is the server running"):
+        asyncio.run(stream_pcm(b"\0\0", url=closed))
+    assert "\n" not in str(info.value)

@@ -1,52 +1,41 @@
-"""A minimal protocol v1 client written from docs/protocol.md alone, for tests."""
+"""The raw v1 exchange for tests that send malformed or out-of-order frames, on top of
+:mod:`audio2face.client` (its requests, connection and response reading), plus
+speech-like test audio. Well-formed utterances use ``audio2face.client`` directly."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-import websockets
 
-from audio2face.protocol.audio2face_v1_pb2 import (
-    Audio2FaceBlendshapeV1Request as Req,
-)
-from audio2face.protocol.audio2face_v1_pb2 import (
-    Audio2FaceBlendshapeV1Response as Resp,
-)
+from audio2face.client import V1Client, V1Connection, body_request, end_request, start_request
+from audio2face.protocol.v1 import DTYPES, Request, Response, ResponseKind
 
-START = "StreamingAudio2FaceV1ChunkStart"
-BODY = "StreamingAudio2FaceV1ChunkBody"
-END = "StreamingAudio2FaceV1ChunkEnd"
+Req = Request
+Resp = Response
 
 
 def start(profile: str = "", rate: int = 16000, width: int = 2, channels: int = 1,
           chunk: int = 10, request_id: str | None = None) -> bytes:  # fmt: skip
-    return Req(
-        class_name=START,
-        request_id=str(uuid.uuid4()) if request_id is None else request_id,
-        sample_rate=rate,
-        sample_width=width,
-        n_channels=channels,
-        profile_name=profile,
-        response_chunk_n_frames=chunk,
-    ).SerializeToString()
+    return start_request(profile=profile, sample_rate=rate, sample_width=width,
+                         n_channels=channels, response_chunk_n_frames=chunk,
+                         request_id=request_id)  # fmt: skip
 
 
 def body(pcm: bytes, offset_name: str = "", request_id: str = "") -> bytes:
-    return Req(
-        class_name=BODY, pcm_bytes=pcm, offset_name=offset_name, request_id=request_id
-    ).SerializeToString()
+    return body_request(pcm, offset_name, request_id)
 
 
 def end() -> bytes:
-    return Req(class_name=END).SerializeToString()
+    return end_request()
 
 
 @dataclass
 class Reply:
-    messages: list[Resp] = field(default_factory=list)
+    """What came back on one connection, message by message, and how it closed."""
+
+    messages: list[Response] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
     got_end: bool = False
@@ -63,53 +52,46 @@ class Reply:
 
     def frames(self) -> np.ndarray:
         start_msg = self.messages[0]
-        dtype = {"float16": "<f2", "float32": "<f4"}[start_msg.dtype]
         n = len(start_msg.blendshape_names)
         rows = [
-            np.frombuffer(m.data, dtype).reshape(-1, n)
+            np.frombuffer(m.data, DTYPES[start_msg.dtype]).reshape(-1, n)
             for m in self.messages
-            if m.class_name == "Audio2FaceV1ResponseChunkBody"
+            if m.class_name == ResponseKind.BODY
         ]
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, n), np.float32)
 
 
-async def read_replies(ws: websockets.ClientConnection, reply: Reply, *,
-                       until_end: bool = True) -> Reply:  # fmt: skip
-    """Append the responses arriving on ``ws`` to ``reply``, until End (with
+async def read_replies(conn: V1Connection, reply: Reply, *, until_end: bool = True) -> Reply:
+    """Append the responses arriving on ``conn`` to ``reply``, until End (with
     ``until_end``) or until the connection closes."""
-    try:
-        async for raw in ws:
-            msg = Resp()
-            msg.ParseFromString(raw)
-            reply.messages.append(msg)
-            if msg.class_name == "Audio2FaceV1ResponseChunkEnd":
-                reply.got_end = True
-                if until_end:
-                    break
-    except websockets.ConnectionClosed:
-        pass
+    async for msg in conn.responses():
+        reply.messages.append(msg)
+        if msg.class_name == ResponseKind.END:
+            reply.got_end = True
+            if until_end:
+                break
     return reply
 
 
 async def converse(url: str, outgoing: list[bytes | str], *, wait_end: bool = True,
-                   wait_s: float = 60.0, **connect: object) -> Reply:  # fmt: skip
+                   wait_s: float = 60.0, headers: dict[str, str] | None = None,
+                   **connect: object) -> Reply:  # fmt: skip
     """Send ``outgoing`` while reading; return what came back until End (or, with
     ``wait_end=False``, until the server closes). After the last message the client
     waits ``wait_s`` at most, then closes itself (``client_closed``)."""
     reply = Reply()
-    async with websockets.connect(url, max_size=None, **connect) as ws:  # type: ignore[arg-type]
-        task = asyncio.create_task(read_replies(ws, reply, until_end=wait_end))
-        try:
-            for m in outgoing:
-                await ws.send(m)
-        except websockets.ConnectionClosed:
-            pass
+    client = V1Client(url=url, headers=tuple((headers or {}).items()))
+    async with client.connect(**connect) as conn:
+        task = asyncio.create_task(read_replies(conn, reply, until_end=wait_end))
+        for m in outgoing:
+            if not await conn.send(m):
+                break
         try:
             await asyncio.wait_for(task, wait_s)
         except TimeoutError:
             reply.client_closed = True
-        reply.close_code = ws.close_code
-        reply.close_reason = ws.close_reason or ""
+        reply.close_code = conn.close_code
+        reply.close_reason = conn.close_reason
     return reply
 
 

@@ -17,7 +17,7 @@ def test_runs_join_queued_items_up_to_the_limit_and_stop_at_the_first_other() ->
     depth = Gauge("depth", "items waiting", registry=CollectorRegistry())
 
     async def main() -> list[list[object]]:
-        inbox = AudioInbox(10.0, depth=depth)
+        inbox = AudioInbox(10.0, depth=depth.inc)
         for item in ["a1", "a2", "a3", "a4", "b1", "a5", 7]:
             await inbox.put(item, 0.0 if item == 7 else 0.1)
         runs = [await inbox.get_run(same_kind, 0.25) for _ in range(5)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def _assert_tiles(phones: list[tuple[float, float, str]], duration: float) -> No
 @needs_espeak
 def test_espeak_map_has_bilabial_and_open_vowel() -> None:
     syn = espeak.synthesize("map")
-    assert syn.sample_rate > 8000 and syn.audio.dtype == np.float32 and np.abs(syn.audio).max() > 0.01
+    assert (
+        syn.sample_rate > 8000 and syn.audio.dtype == np.float32 and np.abs(syn.audio).max() > 0.01
+    )
     _assert_tiles(syn.phones, syn.duration)
     labels = [p for _, _, p in syn.phones if p != SILENCE]
     assert labels == ["M", "AE", "P"]
@@ -57,8 +60,12 @@ def test_espeak_map_has_bilabial_and_open_vowel() -> None:
 
 @needs_espeak
 def test_espeak_options_and_text_to_phones() -> None:
-    slow = espeak.synthesize("hello there", espeak.SynthOptions(voice="en-us+f3", rate=100, pitch=80))
-    fast = espeak.synthesize("hello there", espeak.SynthOptions(voice="en-us+m3", rate=300, pitch=20))
+    slow = espeak.synthesize(
+        "hello there", espeak.SynthOptions(voice="en-us+f3", rate=100, pitch=80)
+    )
+    fast = espeak.synthesize(
+        "hello there", espeak.SynthOptions(voice="en-us+m3", rate=300, pitch=20)
+    )
     assert slow.duration > fast.duration * 1.5
     phones = espeak.text_to_phones("hello there")
     assert [p for *_, p in phones if p != SILENCE][:2] == ["HH", "AH"]
@@ -125,7 +132,9 @@ def test_augmentations_are_pure_and_seeded() -> None:
         augment.mu_law_roundtrip(audio),
         augment.pitch_shift(audio, 3.0),
         augment.gain(audio, -6.0),
-        augment.add_noise(audio, augment.babble_noise([audio, audio[::-1].copy()], len(audio), rng), 5.0),
+        augment.add_noise(
+            audio, augment.babble_noise([audio, audio[::-1].copy()], len(audio), rng), 5.0
+        ),
         augment.add_noise(audio, augment.music_background(len(audio), rng), 15.0),
     ]
     np.testing.assert_array_equal(audio, before)
@@ -162,21 +171,56 @@ def test_split_policy_is_deterministic_and_disjoint() -> None:
     assert not policy.voice_heldout("en-us+f1")
 
 
-@pytest.mark.slow
-def test_plan_heldout_is_disjoint_from_train() -> None:
+WORDS = ("maps", "boots", "river", "lamp", "quiet", "yellow", "seven", "garden", "tables",
+         "morning", "bridge", "pepper", "window", "forest", "coffee", "silver")  # fmt: skip
+
+
+def small_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace the text sources the plan reads (installed docs, gettext catalogues,
+    cmudict: seconds of parsing) by a few hundred sentences per language. The plan's
+    split logic is what is under test, not the corpus readers. The sentences include
+    case and punctuation variants of each other, which the split must keep together."""
+    from training.data import plan
+
+    def sentences(lang: str, n: int, tag: str) -> list:
+        rng = np.random.default_rng(zlib.crc32(f"{lang}:{tag}".encode()))  # stable across runs
+        out = []
+        for i in range(n):
+            words = " ".join(rng.choice(WORDS, size=5))
+            text = f"The {tag} {i} {words}" if i % 7 else f"the, {tag} {i} {words.upper()}!"
+            out.append(plan.Sentence(text + ".", lang, f"test-{tag}"))
+        return out
+
+    monkeypatch.setattr(plan, "english_prose", lambda: sentences("en", 300, "prose"))
+    monkeypatch.setattr(plan, "cmudict_sentences", lambda n, seed: sentences("en", 200, "cmu"))
+    monkeypatch.setattr(plan, "gettext_sentences", lambda lang: sentences(lang, 300, "po"))
+    monkeypatch.setattr(plan, "asterisk_transcripts",
+                        lambda lang: {f"p{i}": f"Please say the number {WORDS[i]} now"
+                                      for i in range(len(WORDS))} if lang == "en" else {})  # fmt: skip
+
+
+def test_plan_heldout_is_disjoint_from_train(monkeypatch: pytest.MonkeyPatch) -> None:
     from training.data.plan import PlanOptions, make_plan
 
-    jobs = make_plan(PlanOptions(hours=0.05, heldout_fraction=0.3, small=True, use_asterisk=False, use_festival=False))
+    small_corpus(monkeypatch)
+    opts = PlanOptions(hours=0.05, heldout_fraction=0.3, small=True, use_asterisk=False,
+                       use_festival=False)  # fmt: skip
+    jobs = make_plan(opts)
     items = [i for j in jobs for i in j.items]
     train = [i for i in items if i.split == "train"]
     held = [i for i in items if i.split == "heldout"]
     assert train and held
-    policy = PlanOptions().split
+    policy = opts.split
+    # both kinds of held-out audio are planned: unseen voices and unseen sentences
+    assert any(policy.voice_heldout(i.voice) for i in held)
+    assert any(policy.sentence_heldout(s) for i in held for s in i.text.split(". "))
     assert not any(policy.voice_heldout(i.voice) for i in train)
     assert not any(policy.sentence_heldout(s) for i in train for s in i.text.split(". "))
-    assert {i.text for i in train}.isdisjoint({i.text for i in held if policy.sentence_heldout(i.text)})
-    assert [i.id for i in items] == [i.id for j in make_plan(PlanOptions(
-        hours=0.05, heldout_fraction=0.3, small=True, use_asterisk=False, use_festival=False)) for i in j.items]
+    assert {i.text for i in train}.isdisjoint(
+        {i.text for i in held if policy.sentence_heldout(i.text)}
+    )
+    # deterministic: the same options give the same plan
+    assert [i.id for i in items] == [i.id for j in make_plan(opts) for i in j.items]
 
 
 @pytest.mark.skipif(shutil.which("festival") is None, reason="festival not installed")

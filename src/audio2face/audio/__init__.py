@@ -1,4 +1,8 @@
-"""Audio at the edge: PCM decoding and validation, resampling, WAV files."""
+"""Audio at the edge: PCM decoding and validation, resampling, WAV files.
+
+Internal: part of the implementation, not of the public API (``audio2face/__init__.py``);
+names here may change between releases.
+"""
 
 from __future__ import annotations
 

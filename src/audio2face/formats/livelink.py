@@ -41,15 +41,26 @@ def _timecode(frame: int, fps: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}:{ff:02d}.{int(round((sub - ff) * 1000)):03d}"
 
 
+def csv_name_problem(names: tuple[str, ...]) -> str | None:
+    """Why frames with ``names`` cannot go in a Live Link Face CSV (``None``: they can)."""
+    known = {shape.lower() for shape in LIVELINK_SHAPES}
+    if sum(name.lower() in known for name in names) < len(LIVELINK_SHAPES) // 2:
+        return (
+            "CSV output uses the Live Link Face layout and needs ARKit names (profile "
+            f"'arkit'); this profile's names are {list(names[:5])}...; "
+            "write .npz or .json instead"
+        )
+    return None
+
+
 def write_livelink_csv(path: Path, batch: FrameBatch) -> None:
-    """Write ARKit frames; raise ``ValueError`` for a profile without ARKit names."""
+    """Write ARKit frames at the batch's frame rate (the timecodes' frame field counts
+    to fps - 1); raise ``ValueError`` for a profile without ARKit names."""
+    problem = csv_name_problem(batch.names)
+    if problem is not None:
+        raise ValueError(problem)
     by_key = {name.lower(): i for i, name in enumerate(batch.names)}
     columns = [by_key.get(shape.lower()) for shape in LIVELINK_SHAPES]
-    if sum(c is not None for c in columns) < len(LIVELINK_SHAPES) // 2:
-        raise ValueError(
-            "CSV output uses the Live Link Face layout and needs an ARKit profile "
-            f"(e.g. 'arkit'); this profile's names are {list(batch.names[:5])}..."
-        )
     n = len(batch)
     out = np.zeros((n, len(LIVELINK_SHAPES)), dtype=np.float32)
     for j, col in enumerate(columns):
@@ -65,16 +76,45 @@ def write_livelink_csv(path: Path, batch: FrameBatch) -> None:
             writer.writerow([_timecode(batch.first_frame + i, batch.fps), count, *row, *extra])
 
 
+def _timecode_fps(timecodes: list[str]) -> float | None:
+    """The frame rate the timecodes ``HH:MM:SS:FF.mmm`` were written at: the frame
+    field just before a seconds roll-over, plus one (``None`` if no roll-over)."""
+    previous: tuple[str, int] | None = None
+    for code in timecodes:
+        head, _, frame = code.rpartition(":")
+        try:
+            ff = int(frame.split(".", 1)[0])
+        except ValueError:
+            raise ValueError(
+                f"bad Live Link Face timecode {code!r}; expected HH:MM:SS:FF.mmm"
+            ) from None
+        if previous is not None and head != previous[0]:
+            return float(previous[1] + 1)
+        previous = (head, ff)
+    return None
+
+
 def read_livelink_csv(path: Path, fps: float = 30.0) -> FrameBatch:
-    """Read the 52 shape columns of a Live Link Face CSV."""
+    """Read the 52 shape columns of a Live Link Face CSV. The frame rate comes from the
+    timecodes (their frame field counts to fps - 1); ``fps`` is used for files shorter
+    than a second, whose timecodes cannot tell."""
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    header, body = rows[0], rows[1:]
+    if not rows:
+        raise ValueError(f"{path.name!r} is empty; expected a Live Link Face CSV")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    missing = [shape for shape in LIVELINK_SHAPES if shape not in header]
+    if missing:
+        raise ValueError(
+            f"{path.name!r} is not a Live Link Face CSV: no column {missing[0]!r} "
+            f"({len(missing)} of the 52 shape columns missing)"
+        )
     idx = [header.index(shape) for shape in LIVELINK_SHAPES]
     values = np.array([[float(r[i]) for i in idx] for r in body], dtype=np.float32)
+    found = _timecode_fps([r[0] for r in body]) if header[0] == "Timecode" else None
     return FrameBatch(
         first_frame=0,
         names=LIVELINK_SHAPES,
         values=values.reshape(-1, len(LIVELINK_SHAPES)),
-        fps=fps,
+        fps=found if found is not None else fps,
     )

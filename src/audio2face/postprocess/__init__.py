@@ -2,6 +2,9 @@
 
 Build a chain from profile data with :func:`build_chain`, or through
 :meth:`audio2face.profiles.Profile.build_chain`.
+
+Internal: part of the implementation, not of the public API (``audio2face/__init__.py``);
+names here may change between releases.
 """
 
 from __future__ import annotations
@@ -9,11 +12,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from audio2face.postprocess.base import BindEnv, Step, StepContext, StepOptions
+from audio2face.postprocess.base import (
+    FEATURES,
+    BindEnv,
+    Step,
+    StepContext,
+    StepOptions,
+    StreamOptions,
+)
 from audio2face.postprocess.chain import Chain, ChainStream
 from audio2face.postprocess.steps import STEP_TYPES, bind_steps, parse_step
 
 __all__ = [
+    "FEATURES",
     "STEP_TYPES",
     "BindEnv",
     "Chain",
@@ -21,6 +32,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepOptions",
+    "StreamOptions",
     "build_chain",
     "parse_step",
 ]
@@ -30,4 +42,5 @@ def build_chain(
     specs: Sequence[Mapping[str, Any]], input_names: Sequence[str], env: BindEnv | None = None
 ) -> Chain:
     """Bind ``specs`` (``[[steps]]`` tables) to ``input_names`` and return the chain."""
-    return Chain(bind_steps(specs, input_names, env or BindEnv()), input_names)
+    env = env or BindEnv()
+    return Chain(bind_steps(specs, input_names, env), input_names, env.fps)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -22,8 +22,17 @@ from pydantic import BaseModel, ConfigDict
 from audio2face.errors import ConfigError
 from audio2face.types import FloatArray
 
+if TYPE_CHECKING:
+    from audio2face.audio.prosody import Prosody
+    from audio2face.postprocess.emotion_keys import EmotionTrack
+
 __all__ = [
+    "DEFAULT_STREAM_OPTIONS",
+    "FEATURES",
     "BindEnv",
+    "FeatureStep",
+    "GazeMode",
+    "StreamOptions",
     "Step",
     "StepContext",
     "StatelessStep",
@@ -53,6 +62,41 @@ class BindEnv:
     base_dir: Path | None = None
 
 
+GazeMode = Literal["idle", "camera", "off"]
+
+FEATURES: tuple[str, ...] = ("head", "gaze", "blinks", "tongue", "arousal", "emotion")
+"""Names of the switchable "alive" features; each step of these kinds names its
+feature in ``Step.feature`` and a stream can switch it off (:class:`StreamOptions`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Per-stream switches over the profile's steps.
+
+    ``off``: features (see :data:`FEATURES`) whose steps pass frames through
+    unchanged for this stream (head channels stay at 0, the neutral pose).
+    ``gaze``: overrides the gaze step's ``mode`` for this stream.
+    """
+
+    off: frozenset[str] = frozenset()
+    gaze: GazeMode | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.off) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; features are {list(FEATURES)}")
+        if self.gaze not in (None, "idle", "camera", "off"):
+            raise ValueError(f"unknown gaze mode {self.gaze!r}; modes are idle, camera, off")
+
+    @classmethod
+    def all_off(cls) -> StreamOptions:
+        """Only the lips: every alive feature switched off."""
+        return cls(off=frozenset(FEATURES))
+
+
+DEFAULT_STREAM_OPTIONS = StreamOptions()
+
+
 @dataclass(slots=True)
 class StepContext:
     """Per-stream, per-step view handed to :meth:`Step.__call__`.
@@ -60,11 +104,20 @@ class StepContext:
     ``frame_index`` is the stream frame number of ``frames[0]``; ``emotion`` is the
     chunk's emotion (``None`` = neutral, already validated by the chain); ``state``
     is what :meth:`Step.new_state` returned for this stream (the step may mutate it).
+    ``prosody`` holds the voice features of exactly these frames, or ``None`` when
+    the caller has no audio (steps then fall back to a deterministic idle behaviour).
+    ``options`` are the stream's switches; ``shared`` is one dict per stream that
+    steps use to pass events on (the gaze step's saccades to the blink step);
+    ``emotion_track`` holds the stream's timed emotion keys, if any were given.
     """
 
     frame_index: int
     emotion: str | None
     state: Any
+    prosody: Prosody | None = None
+    options: StreamOptions = DEFAULT_STREAM_OPTIONS
+    shared: dict[str, Any] = field(default_factory=dict)
+    emotion_track: EmotionTrack | None = None
 
 
 @runtime_checkable
@@ -172,3 +225,25 @@ def as_float32(frames: FloatArray, n_channels: int, *, step: str) -> FloatArray:
             f"step {step!r} expects frames of shape [n, {n_channels}], got {frames.shape}"
         )
     return np.asarray(frames, dtype=np.float32)
+
+
+class FeatureStep:
+    """Mixin of the switchable "alive" steps (head, gaze, blinks, tongue, arousal).
+
+    ``feature`` names the switch (:data:`FEATURES`); ``uses_prosody`` tells the chain
+    the step reads voice features. :meth:`bypass` is what a stream that switched the
+    feature off gets: the frames unchanged (steps that add channels override it).
+    """
+
+    type_name: ClassVar[str] = ""
+    feature: ClassVar[str] = ""
+    uses_prosody: ClassVar[bool] = True
+    output_names: tuple[str, ...]
+
+    @property
+    def emotions(self) -> frozenset[str]:
+        return frozenset()
+
+    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        """The frames as they are (a copy), for streams with this feature off."""
+        return as_float32(frames, len(self.output_names), step=self.type_name).copy()

@@ -6,11 +6,19 @@ Presets come inline (``{preset: {channel: offset}}``), from one JSON file holdin
 table, or from a directory of ``<preset>.json`` files (the original's
 ``blendshapes_offset/`` layout). Channels a preset names but the rig lacks are ignored
 (an avatar may not have every morph); a preset that matches nothing is an error.
+
+Timed emotion keys (:mod:`audio2face.postprocess.emotion_keys`): once a stream has
+keys, they drive this step instead of the chunk's emotion. A key's name is a base
+emotion whose presets carry intensity levels (``happiness`` for ``happiness_1`` ..
+``happiness_4``: intensity ``j / L`` gives level ``j`` of ``L``, in between is
+interpolated linearly, 0 is no offset) or a preset name (scaled by the intensity).
+Keys cross-fade, so during a ramp two emotions' offsets are summed.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,9 +32,12 @@ from audio2face.postprocess.base import (
     as_float32,
     load_named_json,
 )
+from audio2face.postprocess.emotion_keys import EmotionMix
 from audio2face.types import FloatArray
 
 logger = logging.getLogger(__name__)
+
+_LEVEL = re.compile(r"^(.*)_(\d+)$")
 
 
 class OffsetOptions(StepOptions):
@@ -39,7 +50,7 @@ def load_presets(options: OffsetOptions, env: BindEnv) -> dict[str, dict[str, fl
     """The preset table, read from disk when the options give a path."""
     if isinstance(options.presets, str):
         raw = load_named_json(options.presets, env)
-        return OffsetOptions(presets=raw).presets  # type: ignore[return-value]
+        return OffsetOptions(presets=raw).presets  # type: ignore[return-value]  # validated: a dict now
     return dict(options.presets)
 
 
@@ -47,6 +58,7 @@ class Offset(StatelessStep):
     """``out = x + preset[emotion]`` (a dense float32 row per preset)."""
 
     type_name = "offset"
+    feature = "emotion"
     Options = OffsetOptions
 
     def __init__(self, options: OffsetOptions, input_names: Sequence[str], env: BindEnv):
@@ -64,12 +76,51 @@ class Offset(StatelessStep):
             for i, v in hits:
                 row[i] = v
             self._rows[name] = row
+        # Intensity ladders for timed keys: base -> [0-row, level rows in level order].
+        by_base: dict[str, list[tuple[int, str]]] = {}
+        for name in self._rows:
+            m = _LEVEL.match(name)
+            if m:
+                by_base.setdefault(m.group(1), []).append((int(m.group(2)), name))
+        self._ladders: dict[str, np.ndarray] = {
+            base: np.stack([np.zeros(len(input_names), np.float32)]
+                           + [self._rows[n] for _, n in sorted(levels)])
+            for base, levels in by_base.items()
+        }  # fmt: skip
 
     @property
     def emotions(self) -> frozenset[str]:
         return frozenset(self._rows)
 
+    @property
+    def keyed_emotions(self) -> frozenset[str]:
+        """Names a timed key may use: base emotions with levels, and preset names."""
+        return frozenset(self._rows) | frozenset(self._ladders)
+
+    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        """Emotion switched off for this stream: no offset."""
+        return as_float32(frames, len(self.output_names), step=self.type_name).copy()
+
     def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
         x = as_float32(frames, len(self.output_names), step=self.type_name)
+        if ctx.emotion_track is not None:
+            return x + self.keyed(ctx.emotion_track.mix(ctx.frame_index, x.shape[0]))
         row = self._rows.get(ctx.emotion) if ctx.emotion is not None else None
         return x.copy() if row is None else x + row
+
+    def keyed(self, mix: EmotionMix) -> FloatArray:
+        """The summed offset rows ``[n, C]`` of a per-frame emotion mix."""
+        n = mix.weights.shape[0]
+        total = np.zeros((n, len(self.output_names)), np.float32)
+        for j, name in enumerate(mix.names):
+            w = mix.weights[:, j]
+            ladder = self._ladders.get(name)
+            if ladder is not None:
+                top = ladder.shape[0] - 1
+                pos = np.clip(w, 0.0, 1.0) * top
+                lo = np.minimum(np.floor(pos).astype(np.intp), top - 1)
+                frac = (pos - lo)[:, None].astype(np.float32)
+                total += ladder[lo] * (1.0 - frac) + ladder[lo + 1] * frac
+            elif name in self._rows:
+                total += w[:, None] * self._rows[name]
+        return total

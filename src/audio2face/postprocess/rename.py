@@ -41,7 +41,7 @@ def load_map(options: RenameOptions, env: BindEnv) -> dict[str, Source]:
         path, data = load_json_path(options.map, env)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a rename map must be a JSON object")
-        return RenameOptions(map=data).map  # type: ignore[return-value]
+        return RenameOptions(map=data).map  # type: ignore[return-value]  # validated: a dict now
     return dict(options.map)
 
 

@@ -10,15 +10,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from audio2face.errors import ConfigError
+from audio2face.postprocess.arousal import Arousal
 from audio2face.postprocess.base import BindEnv, Step, StepOptions
+from audio2face.postprocess.blinks import NaturalBlink
 from audio2face.postprocess.clip import BlendshapeClip
 from audio2face.postprocess.custom_blink import CustomBlink
+from audio2face.postprocess.gaze import Gaze
+from audio2face.postprocess.head import HeadMotion
 from audio2face.postprocess.linear_exp_blend import LinearExpBlend
 from audio2face.postprocess.offset import Offset
 from audio2face.postprocess.rename import Rename
 from audio2face.postprocess.scale import Scale
 from audio2face.postprocess.smoothing import Smoothing
 from audio2face.postprocess.threshold import BlendshapeThreshold
+from audio2face.postprocess.tongue import Tongue
 from audio2face.postprocess.unitalker_blink import UnitalkerRandomBlink
 from audio2face.postprocess.unitalker_clip import UnitalkerClip
 
@@ -33,6 +38,11 @@ STEP_TYPES: dict[str, type[Any]] = {
     "custom_blink": CustomBlink,
     "unitalker_random_blink": UnitalkerRandomBlink,
     "smoothing": Smoothing,
+    "head": HeadMotion,
+    "gaze": Gaze,
+    "natural_blink": NaturalBlink,
+    "tongue": Tongue,
+    "arousal": Arousal,
 }
 """TOML ``type`` -> step class."""
 

@@ -12,6 +12,9 @@ Typical use by a session::
     chain = profile.build_chain(engine.output_names)   # cached, shared
     stream = chain.new_stream()
     out = stream(raw_frames, emotion=request.offset_name or None)
+
+Internal: part of the implementation, not of the public API (``audio2face/__init__.py``);
+names here may change between releases.
 """
 
 from __future__ import annotations

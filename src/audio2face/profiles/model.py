@@ -170,7 +170,7 @@ class Profile:
                     chain.output_names,
                     env,
                 )
-                chain = Chain([*chain.steps, reorder], input_names)
+                chain = Chain([*chain.steps, reorder], input_names, env.fps)
         except ConfigError as exc:
             raise ConfigError(f"profile {self.name!r} ({self.source}): {exc.reason}") from exc
         return chain

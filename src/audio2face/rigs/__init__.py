@@ -1,6 +1,9 @@
 """Name sets of face rigs (ARKit 52, UniTalker 51, MMD, ...) shipped as package data.
 
 A rig file is JSON: ``{"name": ..., "description": ..., "names": [...]}``.
+
+Internal: part of the implementation, not of the public API (``audio2face/__init__.py``);
+names here may change between releases.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""HTTP and WebSocket transports."""
+"""HTTP and WebSocket transports.
+
+Internal: part of the implementation, not of the public API (``audio2face/__init__.py``);
+names here may change between releases.
+"""
 
 from __future__ import annotations
 

@@ -12,13 +12,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from audio2face.logs import install_redaction
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
 from audio2face.server.http_animate import ANIMATE_PATH, animate
 from audio2face.server.memory import TRIM_INTERVAL_S, trim_malloc
 from audio2face.server.security import install_security
 from audio2face.server.state import ServerState
+from audio2face.server.web import install_web_ui
 from audio2face.server.ws_v1 import V1_PATH, handle_v1
+from audio2face.server.ws_v2 import V2_INFO_PATH, V2_PATH, handle_v2, v2_info
 from audio2face.settings import Settings
 from audio2face.types import Engine
 
@@ -35,9 +38,7 @@ async def _trim_memory_forever() -> None:
         await asyncio.to_thread(trim_malloc)
 
 
-def create_app(
-    settings: Settings | None = None, *, engines: Mapping[str, Engine] | None = None
-) -> FastAPI:
+def create_app(settings: Settings, *, engines: Mapping[str, Engine] | None = None) -> FastAPI:
     """Build the service. Models load in the lifespan, off the event loop; ``/ready``
     answers 503 until they have.
 
@@ -46,8 +47,9 @@ def create_app(
     brings its own. Settings only ever name model *files*; configuration never points
     at code to run.
     """
-    settings = settings or Settings()
     state = ServerState(settings=settings, metrics=Metrics())
+    # uvicorn logs request lines with their query string (?access_token=...).
+    install_redaction(settings)
     state.metrics.record_limits(settings)
 
     @asynccontextmanager
@@ -88,5 +90,9 @@ def create_app(
         )
 
     app.add_api_websocket_route(V1_PATH, handle_v1)
+    app.add_api_websocket_route(V2_PATH, handle_v2)
+    app.add_api_route(V2_INFO_PATH, v2_info, methods=["GET"])
+    if settings.web_ui:
+        install_web_ui(app)
     app.add_api_route(ANIMATE_PATH, animate, methods=["POST"])
     return app

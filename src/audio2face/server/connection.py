@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -29,11 +29,23 @@ from audio2face.server.security import presented_token, token_ok
 from audio2face.server.state import ServerState
 from audio2face.streaming.runner import StreamRunner
 
-__all__ = ["MAX_CLOSE_REASON_BYTES", "Connection", "close_reason"]
+__all__ = ["MAX_CLOSE_REASON_BYTES", "Connection", "close_reason", "origin_allowed"]
 
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 CLOSE_TIMEOUT_S = 5.0
 """Longest wait to write a close frame: a client that does not read never drains it."""
+
+
+def origin_allowed(headers: Mapping[str, str], allowed: tuple[str, ...]) -> bool:
+    """Browsers send ``Origin`` on a WebSocket handshake and let any page open one, so
+    a page on another site could stream through a user's browser. Allowed: no
+    ``Origin`` (not a browser), the service's own origin (the demo page), or one listed
+    in ``allowed_origins`` (``"*"``: any)."""
+    origin = headers.get("origin")
+    if origin is None or "*" in allowed or origin in allowed:
+        return True
+    host = headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
 
 
 def close_reason(text: str) -> str:
@@ -71,6 +83,10 @@ class Connection:
     def refusal(self, token: str | None = None, *, check_token: bool = True) -> Audio2FaceError | None:
         """Why this connection may not stream now (``None``: it may). ``token`` is one
         the protocol carried itself (v2's start message), tried after the headers."""
+        if not origin_allowed(self.ws.headers, self.settings.allowed_origins):
+            return AuthError(
+                "this browser origin may not open streams here; add it to allowed_origins"
+            )
         expected = self.settings.auth_token
         if check_token and expected is not None:
             presented = presented_token(self.ws.headers, self.ws.query_params) or token
@@ -111,7 +127,7 @@ class Connection:
             state.metrics.active_streams.dec()
 
     # -- messages -------------------------------------------------------------------------
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> MutableMapping[str, Any]:
         """The next ASGI message, within ``idle_timeout_s``; a disconnect raises
         ``WebSocketDisconnect`` and an oversized message ``LimitExceededError`` (1009)."""
         idle = self.settings.idle_timeout_s

@@ -90,7 +90,7 @@ class V1Stream:
         if kind is not RequestKind.START:
             raise ProtocolError(f"the first message must be {RequestKind.START.value}, got {kind.value}")
         options = parse_start(
-            msg,  # type: ignore[arg-type]  # decode_request pairs START with a ChunkStart
+            msg,
             conn.settings.accepted_sample_rates,
             conn.settings.default_chunk_frames,
         )
@@ -155,14 +155,14 @@ class V1Stream:
                     return
                 if kind is RequestKind.START:
                     raise ProtocolError("a second ChunkStart on the same connection")
-                audio = decode_pcm(msg.pcm_bytes, self.fmt)  # type: ignore[attr-defined]  # a ChunkBody
+                audio = decode_pcm(msg.pcm_bytes, self.fmt)
                 received += audio.shape[0]
                 if received > max_samples:
                     raise LimitExceededError(
                         f"utterance longer than max_utterance_s={settings.max_utterance_s:g}",
                         limit="max_utterance_s", value=settings.max_utterance_s,
                     )  # fmt: skip
-                await runner.push(audio, msg.offset_name or None)  # type: ignore[attr-defined]
+                await runner.push(audio, msg.offset_name or None)
         except WebSocketDisconnect:
             self.conn.outcome = "disconnected"
             await runner.abort()

@@ -14,14 +14,13 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import Gauge
-
 
 class AudioInbox:
     """``put`` waits while the queue holds ``max_seconds`` of audio. ``depth``, if
-    given, is a gauge shared by all streams that counts items waiting."""
+    given, is told every change in the number of items waiting (``+n`` / ``-n``): a
+    gauge shared by all streams, in the server."""
 
-    def __init__(self, max_seconds: float, *, depth: Gauge | None = None) -> None:
+    def __init__(self, max_seconds: float, *, depth: Callable[[int], None] | None = None) -> None:
         self.max_seconds = max_seconds
         self._items: collections.deque[tuple[Any, float]] = collections.deque()
         self._seconds = 0.0
@@ -44,7 +43,7 @@ class AudioInbox:
             self._items.append((item, seconds))
             self._seconds += seconds
             if self._depth is not None:
-                self._depth.inc()
+                self._depth(1)
             self._changed.notify_all()
 
     async def get(self) -> Any:
@@ -53,7 +52,7 @@ class AudioInbox:
             item, seconds = self._items.popleft()
             self._seconds -= seconds
             if self._depth is not None:
-                self._depth.dec()
+                self._depth(-1)
             self._changed.notify_all()
             return item
 
@@ -75,7 +74,7 @@ class AudioInbox:
                 total += seconds
                 self._seconds -= seconds
             if self._depth is not None:
-                self._depth.dec(len(run))
+                self._depth(-len(run))
             self._changed.notify_all()
             return run
 
@@ -85,7 +84,7 @@ class AudioInbox:
         async with self._changed:
             self._items.appendleft((item, 0.0))
             if self._depth is not None:
-                self._depth.inc()
+                self._depth(1)
             self._changed.notify_all()
 
     async def drop(self, where: Callable[[Any], bool]) -> int:
@@ -96,13 +95,13 @@ class AudioInbox:
             self._items = kept
             self._seconds = sum(seconds for _, seconds in kept)
             if self._depth is not None and dropped:
-                self._depth.dec(dropped)
+                self._depth(-dropped)
             self._changed.notify_all()
             return dropped
 
     def clear(self) -> None:
         """Drop what is left (the stream ended); keeps the shared gauge exact."""
         if self._depth is not None and self._items:
-            self._depth.dec(len(self._items))
+            self._depth(-len(self._items))
         self._items.clear()
         self._seconds = 0.0

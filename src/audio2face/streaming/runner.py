@@ -22,7 +22,8 @@ A transport decodes and validates what its client sends, then talks to a
   it (the rest waits for the next piece), so the bodies a client sees do not depend on
   how the runner cut the audio.
 * **Metrics**: audio in, frames out, latency from a body's arrival to its frames, and
-  the time of pushes of engines that do not time their own model runs.
+  the time of pushes of engines that do not time their own model runs, reported to a
+  :class:`StreamObserver` (the runtime connects it to Prometheus).
 
 The frames are consumed by iterating :meth:`StreamRunner.events`; that iteration is
 what drives the work, so a consumer that stops reading also stops inference (and,
@@ -33,14 +34,13 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
 
 from audio2face.errors import StreamClosedError, UnknownNameError
-from audio2face.metrics import Metrics
 from audio2face.streaming.inbox import AudioInbox
 from audio2face.streaming.pusher import BatchPusher
 from audio2face.streaming.session import Session
@@ -54,6 +54,7 @@ __all__ = [
     "Interrupted",
     "RunnerOptions",
     "StreamEvent",
+    "StreamObserver",
     "StreamRunner",
 ]
 
@@ -77,6 +78,23 @@ class RunnerOptions:
 
 
 DEFAULT_RUNNER = RunnerOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamObserver:
+    """Where a runner reports what it did (all optional)."""
+
+    audio_in: Callable[[float], None] | None = None
+    """Seconds of audio accepted."""
+    frames_out: Callable[[int, float | None], None] | None = None
+    """Frames delivered, and the latency from their audio's arrival (``None``: flushed)."""
+    push_seconds: Callable[[float], None] | None = None
+    """Wall time of one push, for engines that do not time their own model runs."""
+    queue_depth: Callable[[int], None] | None = None
+    """Change in the number of queued items."""
+
+
+NO_OBSERVER = StreamObserver()
 
 
 # --- events (what the transport receives) ----------------------------------------------
@@ -171,8 +189,7 @@ class StreamRunner:
         lookahead_s: float,
         options: RunnerOptions = DEFAULT_RUNNER,
         known_emotions: frozenset[str] | None = None,
-        metrics: Metrics | None = None,
-        time_pushes: bool = False,
+        observer: StreamObserver = NO_OBSERVER,
     ) -> None:
         self.session = session
         self.profile = profile
@@ -181,10 +198,8 @@ class StreamRunner:
         self.options = options
         self._pusher = pusher
         self._known_emotions = known_emotions
-        self._metrics = metrics
-        self._time_pushes = time_pushes and metrics is not None
-        depth = metrics.queue_depth if metrics is not None else None
-        self._inbox = AudioInbox(options.max_buffered_s, depth=depth)
+        self._observer = observer
+        self._inbox = AudioInbox(options.max_buffered_s, depth=observer.queue_depth)
         self._input_ended = False
         self._done = False
 
@@ -218,8 +233,8 @@ class StreamRunner:
         if emotion and self._known_emotions is not None:
             self.check_emotion(emotion)
         seconds = audio.shape[0] / self.session.input_rate
-        if self._metrics is not None:
-            self._metrics.audio_seconds_in.inc(seconds)
+        if self._observer.audio_in is not None:
+            self._observer.audio_in(seconds)
         await self._inbox.put(_Audio(audio, emotion or None, time.monotonic()), seconds)
 
     async def push_phones(self, phones: Sequence[Phone], *, end: bool = False) -> None:
@@ -310,10 +325,8 @@ class StreamRunner:
             piece = audio[start : start + step]
             began = time.perf_counter()
             pushed = await self._pusher.push(self.session, piece, emotion)
-            if self._time_pushes and self._metrics is not None:
-                self._metrics.inference_seconds.labels(engine=self.engine).observe(
-                    time.perf_counter() - began
-                )
+            if self._observer.push_seconds is not None:
+                self._observer.push_seconds(time.perf_counter() - began)
             batch = carry.then(pushed) if carry is not None else pushed
             last = start + step >= audio.shape[0]
             keep = len(batch) % chunk if chunk is not None and not last else 0
@@ -322,10 +335,8 @@ class StreamRunner:
                 yield FramesEvent(batch, time.monotonic() - arrived)
 
     def _count(self, event: FramesEvent) -> FramesEvent:
-        if self._metrics is not None and len(event.batch):
-            self._metrics.frames_out.inc(len(event.batch))
-            if event.latency_s is not None:
-                self._metrics.frame_latency.observe(event.latency_s)
+        if self._observer.frames_out is not None and len(event.batch):
+            self._observer.frames_out(len(event.batch), event.latency_s)
         return event
 
     def _phones(self, item: _Phones) -> FrameBatch:

@@ -189,7 +189,7 @@ class WindowedStream:
         """Take ``audio``; the windows it makes due, in order (not yet inferred)."""
         self._emotion = emotion
         self._buffer.append(audio)
-        windows = []
+        windows: list[_Window] = []
         i0 = self._emitted
         while True:
             i1 = i0 + self.hop_frames

@@ -163,7 +163,7 @@ def silence_caches(session: OrtLikeSession) -> list[FloatArray]:
     the offline graph sees (it pads clips with the silence feature).
     """
     inputs = session.get_inputs()
-    meta = dict(session.get_modelmeta().custom_metadata_map)  # type: ignore[attr-defined]
+    meta = dict(session.get_modelmeta().custom_metadata_map)  # type: ignore[attr-defined]  # OrtLikeSession omits it; a real session has it
     n_mels = int(inputs[0].shape[-1])
     n = 2 * int(meta["receptive_field"])
     silence = np.float32(np.log(json.loads(meta["features"])["eps"]))
@@ -206,7 +206,7 @@ class DefaultModel:
         ort_options = ort_options or OrtOptions()
         model_path = Path(path or packaged_model_path()).expanduser()
         sidecar = verify_sidecar(model_path)
-        stream_path = model_path.with_name(Path(str(sidecar["stream"]["file"])).name)  # type: ignore[index]
+        stream_path = model_path.with_name(Path(str(sidecar["stream"]["file"])).name)  # type: ignore[index]  # verify_sidecar checked the shape
         raw = create_session(stream_path, ort_options, SOURCE)
         info = ModelInfo.from_metadata(dict(raw.get_modelmeta().custom_metadata_map))
         inputs, outputs = raw.get_inputs(), [o.name for o in raw.get_outputs()]

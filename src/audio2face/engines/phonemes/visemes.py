@@ -103,13 +103,13 @@ class VisemeTablesModel(BaseModel):
         for phone, vis in self.phone_to_viseme.items():
             if vis not in self.visemes:
                 raise ValueError(f"phone {phone!r} maps to unknown viseme {vis!r}")
-        for vname, vis in self.visemes.items():
-            for ch, w in vis.pose.items():
+        for vname, model in self.visemes.items():
+            for ch, w in model.pose.items():
                 if ch not in owned:
                     raise ValueError(f"viseme {vname!r}: {ch!r} is not in any group")
                 if not 0.0 <= w <= 1.0:
                     raise ValueError(f"viseme {vname!r}: weight {ch}={w} outside [0, 1]")
-            for g, a in vis.dominance.items():
+            for g, a in model.dominance.items():
                 if g not in self.groups:
                     raise ValueError(f"viseme {vname!r}: unknown group {g!r}")
                 if not 0.0 < a <= 1.0:
@@ -174,9 +174,8 @@ class VisemeTables:
                 targets[p] = ((vid[d.targets[0]], d.split), (vid[d.targets[1]], 1.0 - d.split))
             else:
                 targets[p] = ((vid[m.phone_to_viseme[p]], 1.0),)
-        arrays = [poses, dom, chg]
-        for a in arrays:
-            a.setflags(write=False)
+        for frozen in (poses, dom, chg):
+            frozen.setflags(write=False)
         return cls(
             viseme_names=vnames,
             poses=poses,

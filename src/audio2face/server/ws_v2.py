@@ -1,0 +1,406 @@
+"""Protocol v2 over WebSocket: ``/api/v2/stream`` (JSON control, binary PCM).
+
+Many utterances per connection: ``start``, then PCM and ``emotion`` / ``flush`` /
+``interrupt`` messages, then ``end``. This file decodes, validates and encodes
+(:mod:`audio2face.protocol.v2`); the stream runner (:mod:`audio2face.streaming.runner`)
+does the rest. As in v1, two tasks per connection:
+
+* the receive loop parses messages and feeds the runner (whose bounded inbox pauses it:
+  TCP backpressure);
+* the main task iterates the runner's events and sends them, each send bounded by
+  ``send_timeout_s``.
+
+An error sends ``{"type": "error", "code": c, "message": ...}`` and closes with ``c``.
+A receive-side error first delivers the frames of the audio already accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+
+from audio2face.errors import (
+    Audio2FaceError,
+    AudioFormatError,
+    LimitExceededError,
+    ProtocolError,
+    StreamClosedError,
+    UnknownNameError,
+)
+from audio2face.postprocess.base import base_emotion
+from audio2face.protocol.v2 import (
+    ENCODINGS,
+    OUTPUTS,
+    EmotionMessage,
+    EmotionSpec,
+    EndMessage,
+    ErrorReply,
+    FlushedReply,
+    FlushMessage,
+    InterruptedReply,
+    InterruptMessage,
+    ReadyReply,
+    StartMessage,
+    decode_pcm_v2,
+    encode,
+    encode_frames_binary,
+    encode_frames_json,
+    parse_client_message,
+)
+from audio2face.protocol.v2 import EndReply as EndReplyMsg
+from audio2face.server.connection import CLOSE_TIMEOUT_S, Connection
+from audio2face.server.state import ServerState
+from audio2face.streaming.runner import Ended, Flushed, FramesEvent, Interrupted, StreamRunner
+from audio2face.types import FloatArray
+
+__all__ = ["V2_INFO_PATH", "V2_PATH", "EmotionTrack", "handle_v2", "v2_info"]
+
+V2_PATH = "/api/v2/stream"
+
+
+async def handle_v2(websocket: WebSocket) -> None:
+    """Route handler: admit the connection (the token may come in ``start``), then run
+    one :class:`V2Stream`."""
+    state: ServerState = websocket.app.state.a2f
+    conn = Connection(websocket, state, "v2")
+    await websocket.accept()
+    # Origin, readiness and capacity are known now; the token may still come in start.
+    if (refusal := conn.refusal(check_token=False)) is not None:
+        await _refuse(conn, refusal)
+        return
+    await V2Stream(conn).run()
+
+
+async def _send_error(conn: Connection, exc: Audio2FaceError) -> None:
+    """Tell the client why before the close frame (which truncates the reason)."""
+    with contextlib.suppress(Exception):  # the client may be gone or not reading
+        await conn.send_text(encode(ErrorReply(exc.code, exc.reason)))
+
+
+async def _refuse(conn: Connection, refusal: Audio2FaceError) -> None:
+    await _send_error(conn, refusal)
+    await conn.refuse(refusal)
+
+
+# --- emotions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    """An emotion at one of the profile's intensity steps (``level`` 0: neutral)."""
+
+    name: str | None
+    level: int
+    levels: int
+
+    def label(self) -> str | None:
+        if self.name is None or self.level == 0:
+            return None
+        return f"{self.name}_{self.level}" if self.levels else self.name
+
+
+NEUTRAL = _Level(None, 0, 0)
+
+
+class EmotionTrack:
+    """Turns v2 ``emotion`` messages into the per-audio labels the runner takes.
+
+    Profiles know emotions as presets, often in intensity steps (``happiness_1`` ..
+    ``happiness_4``). ``intensity`` picks the step (``ceil(intensity * steps)``, 0:
+    neutral); ``ramp_s`` walks through the steps in between over that much audio,
+    starting at the current audio position (down through the old emotion's steps first
+    when the name changes). Positions count samples at the stream's input rate.
+    """
+
+    def __init__(self, known: tuple[str, ...], profile: str, sample_rate: int) -> None:
+        self.known = frozenset(known)
+        self.profile = profile
+        self.rate = sample_rate
+        self.current = NEUTRAL
+        self._plan: list[tuple[int, str | None]] = [(0, None)]
+        """``(from_sample, label)``, ascending; the last entry holds for ever after."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Emotion names a client may send (intensity steps folded into their base)."""
+        return tuple(sorted({base_emotion(n) for n in self.known}))
+
+    def resolve(self, spec: EmotionSpec) -> _Level:
+        """The step ``spec`` asks for; :class:`UnknownNameError` lists the known names."""
+        name = spec.name
+        if name is None or name == "neutral" or spec.intensity <= 0.0:
+            return NEUTRAL
+        if name in self.known:
+            return _Level(name, 1, 0)  # a name without steps (or an explicit "anger_2")
+        levels = sorted(
+            int(n.rsplit("_", 1)[1]) for n in self.known
+            if n.rsplit("_", 1)[0] == name and n.rsplit("_", 1)[-1].isdigit()
+        )  # fmt: skip
+        if not levels:
+            known = list(self.names) or "(none: this profile has no emotion presets)"
+            raise UnknownNameError("emotion", name, known, where=f"profile {self.profile!r}")
+        top = levels[-1]
+        wanted = min(top, max(1, math.ceil(spec.intensity * top - 1e-9)))
+        level = min((lv for lv in levels if lv >= wanted), default=top)
+        return _Level(name, level, top)
+
+    def set(self, position: int, spec: EmotionSpec) -> None:
+        """From ``position`` on, ease towards ``spec`` over ``spec.ramp_s``."""
+        target = self.resolve(spec)
+        steps = self._steps(self.current, target)
+        self.current = target
+        self._plan = [entry for entry in self._plan if entry[0] < position] or [(0, None)]
+        span = spec.ramp_s * self.rate / max(1, len(steps))
+        for i, step in enumerate(steps):
+            self._plan.append((position + int(round(i * span)), step.label()))
+
+    @staticmethod
+    def _steps(old: _Level, new: _Level) -> list[_Level]:
+        if old.name == new.name or old.level == 0 or new.level == 0 or not old.levels:
+            lo, hi = old.level, new.level
+            name = new.name if new.level else old.name
+            levels = new.levels or old.levels
+            if not levels or lo == hi:
+                return [new]
+            way = range(lo + 1, hi + 1) if hi > lo else range(lo - 1, hi - 1, -1)
+            return [_Level(name, lv, levels) for lv in way]
+        down = [_Level(old.name, lv, old.levels) for lv in range(old.level - 1, 0, -1)]
+        up = [_Level(new.name, lv, new.levels) for lv in range(1, new.level + 1)] or [new]
+        return [*down, *up]
+
+    def split(self, position: int, audio: FloatArray) -> list[tuple[FloatArray, str | None]]:
+        """``audio`` (starting at ``position``) cut where the label changes."""
+        end = position + audio.shape[0]
+        # Entries before this audio only matter for the label it starts with.
+        while len(self._plan) > 1 and self._plan[1][0] <= position:
+            self._plan.pop(0)
+        pieces: list[tuple[FloatArray, str | None]] = []
+        for i, (start, label) in enumerate(self._plan):
+            stop = self._plan[i + 1][0] if i + 1 < len(self._plan) else end
+            lo, hi = max(start, position), min(stop, end)
+            if hi > lo or (audio.shape[0] == 0 and not pieces):
+                pieces.append((audio[lo - position : hi - position], label))
+        if not pieces:
+            pieces.append((audio, self._plan[-1][1]))
+        return pieces
+
+
+# --- one stream ---------------------------------------------------------------------------
+
+
+class V2Stream:
+    """The protocol state of one v2 connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.start = StartMessage()
+        self.error: Audio2FaceError | None = None
+        """Why the receive side stopped (reported after the frames), if it failed."""
+        self.emotions: EmotionTrack | None = None
+
+    async def run(self) -> None:
+        conn = self.conn
+        try:
+            self.start = await self._receive_start()
+        except WebSocketDisconnect:
+            conn.outcome = "disconnected"
+            conn.finish_log()
+            return
+        except Audio2FaceError as exc:
+            await self._fail(exc)
+            conn.finish_log()
+            return
+        if (refusal := conn.refusal(self.start.token)) is not None:
+            await _refuse(conn, refusal)
+            return
+        with conn.registered():
+            try:
+                runner = self._open(self.start)
+            except Audio2FaceError as exc:
+                await self._fail(exc)
+            except Exception:  # a bug: end this stream only
+                await self._fail(conn.bug("start"))
+            else:
+                async with runner:
+                    conn.runner = runner
+                    await self._stream(runner)
+        conn.finish_log()
+
+    async def _fail(self, exc: Audio2FaceError) -> None:
+        await _send_error(self.conn, exc)
+        await self.conn.close_with(exc)
+
+    async def _receive_start(self) -> StartMessage:
+        message = await self.conn.receive()
+        text = message.get("text")
+        if text is None:
+            raise ProtocolError('binary message before start; send {"type": "start"} first')
+        start = parse_client_message(text)
+        if not isinstance(start, StartMessage):
+            raise ProtocolError(f'the first message must be "start", got "{start.type}"')
+        rates = self.conn.settings.accepted_sample_rates
+        if start.sample_rate not in rates:
+            raise AudioFormatError(
+                f"sample_rate {start.sample_rate} is not supported; accepted rates are {list(rates)}"
+            )
+        return start
+
+    def _open(self, start: StartMessage) -> StreamRunner:
+        conn = self.conn
+        runtime = conn.state.runtime
+        if runtime is None:  # admission checked readiness; the runtime never goes away
+            raise LimitExceededError(
+                "the service is not ready", limit="ready", value=False, code=1013
+            )
+        profile = runtime.profile(start.profile)
+        track = EmotionTrack(profile.emotions, profile.name, start.sample_rate)
+        if start.emotion is not None:
+            track.set(0, EmotionSpec(start.emotion.name, start.emotion.intensity, 0.0))
+        self.emotions = track
+        runner = runtime.open_stream(profile, start.sample_rate)
+        conn.log.info(
+            "stream %s started: profile=%s rate=%d encoding=%s output=%s",
+            conn.stream_id, profile.name, start.sample_rate, start.encoding, start.output,
+        )  # fmt: skip
+        return runner
+
+    async def _stream(self, runner: StreamRunner) -> None:
+        conn = self.conn
+        receiver = asyncio.create_task(
+            self._receive_loop(runner), name=f"a2f-recv-{conn.stream_id}"
+        )
+        conn.state.tasks.add(receiver)
+        try:
+            await conn.send_text(encode(self._ready(runner)))
+            binary = self.start.output == "binary"
+            async for event in runner.events():
+                if isinstance(event, FramesEvent):
+                    batch = event.batch
+                    if len(batch):
+                        if binary:
+                            await conn.send_bytes(
+                                encode_frames_binary(batch.first_frame, batch.values)
+                            )
+                        else:
+                            await conn.send_text(
+                                encode_frames_json(batch.first_frame, batch.values)
+                            )
+                elif isinstance(event, Flushed):
+                    await conn.send_text(encode(FlushedReply(event.frames)))
+                elif isinstance(event, Interrupted):
+                    await conn.send_text(encode(InterruptedReply(event.frame)))
+                elif isinstance(event, Ended) and self.error is None:
+                    await conn.send_text(encode(EndReplyMsg(event.frames)))
+            await receiver  # it has ended: at the client's end, an error or a disconnect
+            if self.error is not None:
+                raise self.error
+            if conn.outcome == "ok":
+                await self._close_normally()
+        except Audio2FaceError as exc:
+            await self._fail(exc)
+        except (TimeoutError, WebSocketDisconnect, WebSocketDisconnected, OSError):
+            conn.outcome = "disconnected"  # the client left while frames were sent
+        finally:
+            receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+            conn.state.tasks.discard(receiver)
+
+    def _ready(self, runner: StreamRunner) -> ReadyReply:
+        start = self.start
+        return ReadyReply(
+            names=runner.names, fps=runner.fps, lookahead_ms=runner.lookahead_s * 1000.0,
+            profile=runner.profile, engine=runner.engine, sample_rate=start.sample_rate,
+            encoding=start.encoding, output=start.output,
+            emotions=self.emotions.names if self.emotions else (), stream_id=self.conn.stream_id,
+        )  # fmt: skip
+
+    async def _close_normally(self) -> None:
+        ws = self.conn.ws
+        with contextlib.suppress(RuntimeError, OSError, TimeoutError, WebSocketDisconnect):
+            await asyncio.wait_for(ws.close(code=1000, reason="end"), timeout=CLOSE_TIMEOUT_S)
+
+    async def _receive_loop(self, runner: StreamRunner) -> None:
+        """Feed the runner until ``end``; on any problem stop the input, never raise."""
+        settings = self.conn.settings
+        start = self.start
+        track = self.emotions or EmotionTrack((), runner.profile, start.sample_rate)
+        max_samples = int(settings.max_utterance_s * start.sample_rate)
+        position = 0  # samples received on this stream
+        utterance = 0  # samples since the last flush or interrupt
+        try:
+            while True:
+                message = await self.conn.receive()
+                data = message.get("bytes")
+                if data is not None:
+                    audio = decode_pcm_v2(data, start.encoding, start.channels)
+                    utterance += audio.shape[0]
+                    if utterance > max_samples:
+                        raise LimitExceededError(
+                            f"utterance longer than max_utterance_s={settings.max_utterance_s:g}; "
+                            'send {"type": "flush"} between utterances',
+                            limit="max_utterance_s", value=settings.max_utterance_s,
+                        )  # fmt: skip
+                    for piece, label in track.split(position, audio):
+                        await runner.push(np.ascontiguousarray(piece), label)
+                    position += audio.shape[0]
+                    continue
+                msg = parse_client_message(message.get("text") or "")
+                if isinstance(msg, EmotionMessage):
+                    track.set(position, msg.emotion)
+                elif isinstance(msg, FlushMessage):
+                    await runner.flush()
+                    utterance = 0
+                elif isinstance(msg, InterruptMessage):
+                    await runner.interrupt()
+                    utterance = 0
+                elif isinstance(msg, EndMessage):
+                    await runner.finish()
+                    return
+                else:
+                    raise ProtocolError("a second start on the same connection")
+        except WebSocketDisconnect:
+            self.conn.outcome = "disconnected"
+            await runner.abort()
+        except Exception as exc:
+            self.error = exc if isinstance(exc, Audio2FaceError) else self.conn.bug("receive")
+            # Deliver what the accepted audio is worth before the error is reported.
+            with contextlib.suppress(StreamClosedError):
+                await runner.finish()
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+V2_INFO_PATH = "/api/v2/info"
+
+
+async def v2_info(request: Request) -> JSONResponse:
+    """What a v2 client may ask for: usable profiles with their channels and emotions,
+    accepted rates and encodings. Protected like every HTTP route when auth is on."""
+    state: ServerState = request.app.state.a2f
+    runtime = state.runtime
+    if runtime is None:
+        return JSONResponse({"detail": "not ready"}, status_code=503)
+    profiles = []
+    for name in runtime.profiles.usable():
+        profile = runtime.profiles.get(name)
+        engine = runtime.engine_for(profile)
+        profiles.append({
+            "name": profile.name, "engine": profile.engine, "fps": profile.fps,
+            "aliases": list(profile.aliases),
+            "names": list(profile.build_chain(engine.output_names).output_names),
+            "emotions": list(EmotionTrack(profile.emotions, name, 16000).names),
+        })  # fmt: skip
+    settings = state.settings
+    return JSONResponse({
+        "protocol": 2, "path": V2_PATH, "default_profile": runtime.profiles.default.name,
+        "profiles": profiles, "sample_rates": list(settings.accepted_sample_rates),
+        "encodings": list(ENCODINGS), "outputs": list(OUTPUTS),
+        "auth": settings.auth_token is not None,
+    })  # fmt: skip
