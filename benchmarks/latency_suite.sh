@@ -58,3 +58,11 @@ if [[ $what == all || $what == default ]]; then
     --stagger 2 --set workers=2 --out $OUT/default_latency_workers2
   $PY benchmarks/batching.py --streams 64 --seconds 8 --out $OUT/batching_default.json
 fi
+
+if [[ $what == all || $what == short ]]; then
+  # v1 clients talk one connection per utterance: 2-6 s utterances, each on a new socket.
+  $PY benchmarks/latency.py --p95-bound 0.15 --streams 50,100,150 --seconds 30 --stagger 2 \
+    --utterances short --set workers=2 --out $OUT/default_short_workers2
+  $PY benchmarks/latency.py --p95-bound 0.15 --streams 50,100,150 --seconds 30 --stagger 2 \
+    --utterances short --out $OUT/default_short
+fi

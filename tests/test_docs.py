@@ -1,7 +1,8 @@
 """The code in README.md and docs/*.md works as written (issue 9, part 2, item 10).
 
 * Every ```python block runs, as a reader would run it: in a fresh interpreter, in an
-  empty folder holding the ``speech.wav`` the docs talk about. A marker comment on the
+  empty folder holding the ``speech.wav`` the docs talk about (top-level ``await`` runs
+  on an event loop, as in ``python -m asyncio``). A marker comment on the
   line before a block says what else it needs: ``<!-- needs: espeak-ng -->`` (skipped,
   with the reason, where libespeak-ng is missing), ``<!-- needs: server -->`` (a live
   server is started and the block's ``127.0.0.1:18083`` pointed at it), or
@@ -32,8 +33,20 @@ RUN_TIMEOUT_S = 120
 
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 MARKER = re.compile(r"<!--\s*(no-test|needs)\s*:\s*(.*?)\s*-->")
-SHELL_LANGS = {"bash", "sh", "shell", "console", ""}
+SHELL_LANGS = {"bash", "sh", "shell", "console"}  # plain fences hold output and synopses
 NEEDS = {"espeak-ng", "server"}
+
+RUNNER = """
+import ast, asyncio, sys
+path = sys.argv[1]
+with open(path, encoding="utf-8") as f:
+    code = compile(f.read(), path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+result = eval(code, {"__name__": "__main__", "__file__": path})
+if asyncio.iscoroutine(result):
+    asyncio.run(result)
+"""
+"""Runs an example as a script; one with top-level ``await`` (as ``python -m asyncio``
+allows) runs on an event loop."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ def test_python_block_runs(block: Block, tmp_path: Path, request: pytest.Fixture
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-c", RUNNER, str(script)], cwd=tmp_path, capture_output=True, text=True,
         timeout=RUN_TIMEOUT_S,
     )  # fmt: skip
     assert result.returncode == 0, f"{block.id} failed:\n{result.stderr[-3000:]}"

@@ -47,7 +47,17 @@ from audio2face.types import (
 )
 
 if TYPE_CHECKING:
-    from audio2face.client import StreamError, StreamResult, stream_file, stream_pcm
+    from audio2face.client import (
+        ClientError,
+        ConnectError,
+        Hooks,
+        StreamError,
+        StreamResult,
+        UtteranceOptions,
+        V1Client,
+        stream_file,
+        stream_pcm,
+    )
     from audio2face.runtime import Runtime
     from audio2face.streaming.runner import (
         Ended,
@@ -68,6 +78,11 @@ _LAZY = {
     "Flushed": "audio2face.streaming.runner",
     "Interrupted": "audio2face.streaming.runner",
     "Ended": "audio2face.streaming.runner",
+    "ClientError": "audio2face.client",
+    "ConnectError": "audio2face.client",
+    "Hooks": "audio2face.client",
+    "UtteranceOptions": "audio2face.client",
+    "V1Client": "audio2face.client",
     "StreamError": "audio2face.client",
     "StreamResult": "audio2face.client",
     "stream_file": "audio2face.client",
@@ -90,7 +105,9 @@ __all__ = [
     "Audio2FaceError",
     "AudioFormatError",
     "AuthError",
+    "ClientError",
     "ConfigError",
+    "ConnectError",
     "Ended",
     "Engine",
     "EngineCapabilities",
@@ -99,6 +116,7 @@ __all__ = [
     "FrameBatch",
     "Flushed",
     "FramesEvent",
+    "Hooks",
     "InternalError",
     "Interrupted",
     "LimitExceededError",
@@ -114,6 +132,8 @@ __all__ = [
     "StreamRunner",
     "StreamState",
     "UnknownNameError",
+    "UtteranceOptions",
+    "V1Client",
     "__version__",
     "frames_for_samples",
     "stream_file",

@@ -109,3 +109,14 @@ def test_bad_host_is_one_line() -> None:
 def test_a_missing_tls_file_is_one_line(tmp_path: Path) -> None:
     proc = run_serve(free_port(), "--ssl-certfile", str(tmp_path / "cert.pem"))
     assert_failed_before_ready(proc, "cert.pem", "not found", "--ssl-certfile")
+
+
+def test_the_port_lock_closes_the_startup_window() -> None:
+    """Two multi-worker servers started together both find the port free (their workers
+    have not bound yet); the lock the first holds stops the second."""
+    from audio2face.server.serve import port_lock
+
+    port = free_port()
+    with port_lock(port):
+        proc = run_serve(port, "--workers", "2")
+    assert_failed_before_ready(proc, f"port {port} is already being served", "--port")

@@ -110,6 +110,10 @@ class InProcessBackend:
 
     @contextlib.asynccontextmanager
     async def open(self, input_rate: int) -> AsyncIterator[LiveStream]:
+        # A first model run pays for onnxruntime's lazy set-up (tens to hundreds of ms);
+        # pay it on half a second of silence, not on the user's first words.
+        warm = np.zeros(input_rate // 2, np.float32)
+        await self.runtime.animate(warm, input_rate, self.profile, seed=None)
         async with self.runtime.open_stream(self.profile, input_rate) as runner:
             stream = _RunnerStream(runner, self.emotion)
             if self.emotion:

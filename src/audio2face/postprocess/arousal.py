@@ -63,6 +63,7 @@ class ArousalState:
     level_short: float = 0.0
     level_long: float = 0.0
     seen: bool = False
+    voiced: int = 0
     st_mean: float = 0.0
     st_var: float = 0.0
     rate: float = 0.0
@@ -108,17 +109,19 @@ class Arousal(FeatureStep):
         w = o.weights
         total = sum(w) or 1.0
         for k in range(n):
-            if p.nucleus[k] > 0:
-                st.rate += self._fps  # an impulse: the EMA of impulses is a rate
-            st.rate -= self._a_short * st.rate
+            # The moving average of an impulse train (fps per nucleus) is its rate.
+            impulse = self._fps if p.nucleus[k] > 0 else 0.0
+            st.rate += self._a_short * (impulse - st.rate)
             target = 0.0
             if p.voiced[k]:
                 level = float(p.rms_db[k])
-                if not st.seen:
-                    st.level_short = st.level_long = level
-                    st.seen = True
-                st.level_short += self._a_short * (level - st.level_short)
-                st.level_long += self._a_long * (level - st.level_long)
+                st.voiced += 1
+                st.seen = True
+                # A plain mean until the average has its full length, so the first
+                # seconds are not compared against the first syllable alone.
+                warm = 1.0 / st.voiced
+                st.level_short += max(self._a_short, warm) * (level - st.level_short)
+                st.level_long += max(self._a_long, warm) * (level - st.level_long)
                 semis = 12.0 * math.log2(max(float(p.f0_hz[k]), 1.0))
                 if st.st_mean == 0.0:
                     st.st_mean = semis

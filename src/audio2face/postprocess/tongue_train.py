@@ -33,7 +33,7 @@ from audio2face.postprocess.tongue import BUILTIN_MODEL, TongueOptions, tongue_f
 
 FPS = 30.0
 DENTAL = {"θ", "ð"}
-VOICES = ["en-us", "en", "en-gb-x-rp", "en-us+m3", "en-us+f2", "en+f4", "en-gb-scotland", "en-029"]
+VOICES = ["en-us", "en", "en-gb-x-rp", "en-us+m3", "en-us+f2", "en+f4", "en-029", "en-gb-scotland"]
 
 SENTENCES = [
     "The thick thorn bush threatened the path through the thicket.",

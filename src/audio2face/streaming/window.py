@@ -104,10 +104,6 @@ class WindowedStream:
         return (self.hop_frames + self.lookahead_frames) / self.model.fps
 
     @property
-    def frames_emitted(self) -> int:
-        return self._emitted
-
-    @property
     def batch_key(self) -> SegmentModel:
         """Streams of one model can be pushed together (:meth:`push_many`)."""
         return self.model

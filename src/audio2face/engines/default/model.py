@@ -238,11 +238,6 @@ class DefaultModel:
             raise EngineError(f"default model inference failed: {exc}") from exc
         return y, new
 
-    def n_outputs(self, n_frames: int) -> int:
-        """Outputs the full-window graph gives for a window of ``n_frames`` feature frames."""
-        rf = self.info.receptive_field
-        return 0 if n_frames < rf else (n_frames - rf) // self.info.stride + 1
-
     def __call__(self, feats: FloatArray) -> FloatArray:
         """The full-window graph (the reference; loaded on first use):
         ``[B, T, n_mels]`` (or ``[T, n_mels]``) features -> ``[B, T', n_out]`` weights."""

@@ -61,15 +61,6 @@ class PhonemeStream:
         self.phones_ended = False
         self.state = StreamState.OPEN
 
-    @property
-    def frames_emitted(self) -> int:
-        """Frames returned so far; the next frame returned is this index."""
-        return self._emitted
-
-    @property
-    def samples_received(self) -> int:
-        return self._samples
-
     def push_phones(self, phones: Sequence[Phone]) -> None:
         """Append timed phones ``(start_s, end_s, label)``, seconds from the first sample.
 

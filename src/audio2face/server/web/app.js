@@ -334,6 +334,11 @@ window.a2fDemo = {
   get mode() { return state.mode; },
   get framesReceived() { return state.timeline ? state.timeline.last + 1 : 0; },
   get latencyMs() { return state.latencyMs; },
+  /** One channel of every frame received so far (null where a frame is missing). */
+  series(name) {
+    const n = state.timeline ? state.timeline.last + 1 : 0;
+    return Array.from({ length: n }, (_, i) => this.channel(i, name));
+  },
   channel(index, name) {
     const row = state.timeline && state.timeline.frame(index);
     const i = state.ready ? state.ready.names.indexOf(name) : -1;

@@ -331,7 +331,7 @@ export async function startMicrophone(client, options = {}) {
   const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "a2f-pcm16k", {
     numberOfInputs: 1,
-    numberOfOutputs: 0,
+    numberOfOutputs: 1,
     processorOptions: { targetRate: 16000, chunkMs: options.chunkMs || 20 },
   });
   node.port.onmessage = (event) => {
@@ -339,11 +339,17 @@ export async function startMicrophone(client, options = {}) {
     client.sendAudio(samples);
     if (options.onChunk) options.onChunk(samples, performance.now());
   };
-  source.connect(node);
+  // Browsers render only what reaches the destination: pull the worklet through a
+  // muted gain (it outputs silence anyway).
+  const mute = context.createGain();
+  mute.gain.value = 0;
+  source.connect(node).connect(mute).connect(context.destination);
+  if (context.state === "suspended") await context.resume();
   return {
     context,
     stop() {
       source.disconnect();
+      mute.disconnect();
       node.port.onmessage = null;
       stream.getTracks().forEach((track) => track.stop());
       if (!options.audioContext) context.close();

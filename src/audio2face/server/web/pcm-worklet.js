@@ -20,7 +20,8 @@ class Pcm16kProcessor extends AudioWorkletProcessor {
     this.passthrough = Math.abs(this.ratio - 1) < 1e-9;
     this.buf = new Float32Array(0);
     this.pos = this.half; // input position of the next output sample
-    this.chunk = new Int16Array(Math.round((this.outRate * (opts.chunkMs || 20)) / 1000));
+    this.chunkLength = Math.round((this.outRate * (opts.chunkMs || 20)) / 1000);
+    this.chunk = new Int16Array(this.chunkLength);
     this.fill = 0;
   }
 
@@ -36,10 +37,10 @@ class Pcm16kProcessor extends AudioWorkletProcessor {
   emit(sample) {
     const s = Math.max(-1, Math.min(1, sample));
     this.chunk[this.fill++] = s < 0 ? s * 32768 : s * 32767;
-    if (this.fill === this.chunk.length) {
-      const out = this.chunk;
-      this.port.postMessage(out.buffer, [out.buffer]);
-      this.chunk = new Int16Array(out.length);
+    if (this.fill === this.chunkLength) {
+      // Transferred, not copied: the buffer (and the old array) is detached afterwards.
+      this.port.postMessage(this.chunk.buffer, [this.chunk.buffer]);
+      this.chunk = new Int16Array(this.chunkLength);
       this.fill = 0;
     }
   }
