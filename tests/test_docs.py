@@ -165,7 +165,7 @@ def cli_commands(block: Block) -> list[list[str]]:
 def test_documented_cli_lines_parse() -> None:
     from audio2face.cli import build_parser
 
-    checked = 0
+    checked, wrong = 0, []
     for block in SHELL_BLOCKS:
         for argv in cli_commands(block):
             if not argv or argv[0] == "bench":  # bench parses its own options
@@ -173,8 +173,9 @@ def test_documented_cli_lines_parse() -> None:
             try:
                 build_parser().parse_args(argv)
             except SystemExit:
-                pytest.fail(f"{block.id}: `audio2face {shlex.join(argv)}` does not parse")
+                wrong.append(f"{block.id}: audio2face {shlex.join(argv)}")
             checked += 1
+    assert not wrong, "documented commands that do not parse:\n" + "\n".join(wrong)
     assert checked >= 10, f"only {checked} documented command lines found"
 
 

@@ -19,11 +19,15 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from audio2face.settings import DEFAULT_PORT, Settings
+
+if TYPE_CHECKING:
+    from audio2face.profiles import Profile
+    from audio2face.types import Engine
 
 logger = logging.getLogger("audio2face.cli")
 
@@ -170,8 +174,9 @@ def cmd_phonemes(args: argparse.Namespace) -> int:
 
 
 def read_timings(path: Path) -> tuple[list[tuple[float, float, str]], float]:
-    """``--timings``: phones and duration from ``path``; ``ValueError`` naming the file
-    and the expected shape for anything else. Phone labels are checked by the engine."""
+    """``--timings``: phones and duration from ``path``. Raises ``ValueError`` naming the
+    file and the expected shape, or :class:`UnknownNameError` for a phone label outside
+    the phone set (with the known ones)."""
     from audio2face.engines.phonemes.phoneset import PHONES, normalize_phone
     from audio2face.errors import UnknownNameError
 
@@ -221,7 +226,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     engines, errors = load_engines_separately(settings)
     # Every engine name, so the registry lists all profiles; availability is tested here.
     registry = ProfileRegistry(
-        engines=typing_args(EngineName),
+        engines=get_args(EngineName),
         profile_dir=settings.profile_dir,
         default_profile=settings.default_profile,
     )
@@ -265,13 +270,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def typing_args(alias: Any) -> tuple[str, ...]:
-    from typing import get_args
-
-    return tuple(get_args(alias))
-
-
-def load_engines_separately(settings: Settings) -> tuple[dict[str, Any], dict[str, str]]:
+def load_engines_separately(settings: Settings) -> tuple[dict[str, Engine], dict[str, str]]:
     """Each engine the settings ask for, loaded on its own so one that fails (a missing
     UniTalker file) does not hide the others: ``(loaded, {name: why not})``.
 
@@ -283,7 +282,7 @@ def load_engines_separately(settings: Settings) -> tuple[dict[str, Any], dict[st
     from audio2face.errors import Audio2FaceError
     from audio2face.runtime import engine_hint
 
-    loaders: dict[str, Callable[[], Any]] = {
+    loaders: dict[str, Callable[[], Engine]] = {
         "default": lambda: load_default_engine(
             settings.default_model,
             ort_options(settings, intra_op_threads=settings.default_model_threads),
@@ -294,7 +293,7 @@ def load_engines_separately(settings: Settings) -> tuple[dict[str, Any], dict[st
     unitalker = unitalker_model_path(settings)
     if unitalker is not None:
         loaders["unitalker"] = lambda: load_unitalker_engine(settings, unitalker)
-    engines: dict[str, Any] = {}
+    engines: dict[str, Engine] = {}
     errors: dict[str, str] = {}
     for name, load in loaders.items():
         try:
@@ -306,7 +305,9 @@ def load_engines_separately(settings: Settings) -> tuple[dict[str, Any], dict[st
     return engines, errors
 
 
-def probe_profile(profile: Any, engines: dict[str, Any], errors: dict[str, str]) -> str | None:
+def probe_profile(
+    profile: Profile, engines: Mapping[str, Engine], errors: Mapping[str, str]
+) -> str | None:
     """Why ``profile`` cannot run here, or None: its engine must be loaded, its chain
     must bind to the engine's outputs, and a short stream must give the frame count of
     the profile's fps."""

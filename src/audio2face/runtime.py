@@ -105,9 +105,12 @@ class Runtime:
             loaded, profiles, pushers, metrics, RunnerOptions(max_buffered_s=settings.max_buffered_s)
         )
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the pushers once their queued calls are done (waits up to ``timeout_s``)."""
         for pusher in self.pushers.values():
             pusher.close()
+        for pusher in self.pushers.values():
+            pusher.join(timeout_s)
 
     def profile(self, name: Profile | str | None) -> Profile:
         """The profile called ``name`` (empty: the default); unknown names and profiles

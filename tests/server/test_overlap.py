@@ -11,13 +11,12 @@ the time the server takes to answer.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
-import websockets
-from v1_client import Resp, body, end, pcm16, speechlike, split, start
+from v1_client import pcm16, speechlike
 
+from audio2face.client import Utterance, UtteranceOptions, V1Client
 from audio2face.types import frames_for_samples
 
 SECONDS = 20.0
@@ -40,37 +39,19 @@ def slow_server(tiny_unitalker_path):
         yield server
 
 
-async def _send_all_then_read(url: str, messages: list[bytes]) -> tuple[float, list[float], int]:
+async def _send_all_then_read(url: str, pcm: bytes, body_ms: int) -> tuple[float, list[float], int]:
     """Send everything without pacing; return (time End was sent, arrival time of each
     frame-carrying message and of the End response, frames received)."""
-    arrivals: list[float] = []
-    frames = 0
-    width = 0
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
-        for m in messages:
-            await ws.send(m)
-        sent = time.monotonic()
-        async for raw in ws:
-            resp = Resp()
-            resp.ParseFromString(raw)
-            if resp.class_name.endswith("Start"):
-                width = 4 * len(resp.blendshape_names) if resp.dtype == "float32" else 2 * len(
-                    resp.blendshape_names
-                )
-            elif resp.class_name.endswith("Body"):
-                frames += len(resp.data) // width
-                arrivals.append(time.monotonic())
-            elif resp.class_name.endswith("End"):
-                arrivals.append(time.monotonic())
-                break
-    return sent, arrivals, frames
+    r = await V1Client(url).run(Utterance.from_pcm(pcm, UtteranceOptions(chunk_ms=body_ms)))
+    if r.end_sent is None or r.end_received is None:
+        raise AssertionError("the utterance did not complete")
+    return r.end_sent, [t for t, _ in r.arrivals] + [r.end_received], r.frames
 
 
 @pytest.mark.parametrize("body_ms", [int(SECONDS * 1000), 40], ids=["one-body", "40ms-bodies"])
 def test_first_frames_leave_before_the_rest_is_inferred(slow_server, body_ms: int) -> None:
     pcm = pcm16(speechlike(SECONDS))
-    msgs = [start(), *[body(c) for c in split(pcm, 32 * body_ms)], end()]
-    sent, arrivals, frames = asyncio.run(_send_all_then_read(slow_server.ws_url, msgs))
+    sent, arrivals, frames = asyncio.run(_send_all_then_read(slow_server.ws_url, pcm, body_ms))
     assert frames == frames_for_samples(len(pcm) // 2, 16000, 30.0)
     first, done = arrivals[0] - sent, arrivals[-1] - sent
     # the first frames come while most of the utterance is still being inferred

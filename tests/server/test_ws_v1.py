@@ -97,11 +97,21 @@ def test_emotion_switching_mid_stream_is_accepted(unitalker_server) -> None:
     assert reply.frames().shape[0] == 60
 
 
-def test_unknown_profile_falls_back_to_default(unitalker_server) -> None:
+def test_unknown_avatar_names_fall_back_other_unknown_names_are_refused(
+    unitalker_server, caplog
+) -> None:
+    """v1's one exception to "unknown names are refused": avatar-like names (the
+    original's clients send names like KQ-default) get the default profile, logged."""
     pcm = pcm16(speechlike(1.0))
-    result = asyncio.run(stream_pcm(pcm, url=unitalker_server.ws_url, profile="no-such-avatar"))
+    with caplog.at_level("WARNING", logger="audio2face.profiles"):
+        result = asyncio.run(stream_pcm(pcm, url=unitalker_server.ws_url, profile="no-such-avatar"))
     assert result.frames == 30
-    assert len(result.names) == 52
+    assert len(result.names) == 52  # the default profile's names say which one answered
+    assert "'no-such-avatar' not usable" in caplog.text and "falling back" in caplog.text
+    with pytest.raises(StreamError) as refused:
+        asyncio.run(stream_pcm(pcm, url=unitalker_server.ws_url, profile="bogus"))
+    assert refused.value.code == 1008
+    assert refused.value.reason.startswith("unknown profile 'bogus'; known: [")
 
 
 def test_close_without_end_cleans_up(unitalker_server) -> None:
