@@ -1,7 +1,7 @@
 """``audio2face`` command line: a thin layer over the library API.
 
 Commands: ``serve``, ``convert``, ``stream``, ``phonemes``, ``models``, ``quantize``,
-``bench``. Every ``serve`` flag can also be set with an ``AUDIO2FACE_*`` environment
+``live`` (:mod:`audio2face.live.cli`), ``bench``. Every ``serve`` flag can also be set with an ``AUDIO2FACE_*`` environment
 variable (flags win).
 
 Errors are one line on stderr, ``audio2face: error: <what is wrong>; <what to do>``.
@@ -19,21 +19,19 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from audio2face.settings import DEFAULT_PORT, Settings
 
 if TYPE_CHECKING:
-    from audio2face.profiles import Profile
-    from audio2face.types import Engine
+    pass
 
 logger = logging.getLogger("audio2face.cli")
 
 TOKEN_ENV = "AUDIO2FACE_AUTH_TOKEN"
 """The server's token setting; ``stream`` sends it when ``--token`` is not given."""
-PROBE_SECONDS = 0.2
 """Silence that ``models`` runs through each profile to prove it works."""
 TIMINGS_FORMAT = '{"phones": [[start_s, end_s, "AA"], ...], "duration_s": 1.2}'
 
@@ -205,7 +203,7 @@ def read_timings(path: Path) -> tuple[list[tuple[float, float, str]], float]:
             raise ValueError(f"{where}: phones[{i}] has non-numeric times {row[:2]!r}") from None
         try:
             normalize_phone(row[2])
-        except KeyError:
+        except UnknownNameError:
             raise UnknownNameError(
                 "phone", row[2], list(PHONES), where=f"{where} phones[{i}]",
                 hint="ARPAbet labels; stress digits (AA1) are allowed",
@@ -219,11 +217,13 @@ def read_timings(path: Path) -> tuple[list[tuple[float, float, str]], float]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from audio2face.engines.loading import try_load_engines
     from audio2face.profiles import ProfileRegistry
     from audio2face.profiles.model import EngineName
+    from audio2face.runtime import probe_profile
 
     settings = _settings_from(args, profile_is_default=True)
-    engines, errors = load_engines_separately(settings)
+    engines, errors = try_load_engines(settings)
     # Every engine name, so the registry lists all profiles; availability is tested here.
     registry = ProfileRegistry(
         engines=get_args(EngineName),
@@ -270,76 +270,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_engines_separately(settings: Settings) -> tuple[dict[str, Engine], dict[str, str]]:
-    """Each engine the settings ask for, loaded on its own so one that fails (a missing
-    UniTalker file) does not hide the others: ``(loaded, {name: why not})``.
-
-    Mirrors :func:`audio2face.engines.loading.load_engines`, which stops at the first
-    failure."""
-    from audio2face.engines.default import load_default_engine
-    from audio2face.engines.loading import load_unitalker_engine, ort_options, unitalker_model_path
-    from audio2face.engines.phonemes import PhonemeEngine
-    from audio2face.errors import Audio2FaceError
-    from audio2face.runtime import engine_hint
-
-    loaders: dict[str, Callable[[], Engine]] = {
-        "default": lambda: load_default_engine(
-            settings.default_model,
-            ort_options(settings, intra_op_threads=settings.default_model_threads),
-            workers=settings.inference_workers,
-        ),
-        "phonemes": PhonemeEngine,
-    }
-    unitalker = unitalker_model_path(settings)
-    if unitalker is not None:
-        loaders["unitalker"] = lambda: load_unitalker_engine(settings, unitalker)
-    engines: dict[str, Engine] = {}
-    errors: dict[str, str] = {}
-    for name, load in loaders.items():
-        try:
-            engines[name] = load()
-        except (Audio2FaceError, ValueError, OSError) as exc:
-            errors[name] = one_line(exc)
-    if unitalker is None:
-        errors["unitalker"] = f"no model configured; {engine_hint('unitalker')}"
-    return engines, errors
-
-
-def probe_profile(
-    profile: Profile, engines: Mapping[str, Engine], errors: Mapping[str, str]
-) -> str | None:
-    """Why ``profile`` cannot run here, or None: its engine must be loaded, its chain
-    must bind to the engine's outputs, and a short stream must give the frame count of
-    the profile's fps."""
-    import numpy as np
-
-    from audio2face.streaming.session import Session
-    from audio2face.types import frames_for_samples
-
-    engine = engines.get(profile.engine)
-    if engine is None:
-        return (
-            f"engine {profile.engine!r} not loaded: {errors.get(profile.engine, 'unknown engine')}"
-        )
-    try:
-        chain = profile.build_chain(engine.output_names)
-        session = Session(
-            engine, chain.new_stream(0), names=chain.output_names, fps=profile.fps,
-            input_rate=engine.sample_rate,
-        )  # fmt: skip
-        n = round(PROBE_SECONDS * engine.sample_rate)
-        frames = len(session.push(np.zeros(n, np.float32))) + len(session.finish())
-    except Exception as exc:  # any failure here is what convert would meet
-        return one_line(exc)
-    expected = frames_for_samples(n, engine.sample_rate, profile.fps)
-    if frames != expected:
-        return (
-            f"{profile.fps:g} fps: {frames} frames for {PROBE_SECONDS:g} s instead of "
-            f"{expected}; engine {profile.engine!r} runs at {engine.fps:g} fps"
-        )
-    return None
-
-
 def cmd_quantize(args: argparse.Namespace) -> int:
     from audio2face.engines.quantize import format_result, quantize_unitalker
 
@@ -366,11 +296,15 @@ class Parser(argparse.ArgumentParser):
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: X)`` where there is a default worth showing."""
+    """Shows ``(default: X)`` where there is a default worth showing and the help text
+    does not already say it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
         if action.default in (None, False, "") or action.default is argparse.SUPPRESS:
-            return action.help or ""
+            return text
+        if "default" in text.lower():
+            return text
         return super()._get_help_string(action) or ""
 
 
@@ -499,6 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quant.set_defaults(func=cmd_quantize)
 
+    from audio2face.live import cli as live_cli
+
+    live_cli.add_arguments(command("live", live_cli.HELP))  # sets func
+
     bench = sub.add_parser("bench", help="latency/throughput benchmark (see --help)")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
@@ -553,7 +491,10 @@ def describe(exc: BaseException) -> tuple[str, int]:
         name = f"{exc.filename}: " if exc.filename else ""
         return f"{name}{exc.strerror or one_line(exc)}", 2 if exc.filename else 1
     if isinstance(exc, ImportError):
-        return f"{one_line(exc)}; is audio2face installed with the extra this needs?", 1
+        text = one_line(exc)
+        if "pip install" not in text:
+            text += "; is audio2face installed with the extra this needs (pip install ...)?"
+        return text, 1
     return (
         f"unexpected {type(exc).__name__}: {one_line(exc)} (a bug; rerun with --debug and "
         "report the traceback)",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 from tqdm import tqdm
 
-from audio2face.engines.loading import load_engines
+from audio2face.engines.loading import UNITALKER_HINT, load_engines
 from audio2face.errors import UnknownNameError
 from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
@@ -43,9 +43,10 @@ from audio2face.types import (
     FloatArray,
     FrameBatch,
     Phone,
+    frames_for_samples,
 )
 
-__all__ = ["Runtime", "batch_observer", "engine_hint", "run_sync", "speak"]
+__all__ = ["Runtime", "batch_observer", "engine_hint", "probe_profile", "run_sync", "speak"]
 
 if TYPE_CHECKING:
     from audio2face.engines.phonemes.espeak import Synthesis
@@ -334,8 +335,38 @@ def batch_observer(metrics: Metrics, engine: str) -> BatchObserver:
 def engine_hint(engine: str) -> str:
     """What a user should do to get ``engine`` loaded."""
     if engine == "unitalker":
-        return (
-            "download unitalker_v0.4.0_base.onnx and put it in weights/ or point "
-            "AUDIO2FACE_UNITALKER_MODEL (or `--unitalker-model PATH`) at it"
-        )
+        return UNITALKER_HINT
     return "check the server log for why it failed to load"
+
+
+PROBE_SECONDS = 0.2
+
+
+def probe_profile(
+    profile: Profile, engines: Mapping[str, Engine], errors: Mapping[str, str] | None = None
+) -> str | None:
+    """Why ``profile`` cannot run with ``engines``, or ``None``: its engine must be
+    loaded, its chain must bind to the engine's outputs, and a short stream of silence
+    must give the frame count of the profile's fps. ``errors`` says why engines failed
+    to load (:func:`~audio2face.engines.loading.try_load_engines`)."""
+    engine = engines.get(profile.engine)
+    if engine is None:
+        why = (errors or {}).get(profile.engine, "unknown engine")
+        return f"engine {profile.engine!r} not loaded: {why}"
+    try:
+        chain = profile.build_chain(engine.output_names)
+        session = Session(
+            engine, chain.new_stream(0), names=chain.output_names, fps=profile.fps,
+            input_rate=engine.sample_rate,
+        )  # fmt: skip
+        n = round(PROBE_SECONDS * engine.sample_rate)
+        frames = len(session.push(np.zeros(n, np.float32))) + len(session.finish())
+    except Exception as exc:  # any failure here is what a stream would meet
+        return " ".join((str(exc) or type(exc).__name__).split())
+    expected = frames_for_samples(n, engine.sample_rate, profile.fps)
+    if frames != expected:
+        return (
+            f"{profile.fps:g} fps: {frames} frames for {PROBE_SECONDS:g} s instead of "
+            f"{expected}; engine {profile.engine!r} runs at {engine.fps:g} fps"
+        )
+    return None

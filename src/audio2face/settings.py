@@ -62,7 +62,9 @@ class Settings(BaseSettings):
 
     # --- profiles and models -----------------------------------------------------
     default_profile: str = Field(
-        "arkit", description="Profile for requests with an empty or unknown profile_name."
+        "arkit",
+        description="Profile for requests with an empty profile_name (and, on protocol v1, "
+        "unknown avatar names such as KQ-default).",
     )
     profile_dir: Path | None = Field(
         None, description="Directory of user profile TOML files (override built-ins)."
@@ -174,6 +176,76 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(
         10.0, ge=0.0, description="On SIGTERM, how long in-flight streams may finish."
     )
+    max_name_chars: int = Field(
+        128, ge=8, le=4096,
+        description="Longest name a client may send (profile, emotion); longer ones are "
+        "refused (1008). Client text in logs and close reasons is cut to this length.",
+    )  # fmt: skip
+    max_messages_per_s: float = Field(
+        1000.0, gt=0.0,
+        description="Messages per second one WebSocket may send (bursts up to twice that); "
+        "more are refused (1008).",
+    )  # fmt: skip
+    min_body_s: float = Field(
+        0.02, ge=0.0, le=1.0,
+        description="Bodies carrying less audio than this are joined before they reach the "
+        "engine (0: each body is pushed as it comes).",
+    )  # fmt: skip
+    min_audio_rate: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Seconds of audio per second a stream must send to keep its slot: each "
+        "second of audio keeps it open 1/min_audio_rate s, at most idle_timeout_s (0: only "
+        "idle_timeout_s).",
+    )  # fmt: skip
+    handshake_timeout_s: float = Field(
+        10.0, gt=0.0,
+        description="Longest wait for a request's headers and for a WebSocket's first "
+        "message (ChunkStart, start).",
+    )  # fmt: skip
+    max_write_buffer_bytes: int = Field(
+        1024 * 1024, ge=64 * 1024,
+        description="Unsent bytes (frames, pongs) one connection may hold; a client past it "
+        "does not read and is disconnected.",
+    )  # fmt: skip
+    max_connections: int = Field(
+        0, ge=0,
+        description="Open TCP connections, all kinds; more are dropped at once (0: 90% of "
+        "the descriptor limit, raised to its hard limit at start).",
+    )  # fmt: skip
+    connection_reserve: int = Field(
+        16, ge=0,
+        description="The last connections below max_connections serve only /health, "
+        "/ready and /metrics (others get 503).",
+    )  # fmt: skip
+    max_lag_s: float = Field(
+        2.0, gt=0.0,
+        description="A live stream more than this behind real time (overload) is closed "
+        "with 1013 instead of falling further behind.",
+    )  # fmt: skip
+    capacity_target: float = Field(
+        0.9, ge=0.0, le=1.0,
+        description="Share of the measured inference capacity that streams may take; a "
+        "stream past it is refused with 1013 (0: no capacity check, only max_streams).",
+    )  # fmt: skip
+    max_uploads: int = Field(
+        2, ge=1, description="Uploads (POST /api/v1/animate) animated at once."
+    )
+    max_upload_queue: int = Field(
+        8, ge=0, description="Uploads waiting for a turn; more get 503."
+    )
+    max_upload_samples: int = Field(
+        28_800_000, ge=16_000,
+        description="Largest upload, in samples before mixing to mono (channels x rate x "
+        "seconds), checked before decoding (413 beyond).",
+    )  # fmt: skip
+    upload_channels: tuple[int, ...] = Field(
+        (1, 2), description="Channel counts an upload may have (mixed to mono); others get 400."
+    )
+    upload_formats: tuple[str, ...] = Field(
+        ("WAV", "FLAC", "OGG"),
+        description="Container formats an upload may use (libsndfile names: WAV, FLAC, OGG, "
+        "MP3, AIFF, ...); others get 415.",
+    )  # fmt: skip
 
     # --- security ----------------------------------------------------------------
     auth_token: SecretStr | None = Field(

@@ -188,3 +188,26 @@ def test_usage_errors_are_one_line_with_a_pointer_to_help(
     err = capsys.readouterr().err
     assert info.value.code == 2
     assert len(err.strip().splitlines()) == 1 and expected in err and "--help`" in err
+
+
+def test_errors_that_reach_the_cli_directly_are_described() -> None:
+    """The v1 client wraps websockets' errors; anything that gets past it (another client
+    path, a library bug) still ends as one line saying what to check."""
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus, InvalidURI
+    from websockets.http11 import Response
+
+    from audio2face.cli import describe
+
+    status = InvalidStatus(Response(403, "Forbidden", Headers()))
+    cases = [
+        (InvalidURI("wss//x", "no scheme"), "not a WebSocket URL"),
+        (status, "handshake failed"),
+        (ConnectionRefusedError(111, "Connection refused"), "is the server running"),
+        (FileNotFoundError(2, "No such file or directory", "x.json"), "x.json: No such file"),
+        (KeyError("boom"), "unexpected KeyError"),
+    ]
+    for exc, expected in cases:
+        message, rc = describe(exc)
+        assert expected in message and "\n" not in message and rc in (1, 2), (exc, message)
+    assert "--debug" in describe(KeyError("boom"))[0]

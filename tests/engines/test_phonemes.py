@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from audio2face.engines.phonemes import PhonemeEngine, default_synthesizer, synthesize
 from audio2face.engines.phonemes.visemes import VisemeTablesModel
+from audio2face.errors import UnknownNameError
 from audio2face.rigs import ARKIT_52
 from audio2face.types import Engine, EngineStream, frames_for_samples
 
@@ -106,7 +107,7 @@ def test_stream_waits_for_phones() -> None:
     assert len(s.push(np.zeros(0, np.float32))) == 30
     with pytest.raises(ValueError, match="time order"):
         s.push_phones([(1.0, 1.2, "B")])
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownNameError, match="unknown phone 'XX'; known: "):
         s.push_phones([(2.0, 2.1, "XX")])
 
 

@@ -66,11 +66,15 @@ def test_everything_off_is_the_profile_as_it_was(registry, name: str) -> None:
     data["steps"] = [s for s in data["steps"] if s["type"] not in new]
     old = parse_profile(data, base_dir=BUILTIN_DIR, source="test").build_chain()
     chain = profile.build_chain()
-    emotion = profile.emotions[0] if profile.emotions else None
-    off = StreamOptions.all_off()
+    emotion = "happiness_2" if "happiness_2" in profile.emotions else None
+    # "emotion" (the offset presets) is an old feature: kept on, as the old profile has it.
+    off = StreamOptions(off=frozenset(FEATURES) - {"emotion"})
     got = stream_out(chain, [13, 50], 5, off, emotion)
-    want = old.new_stream(5)(RAW, emotion)
+    want = stream_out(old, [13, 50], 5, StreamOptions(), emotion)
     np.testing.assert_array_equal(got, want)
+    everything = stream_out(chain, [13, 50], 5, StreamOptions.all_off(), emotion)
+    if name == "mmd":
+        assert not np.array_equal(everything, want)  # and "emotion" off drops the preset
 
 
 def test_alive_features_change_the_face_but_not_the_lips(registry) -> None:
@@ -132,7 +136,9 @@ def test_emotion_keys_ramp_between_intensity_levels(registry) -> None:
     out = smile(stream(x), chain)
     assert (out[:30] == 0).all()
     assert out[60:].min() == pytest.approx(levels[1], abs=1e-6)
-    np.testing.assert_allclose(out[45], levels[1] / 2, atol=1e-6)  # half way up the ramp
+    # Half way up the ramp the intensity is 0.25: level 1 of 4.
+    np.testing.assert_allclose(out[45], levels[0], atol=1e-6)
+    assert 0 < out[40] < levels[0] < out[50] < levels[1]
     s2 = chain.new_stream(0, off)
     s2.add_emotion_key(0.0, "happiness", 0.375, ramp_s=0.0)  # between levels 1 and 2
     np.testing.assert_allclose(smile(s2(x[:2]), chain), (levels[0] + levels[1]) / 2, atol=1e-6)
@@ -152,7 +158,8 @@ def test_emotion_keys_cross_fade_and_survive_any_chunking(registry) -> None:
     whole = run([])
     np.testing.assert_array_equal(whole, run([7, 8, 61, 100]))
     trouble = chain.output_names.index("困る")
-    assert whole[75, trouble] == 0 and whole[120, trouble] > 0  # sadness fades in
+    assert whole[120, trouble] > whole[55, trouble]  # sadness fades in
+    assert smile(whole, chain)[140] < smile(whole, chain)[55]  # happiness fades out
 
 
 def test_emotion_key_names_are_checked(registry) -> None:

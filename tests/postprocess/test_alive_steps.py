@@ -249,9 +249,9 @@ def test_tongue_shows_on_th_and_not_on_s() -> None:
     step = bind({"type": "tongue"})
     for text, wants in (("Think through those three thin things.", True),
                         ("Sue sees six small sacks of rice.", False)):  # fmt: skip
-        s = espeak.synthesize(text, espeak.SynthOptions(voice="en-us+m3"))
+        s = espeak.synthesize(text, espeak.SynthOptions(voice="en-us"))
         audio = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
         p = prosody_of(audio)
         out = run(step, np.zeros((len(p), 52), np.float32), p)[:, COL["tongueOut"]]
         shown = float((out > 0.1).mean())
-        assert (shown > 0.05) if wants else (shown < 0.02), (text, shown)
+        assert (shown > 0.15) if wants else (shown < 0.02), (text, shown)

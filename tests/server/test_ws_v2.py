@@ -16,7 +16,6 @@ from v1_client import pcm16, speechlike
 from audio2face.client import stream_pcm
 from audio2face.client_v2 import V2Client, V2Options, V2Result, V2StreamError
 from audio2face.protocol.v2 import (
-    EmotionSpec,
     EndReply,
     ErrorReply,
     FlushedReply,
@@ -171,7 +170,8 @@ def test_v1_and_v2_streams_at_once_do_not_affect_each_other(server) -> None:
 
     async def both():
         return await asyncio.gather(
-            stream_pcm(pcm, url=v1_url), V2Client(v2_url(server)).run([pcm], V2Options(output="binary"))
+            stream_pcm(pcm, url=v1_url),
+            V2Client(v2_url(server)).run([pcm], V2Options(output="binary")),
         )
 
     alone_v1 = run(stream_pcm(pcm, url=v1_url))
@@ -262,7 +262,9 @@ def test_web_ui_off(auth_server) -> None:
     assert r.status_code == 404
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     messages=st.lists(
         st.one_of(

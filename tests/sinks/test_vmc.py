@@ -127,3 +127,11 @@ def test_vmc_paced_real_time_for_three_seconds() -> None:
     assert np.percentile(arrivals - due, 95) < 0.040
     rate = 89 / (arrivals[-1] - arrivals[0])
     assert 29.0 < rate < 31.0
+
+
+def test_localhost_reaches_an_ipv4_receiver() -> None:
+    with VmcReceiver() as rx:
+        sink = VmcSink(VRM, VmcNames.load("vrm1"), VmcOptions(UdpTarget("localhost", rx.port)))
+        sink.send(0, np.full(len(VRM), 0.5, np.float32), 0.0)
+        sink.close()
+        assert len(rx.wait_frames(1)) == 1

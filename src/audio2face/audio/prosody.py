@@ -371,7 +371,10 @@ class ProsodyTracker:
         lag = idx + np.clip(shift, -0.5, 0.5)
         voiced = (peak > o.voicing_threshold) & (rms_db > o.speech_floor_db)
         f0 = np.where(voiced, self.sample_rate / lag, 0.0)
-        band_power = psd @ an.bands + 1e-12
+        # Row by row: a matrix product's rows can differ in the last bit with the
+        # number of rows (BLAS picks kernels by shape), which would make the features
+        # depend on how frames were chunked.
+        band_power = np.stack([row @ an.bands for row in psd]) + 1e-12
         logb = np.log(band_power)
         logb -= logb.mean(axis=1, keepdims=True)
         return (

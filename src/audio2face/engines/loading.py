@@ -8,9 +8,11 @@ schedulers take small frozen option objects (:class:`OrtOptions`,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from audio2face.engines.onnx import OrtOptions
+from audio2face.errors import Audio2FaceError
 from audio2face.settings import Settings
 from audio2face.streaming.segmenter import SilenceOptions
 from audio2face.streaming.window import WindowOptions
@@ -21,6 +23,7 @@ __all__ = [
     "load_unitalker_engine",
     "ort_options",
     "silence_options",
+    "try_load_engines",
     "unitalker_model_path",
     "window_options",
 ]
@@ -29,6 +32,10 @@ logger = logging.getLogger("audio2face.engines")
 
 WEIGHTS_FILE = Path("weights") / "unitalker_v0.4.0_base.onnx"
 """Where the original service's quick start put UniTalker (``-v $PWD/weights:...``)."""
+UNITALKER_HINT = (
+    "download unitalker_v0.4.0_base.onnx and put it in weights/ or point "
+    "AUDIO2FACE_UNITALKER_MODEL (or `--unitalker-model PATH`) at it"
+)
 
 
 def ort_options(settings: Settings, *, intra_op_threads: int | None = None) -> OrtOptions:
@@ -85,6 +92,38 @@ def load_unitalker_engine(settings: Settings, path: Path | None = None) -> Engin
     return ScheduledEngine(
         "unitalker", model, schedule, attach_observer=model.attach_batch_observer
     )
+
+
+def try_load_engines(settings: Settings) -> tuple[dict[str, Engine], dict[str, str]]:
+    """Each engine the settings ask for, loaded on its own, so one that fails (a missing
+    UniTalker file) does not hide the others: ``(loaded, {name: why not})``. An engine
+    that is not configured at all is listed with what to do to get it."""
+    from audio2face.engines.default import load_default_engine
+    from audio2face.engines.phonemes import PhonemeEngine
+
+    loaders: dict[str, Callable[[], Engine]] = {
+        "default": lambda: load_default_engine(
+            settings.default_model,
+            ort_options(settings, intra_op_threads=settings.default_model_threads),
+            workers=settings.inference_workers,
+        ),
+        "phonemes": PhonemeEngine,
+    }
+    unitalker = unitalker_model_path(settings)
+    if unitalker is not None:
+        loaders["unitalker"] = lambda: load_unitalker_engine(settings, unitalker)
+    engines: dict[str, Engine] = {}
+    errors: dict[str, str] = {}
+    for name, load in loaders.items():
+        try:
+            engines[name] = load()
+        except (Audio2FaceError, ValueError, OSError) as exc:
+            errors[name] = " ".join((str(exc) or type(exc).__name__).split())
+    if unitalker is None:
+        errors["unitalker"] = f"no model configured; {UNITALKER_HINT}"
+    elif settings.unitalker_model is None and "unitalker" in engines:
+        logger.info("found %s: enabling the unitalker engine", unitalker)
+    return engines, errors
 
 
 def load_engines(settings: Settings) -> dict[str, Engine]:

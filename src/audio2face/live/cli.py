@@ -188,6 +188,7 @@ async def _live(args: argparse.Namespace) -> int:
         block_s=args.block_ms / 1000,
         delay_s=None if args.delay_ms is None else args.delay_ms / 1000,
         fps=args.fps,
+        duration_s=args.duration,
     )
     profile, vmc_names = _profile_and_names(args)
     if args.vmc is None and args.livelink is None and args.output is None:
@@ -224,8 +225,6 @@ async def _live(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
         loop.add_signal_handler(signal.SIGINT, on_signal)
-    if args.duration is not None:
-        loop.call_later(args.duration, live.stop)
     print(f"live: {source.description} -> {backend.description}", file=sys.stderr)
     status = StatusLine(live, sys.stderr) if not args.quiet and sys.stderr.isatty() else None
     status_task = asyncio.create_task(status.loop()) if status is not None else None

@@ -61,6 +61,8 @@ class LiveOptions:
     """Headroom for inference time in the automatic delay."""
     fps: float | None = None
     """Output frame rate; ``None``: the profile's. Other rates are resampled."""
+    duration_s: float | None = None
+    """Stop after this much audio (``None``: when the source ends or on :meth:`LiveRun.stop`)."""
     frame_queue_s: float = 10.0
     """Frames made but not yet sent, in seconds, before the model waits for the pacer."""
 
@@ -71,6 +73,8 @@ class LiveOptions:
             raise ValueError(f"delay must be 0..10 s, got {self.delay_s}")
         if self.fps is not None and not (math.isfinite(self.fps) and 0 < self.fps <= 1000):
             raise ValueError(f"fps must be in (0, 1000], got {self.fps}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ValueError(f"duration must be > 0 s, got {self.duration_s}")
         if not self.frame_queue_s > 0:
             raise ValueError("frame_queue_s must be > 0")
 
@@ -175,17 +179,29 @@ class LiveRun:
         return self.stats
 
     async def _feed(self, stream: LiveStream, player: Player | None) -> None:
-        async for block in self.source.blocks():
-            if self._origin is None:
-                self._origin = block.captured
+        async with contextlib.aclosing(self.source.blocks()) as blocks:
+            async for block in blocks:
+                if self._origin is None:
+                    self._origin = block.captured
+                    if player is not None:
+                        player.start(block.captured)
+                    self._origin_set.set()
+                audio = block.audio
+                limit = self.options.duration_s
+                if limit is not None:
+                    left = round(limit * self.source.rate) - round(
+                        self.stats.seconds_in * self.source.rate
+                    )
+                    audio = audio[: max(0, left)]
+                self.stats.level_dbfs = level_dbfs(audio)
+                self.stats.seconds_in += audio.shape[0] / self.source.rate
                 if player is not None:
-                    player.start(block.captured)
-                self._origin_set.set()
-            self.stats.level_dbfs = level_dbfs(block.audio)
-            self.stats.seconds_in += block.audio.shape[0] / self.source.rate
-            if player is not None:
-                player.write(block.audio)
-            await stream.push(block.audio)
+                    player.write(audio)
+                if audio.shape[0]:
+                    await stream.push(audio)
+                if audio.shape[0] < block.audio.shape[0]:
+                    self.source.stop()
+                    break
         self._origin_set.set()  # an empty source: let the other tasks end
         await stream.finish()
 

@@ -9,15 +9,17 @@ first block's time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import os
 import struct
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,7 +57,7 @@ class AudioSource(Protocol):
     @property
     def description(self) -> str: ...
 
-    def blocks(self) -> AsyncIterator[AudioBlock]:
+    def blocks(self) -> AsyncGenerator[AudioBlock, None]:
         """The audio, block by block, until the source ends (or :meth:`stop`)."""
         ...
 
@@ -99,7 +101,7 @@ class FileSource:
     def description(self) -> str:
         return f"file {self.path.name} ({self.audio.shape[0] / self._rate:.1f} s)"
 
-    async def blocks(self) -> AsyncIterator[AudioBlock]:
+    async def blocks(self) -> AsyncGenerator[AudioBlock, None]:
         origin = self.clock.now()
         for start in range(0, self.audio.shape[0], self.block):
             if self._stopped:
@@ -142,8 +144,13 @@ class StdinSource:
     """Raw little-endian 16-bit PCM from a pipe at ``--rate`` (a WAV header, as
     ``espeak-ng --stdout`` writes one, is recognised and sets the rate itself).
 
-    A pipe arrives as fast as its writer makes it; block ``i``'s time is
+    A daemon thread reads the pipe, so a stop never waits on a writer that says nothing;
+    its queue is bounded, so a fast writer is held back by the pipe (backpressure). A
+    pipe arrives as fast as its writer makes it; block ``i``'s time is
     ``origin + i * block_s`` (stream time), so frames still leave in real time."""
+
+    READ_BYTES = 65536
+    QUEUE_READS = 64
 
     def __init__(
         self,
@@ -151,16 +158,18 @@ class StdinSource:
         block_s: float,
         *,
         channels: int = 1,
-        stream: BinaryIO | None = None,
+        fd: int | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._stream = stream if stream is not None else sys.stdin.buffer
+        self._fd = fd if fd is not None else sys.stdin.fileno()
         self._fmt = PcmFormat(sample_rate=rate or 0, sample_width=2, n_channels=channels)
         self.block_s = block_s
         self.clock: Clock = clock or MonotonicClock()
-        self._stopped = threading.Event()
         self._pending = b""
+        self._eof = False
         self._known = rate is not None
+        self._queue: asyncio.Queue[bytes] | None = None
+        self._stop = asyncio.Event()
 
     @property
     def rate(self) -> int:
@@ -170,53 +179,83 @@ class StdinSource:
     def description(self) -> str:
         return f"stdin ({self.rate} Hz, {self._fmt.n_channels} ch, 16-bit)"
 
-    def _read(self, n: int) -> bytes:
-        return self._stream.read(n) or b""
+    def _start_reader(self) -> asyncio.Queue[bytes]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(self.QUEUE_READS)
+
+        def read() -> None:
+            while True:
+                try:
+                    data = os.read(self._fd, self.READ_BYTES)
+                except OSError:
+                    data = b""
+                try:
+                    asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+                except (RuntimeError, concurrent.futures.CancelledError):
+                    return  # the loop is gone: nobody reads any more
+                if not data:
+                    return
+
+        threading.Thread(target=read, name="a2f-stdin", daemon=True).start()
+        return queue
+
+    async def _more(self) -> bool:
+        """Append the next read to the pending bytes; False at the end (EOF or stop)."""
+        if self._eof or self._stop.is_set():
+            return False
+        if self._queue is None:
+            self._queue = self._start_reader()
+        getter = asyncio.ensure_future(self._queue.get())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait((getter, stopper), return_when=asyncio.FIRST_COMPLETED)
+        for task in (getter, stopper):
+            if not task.done():
+                task.cancel()
+        if not getter.done() or getter.cancelled():
+            return False
+        data = getter.result()
+        if not data:
+            self._eof = True
+            return False
+        self._pending += data
+        return True
 
     async def open(self) -> None:
         """Read far enough to know the rate (a WAV header), before the stream opens."""
-        head = await asyncio.to_thread(self._read, 44)
-        wav = parse_wav_header(head)
-        if wav is None and head.startswith(b"RIFF"):  # a longer header (LIST chunks)
-            head += await asyncio.to_thread(self._read, 4096 - len(head))
-            wav = parse_wav_header(head)
+        while len(self._pending) < 44 and await self._more():
+            pass
+        wav = parse_wav_header(self._pending)
+        while wav is None and self._pending.startswith(b"RIFF") and len(self._pending) < 4096:
+            if not await self._more():  # a longer header (LIST chunks before the data)
+                break
+            wav = parse_wav_header(self._pending)
         if wav is not None:
             self._fmt, skip = wav
-            self._pending = head[skip:]
+            self._pending = self._pending[skip:]
         elif not self._known:
             raise ValueError(
                 "--stdin needs --rate R for raw PCM (only a WAV stream carries its rate)"
             )
-        else:
-            self._pending = head
 
-    async def blocks(self) -> AsyncIterator[AudioBlock]:
+    async def blocks(self) -> AsyncGenerator[AudioBlock, None]:
         step = max(1, round(self.block_s * self.rate)) * self._fmt.frame_bytes
         origin: float | None = None
         samples = 0
-        while not self._stopped.is_set():
-            if len(self._pending) < step:
-                data = await asyncio.to_thread(self._read, step)
-                if not data:
-                    break
-                self._pending += data
-                if len(self._pending) < step:
-                    continue
-            take = self._pending[:step]
-            self._pending = self._pending[step:]
+        while True:
+            while len(self._pending) < step and await self._more():
+                pass
+            whole = min(step, len(self._pending) - len(self._pending) % self._fmt.frame_bytes)
+            if whole <= 0 or self._stop.is_set():
+                return
+            take, self._pending = self._pending[:whole], self._pending[whole:]
             audio = decode_pcm(take, self._fmt)
             if origin is None:
                 origin = self.clock.now()
             yield AudioBlock(audio, origin + samples / self.rate)
             samples += audio.shape[0]
-        whole = len(self._pending) - len(self._pending) % self._fmt.frame_bytes
-        if whole and origin is not None and not self._stopped.is_set():
-            yield AudioBlock(
-                decode_pcm(self._pending[:whole], self._fmt), origin + samples / self.rate
-            )
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._stop.set()
 
 
 class MicSource:
@@ -254,7 +293,7 @@ class MicSource:
     def description(self) -> str:
         return f"mic {self.device_name} ({self._rate} Hz)"
 
-    async def blocks(self) -> AsyncIterator[AudioBlock]:
+    async def blocks(self) -> AsyncGenerator[AudioBlock, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[AudioBlock | None] = asyncio.Queue(self.max_blocks)
         self._queue = queue
@@ -292,5 +331,7 @@ class MicSource:
 
     def stop(self) -> None:
         if self._queue is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+            if self._queue.full():  # make room: the stop must get through
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._queue.get_nowait()
+            self._queue.put_nowait(None)

@@ -60,7 +60,10 @@ class TongueModel:
 
     def probability(self, features: FloatArray) -> FloatArray:
         z = (features - self.mean) / self.std
-        return (1.0 / (1.0 + np.exp(-(z @ self.weights + self.bias)))).astype(np.float32)
+        # An elementwise product and a row sum, not a matrix product: the result of
+        # each row must not depend on how many rows there are (chunking).
+        logit = (z * self.weights).sum(axis=1) + self.bias
+        return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
 
     @classmethod
     def from_json(cls, data: dict, source: str) -> TongueModel:
@@ -123,7 +126,7 @@ class TongueOptions(StepOptions):
     name: str = "tongueOut"
     model: str | None = None  # a JSON file like the built-in one; None: built-in
     gain: float = Field(0.6, ge=0.0, le=1.0)
-    threshold: float = Field(0.8, ge=0.0, lt=1.0)
+    threshold: float = Field(0.9, ge=0.0, lt=1.0)
     attack_s: float = Field(0.02, gt=0.0, le=1.0)
     release_s: float = Field(0.06, gt=0.0, le=1.0)
 

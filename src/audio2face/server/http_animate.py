@@ -135,7 +135,7 @@ def _decode(data: bytes, settings: Settings) -> tuple[FloatArray, int]:
         raise AudioFormatError(
             f"audio of {info.duration:.1f} s exceeds max_utterance_s={settings.max_utterance_s:g}"
         )
-    return read_audio(io.BytesIO(data))
+    return read_audio(io.BytesIO(data), name="the request body")
 
 
 def _encode(batch: FrameBatch, fmt: str) -> bytes:

@@ -60,6 +60,9 @@ def open_udp(target: UdpTarget) -> tuple[socket.socket, tuple[str, int]]:
         raise ValueError(
             f"cannot resolve {target.host!r} ({exc.strerror}); check the host name"
         ) from None
+    # IPv4 first: "localhost" often resolves to ::1 first, while avatar apps listen on
+    # 0.0.0.0 (IPv4 only); an IPv6 literal still gets IPv6.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setblocking(False)

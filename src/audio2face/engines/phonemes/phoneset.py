@@ -9,6 +9,8 @@ French /y/ maps to ``UW`` (rounded) rather than ``IY``.
 
 from __future__ import annotations
 
+from audio2face.errors import UnknownNameError
+
 PHONES: tuple[str, ...] = (
     "SIL",
     "AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW",
@@ -31,10 +33,11 @@ VOWELS: frozenset[str] = frozenset(PHONES[1:16])
 
 
 def normalize_phone(label: str) -> str:
-    """Upper-case, strip ARPAbet stress digits; unknown labels raise ``KeyError``."""
+    """Upper-case, strip ARPAbet stress digits; unknown labels raise
+    :class:`~audio2face.errors.UnknownNameError` naming the known phones."""
     p = label.strip().upper().rstrip("012")
     if p in {"", "SP", "SIL", "PAU", "H#", "<SIL>", "+NSN+", "+SPN+", "_"}:
         return SILENCE
     if p not in PHONE_ID:
-        raise KeyError(f"{label!r} is not in the unified phone set {PHONES}")
+        raise UnknownNameError("phone", label, list(PHONES))
     return p

@@ -31,6 +31,7 @@ const state = {
   faceInput: new FaceInput([]),
   mode: "idle", // idle | mic | file | live (after an interrupt)
   mic: null,
+  flushedFrames: null, // the last flushed message's count
   sends: [], // [samples sent so far, performance.now()] for the latency readout
   latencyMs: null,
   player: null, // {context, source, startAt}
@@ -104,6 +105,7 @@ async function openStream() {
   state.timeline = new FrameTimeline(ready.names, ready.fps);
   state.faceInput = new FaceInput(ready.names);
   state.sends = [];
+  state.flushedFrames = null;
   state.latencyMs = null;
   state.plotNext = 0;
   plot.setNames(ready.names, ready.fps);
@@ -111,6 +113,7 @@ async function openStream() {
   ui.interrupt.disabled = false;
   client.addEventListener("frames", (e) => onFrames(e.detail));
   client.addEventListener("interrupted", (e) => setStatus(`interrupted at frame ${e.detail.frame}`));
+  client.addEventListener("flushed", (e) => { state.flushedFrames = e.detail.frames; });
   client.addEventListener("error", (e) => setStatus(`server: ${e.detail.message}`, true));
   client.addEventListener("close", (e) => {
     if (state.client === client) {
@@ -334,6 +337,8 @@ window.a2fDemo = {
   get mode() { return state.mode; },
   get framesReceived() { return state.timeline ? state.timeline.last + 1 : 0; },
   get latencyMs() { return state.latencyMs; },
+  get flushedFrames() { return state.flushedFrames; },
+  get playbackTime() { return state.player ? playbackTime() : null; },
   /** One channel of every frame received so far (null where a frame is missing). */
   series(name) {
     const n = state.timeline ? state.timeline.last + 1 : 0;
@@ -351,6 +356,7 @@ window.a2fDemo = {
     return row !== null;
   },
   resume() { state.frozen = false; },
+  vrmInfluences() { return state.vrmView ? state.vrmView.influences() : null; },
   stop: stopAll,
 };
 

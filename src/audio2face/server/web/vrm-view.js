@@ -62,6 +62,17 @@ export class VrmView {
     });
   }
 
+  /** Morph target weights of the avatar's meshes, by mesh name (for tests and debugging). */
+  influences() {
+    const out = {};
+    if (this.vrm) {
+      this.vrm.scene.traverse((o) => {
+        if (o.morphTargetInfluences) out[o.name || o.uuid] = Array.from(o.morphTargetInfluences);
+      });
+    }
+    return out;
+  }
+
   render() {
     if (this.vrm) this.vrm.update(this.clock.getDelta());
     this.renderer.render(this.scene, this.camera);
