@@ -34,6 +34,7 @@ import soundfile as sf
 
 from audio2face.audio.features import DEFAULT_FEATURES, log_mel
 from audio2face.engines.phonemes.phoneset import BILABIALS, normalize_phone
+from audio2face.errors import UnknownNameError
 from audio2face.rigs import ARKIT_52
 
 log = logging.getLogger("training.train")
@@ -69,7 +70,7 @@ def _frame_weights(phones: list[tuple[float, float, str]], n: int) -> npt.NDArra
     for s, e, p in phones:
         try:
             label = normalize_phone(p)
-        except KeyError:
+        except UnknownNameError:
             continue
         if label in BILABIALS:
             w[max(0, int(s * 100) - 1) : min(n, int(np.ceil(e * 100)) + 1)] = 4.0
