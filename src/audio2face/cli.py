@@ -280,9 +280,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from audio2face.bench import main as bench_main
+    from audio2face.bench import run
 
-    return bench_main(args.bench_args)
+    return run(args)
 
 
 # --- the parser -------------------------------------------------------------------------
@@ -437,8 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     live_cli.add_arguments(command("live", live_cli.HELP))  # sets func
 
-    bench = sub.add_parser("bench", help="latency/throughput benchmark (see --help)")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    from audio2face import bench as bench_cli
+
+    bench = sub.add_parser(
+        "bench", help="latency/throughput benchmark of a real server",
+        description=bench_cli.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    bench_cli.add_arguments(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 

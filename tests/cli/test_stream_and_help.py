@@ -66,3 +66,12 @@ def test_stream_help_shows_the_defaults(capsys) -> None:
     for expected in (f"(default: {DEFAULT_URL})", "(default: 40.0)", "(default: 30.0)",
                      "Authorization: Bearer", "AUDIO2FACE_AUTH_TOKEN", "no progress bar"):  # fmt: skip
         assert expected in text, expected
+
+
+def test_bench_has_real_options_and_help(capsys) -> None:
+    from audio2face.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert "--streams" in out and "--utterances" in out and "bench_args" not in out

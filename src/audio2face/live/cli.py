@@ -240,7 +240,8 @@ async def _live(args: argparse.Namespace) -> int:
             status_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await status_task
-            status.clear()  # type: ignore[union-attr]
+            if status is not None:
+                status.clear()
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGINT)
     print(summary(live), file=sys.stderr)

@@ -273,8 +273,9 @@ async def _gather_or_fail(tasks: list[asyncio.Task[None]]) -> None:
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = task.exception()
+            if error is not None:
+                raise error
     finally:
         for task in tasks:
             if not task.done():

@@ -21,6 +21,12 @@ A transport decodes and validates what its client sends, then talks to a
 * **Re-chunking**: with ``chunk_frames``, the frames of one run leave in multiples of
   it (the rest waits for the next piece), so the bodies a client sees do not depend on
   how the runner cut the audio.
+* **Lag bound** (live transports, :meth:`StreamRunner.bound_lag`): audio whose turn
+  comes more than ``max_lag_s`` after it was due in real time (its arrival, or its
+  place on the stream's clock for a client that sends ahead) means the engine cannot
+  keep up: the stream ends with :class:`~audio2face.errors.LimitExceededError` 1013
+  instead of falling further behind. A frame seconds late is worse than none for a
+  live face, and the backlog of one stream delays every other.
 * **Metrics**: audio in, frames out, latency from a body's arrival to its frames, and
   the time of pushes of engines that do not time their own model runs, reported to a
   :class:`StreamObserver` (the runtime connects it to Prometheus).
@@ -32,6 +38,7 @@ through the inbox bound, its producer).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,7 +47,7 @@ from types import TracebackType
 
 import numpy as np
 
-from audio2face.errors import StreamClosedError, UnknownNameError
+from audio2face.errors import LimitExceededError, StreamClosedError, UnknownNameError
 from audio2face.streaming.inbox import AudioInbox
 from audio2face.streaming.pusher import BatchPusher
 from audio2face.streaming.session import Session
@@ -69,10 +76,15 @@ class RunnerOptions:
     """Longest audio handed to one push: bounds the wait for a body's first frames."""
     chunk_frames: int | None = None
     """Frames of one run leave in multiples of this (``None``: as they come)."""
+    max_lag_s: float | None = None
+    """Longest lag behind real time before the stream is closed (``None``: no bound,
+    for files, where only throughput matters)."""
 
     def __post_init__(self) -> None:
         if self.max_buffered_s <= 0 or self.max_push_s <= 0:
             raise ValueError("max_buffered_s and max_push_s must be > 0")
+        if self.max_lag_s is not None and self.max_lag_s <= 0:
+            raise ValueError(f"max_lag_s must be > 0, got {self.max_lag_s}")
         if self.chunk_frames is not None and self.chunk_frames < 1:
             raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
 
@@ -143,6 +155,8 @@ class _Audio:
     audio: FloatArray
     emotion: str | None
     arrived: float
+    due: float = 0.0
+    """When real time reaches this audio: its arrival, or later for audio sent ahead."""
 
 
 @dataclass(slots=True)
@@ -202,6 +216,8 @@ class StreamRunner:
         self._inbox = AudioInbox(options.max_buffered_s, depth=observer.queue_depth)
         self._input_ended = False
         self._done = False
+        self._clock_start: float | None = None
+        self._pushed_s = 0.0
 
     # -- what the stream is -------------------------------------------------------------
     @property
@@ -225,6 +241,10 @@ class StreamRunner:
         """Audio queued and not yet pushed."""
         return self._inbox.seconds
 
+    def bound_lag(self, max_lag_s: float | None) -> None:
+        """Hold this stream to ``max_lag_s`` behind real time (``None``: no bound)."""
+        self.options = dataclasses.replace(self.options, max_lag_s=max_lag_s)
+
     # -- the producer side ---------------------------------------------------------------
     async def push(self, audio: FloatArray, emotion: str | None = None) -> None:
         """Queue mono float32 audio at the stream's input rate; waits while the inbox
@@ -235,7 +255,14 @@ class StreamRunner:
         seconds = audio.shape[0] / self.session.input_rate
         if self._observer.audio_in is not None:
             self._observer.audio_in(seconds)
-        await self._inbox.put(_Audio(audio, emotion or None, time.monotonic()), seconds)
+        now = time.monotonic()
+        if self._clock_start is None:
+            self._clock_start = now
+        # A client may send ahead of real time (a file): its audio is not late until
+        # its own place on the stream's clock has passed.
+        due = max(now, self._clock_start + self._pushed_s)
+        self._pushed_s += seconds
+        await self._inbox.put(_Audio(audio, emotion or None, now, due), seconds)
 
     async def push_phones(self, phones: Sequence[Phone], *, end: bool = False) -> None:
         """Queue phone timings (engines with ``phone_input``), in order with the audio."""
@@ -291,6 +318,7 @@ class StreamRunner:
                 if item is _ABORT:
                     return
                 if isinstance(item, _Audio):
+                    self._check_lag(item)
                     async for event in self._push_run(run):
                         self._count(event)
                         yield event
@@ -333,6 +361,18 @@ class StreamRunner:
             batch, carry = batch.split_at(len(batch) - keep)
             if len(batch):
                 yield FramesEvent(batch, time.monotonic() - arrived)
+
+    def _check_lag(self, item: _Audio) -> None:
+        bound = self.options.max_lag_s
+        if bound is None:
+            return
+        lag = time.monotonic() - item.due
+        if lag > bound:
+            raise LimitExceededError(
+                f"the server is overloaded: this stream fell {lag:.1f} s behind real time "
+                f"(max_lag_s={bound:g}); try again later",
+                limit="max_lag_s", value=bound, code=1013,
+            )  # fmt: skip
 
     def _count(self, event: FramesEvent) -> FramesEvent:
         if self._observer.frames_out is not None and len(event.batch):
