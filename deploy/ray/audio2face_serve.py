@@ -80,12 +80,12 @@ class Audio2Face:
         self.replica = serve.get_replica_context().replica_id.unique_id
 
     def __serve_build_asgi_app__(self) -> ReplicaTag:
-        self.app = create_app(self.settings)
-        return ReplicaTag(self.app, self.replica)
+        self.service = create_app(self.settings)
+        return ReplicaTag(self.service, self.replica)
 
     def check_health(self) -> None:
         """Ray restarts a replica whose check raises: one whose models are gone."""
-        state = self.app.state.a2f
+        state = self.service.state.a2f
         if state.runtime is None and not state.draining:
             raise RuntimeError("audio2face models are not loaded")
 

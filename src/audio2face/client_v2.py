@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ __all__ = [
     "astream_file_v2",
     "encode_audio",
     "stream_file_v2",
+    "stream_pcm_v2",
 ]
 
 DEFAULT_V2_URL = "ws://127.0.0.1:18083/api/v2/stream"
@@ -271,14 +272,17 @@ class V2Client:
         *,
         chunk_ms: float = DEFAULT_CHUNK_MS,
         pace: bool = False,
+        on_frames: Callable[[float, int], None] | None = None,
     ) -> V2Result:
         """Stream each utterance in ``chunk_ms`` messages followed by a ``flush``, then
-        ``end``; read concurrently; return everything the server sent."""
+        ``end``; read concurrently; return everything the server sent. ``on_frames(t,
+        frames)`` is called after each frames message (``time.monotonic()``, frames so
+        far), on the event loop."""
         if not chunk_ms > 0:
             raise ValueError(f"chunk_ms must be > 0, got {chunk_ms}")
         async with self.connect() as conn:
             result = V2Result(ready=await conn.start(options))
-            reader = asyncio.create_task(_read_until_end(conn, result))
+            reader = asyncio.create_task(_read_until_end(conn, result, on_frames))
             sender = asyncio.create_task(
                 _send_all(conn, utterances, options, chunk_ms, pace, result)
             )
@@ -321,19 +325,48 @@ async def _send_all(
     await conn.end()
 
 
-async def _read_until_end(conn: V2Connection, result: V2Result) -> V2Result:
+async def _read_until_end(
+    conn: V2Connection, result: V2Result, on_frames: Callable[[float, int], None] | None
+) -> V2Result:
     frames = 0
     async for message in conn.messages():
         result.messages.append(message)
         if isinstance(message, FramesReply):
             frames += message.values.shape[0]
-            result.arrivals.append((time.monotonic(), frames))
+            now = time.monotonic()
+            result.arrivals.append((now, frames))
+            if on_frames is not None:
+                on_frames(now, frames)
         elif isinstance(message, EndReply):
             result.end_frames = message.frames
             return result
         elif isinstance(message, ErrorReply):
             raise V2StreamError(message.code, message.message, result)
     raise V2StreamError(conn.close_code, conn.close_reason or "closed before end", result)
+
+
+async def stream_pcm_v2(
+    pcm: bytes,
+    *,
+    url: str = DEFAULT_V2_URL,
+    token: str | None = None,
+    profile: str | None = None,
+    emotion: str | None = None,
+    output: OutputName = "binary",
+    chunk_ms: float = DEFAULT_CHUNK_MS,
+    pace: bool = False,
+    open_timeout_s: float = 30.0,
+    on_frames: Callable[[float, int], None] | None = None,
+) -> V2Result:
+    """Stream 16 kHz mono int16 ``pcm`` as one utterance over v2 and collect the frames
+    (the keyword form of ``V2Client(url, token).run([pcm], V2Options(...))``).
+    ``emotion``: a name, or ``name_N`` for a preset step."""
+    client = V2Client(url=url, token=token, open_timeout_s=open_timeout_s)
+    options = V2Options(
+        profile=profile or None, output=output,
+        emotion=EmotionSpec(emotion) if emotion else None,
+    )  # fmt: skip
+    return await client.run([pcm], options, chunk_ms=chunk_ms, pace=pace, on_frames=on_frames)
 
 
 async def astream_file_v2(

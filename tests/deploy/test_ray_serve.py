@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -113,19 +114,36 @@ def ray_cluster() -> Iterator[str]:
         ),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    subprocess.run(
-        [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--num-cpus=4", "--include-dashboard=false", f"--temp-dir={temp}",
-         "--disable-usage-stats"],
-        env=env, check=True, capture_output=True, timeout=START_TIMEOUT_S,
+    # --block keeps `ray start` in the foreground in its own process group: the test
+    # stops exactly the cluster it started (never `ray stop`, which stops every Ray
+    # process of the machine).
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", "--num-cpus=4", "--include-dashboard=false",
+         f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        ray.init(address=f"127.0.0.1:{port}", logging_level="WARNING")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                ray.init(address=f"127.0.0.1:{port}", logging_level="WARNING")
+                break
+            except (ConnectionError, RuntimeError):
+                if time.monotonic() > deadline or head.poll() is not None:
+                    raise
+                time.sleep(1.0)
         yield temp
     finally:
         with contextlib.suppress(Exception):
             ray.shutdown()
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # anything of this cluster still running
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -1,4 +1,4 @@
-"""The `live` command: inputs, errors before work, Ctrl-C, a v1 server backend."""
+"""The `live` command: inputs, errors before work, Ctrl-C, servers over v1 and v2."""
 
 from __future__ import annotations
 
@@ -19,12 +19,20 @@ import soundfile as sf
 from live_audio import speech_like
 from udp_receivers import LiveLinkReceiver, VmcReceiver
 
-from audio2face.live import FileSource, LiveRun, V1Backend
+from audio2face.live import FileSource, LiveRun, V1Backend, V2Backend
 from audio2face.live import cli as live_cli
+from audio2face.live.backends import backend_for_url
 from audio2face.live.playback import DelayBuffer
 from audio2face.live.runner import LiveOptions
 from audio2face.live.sources import StdinSource, parse_wav_header
-from audio2face.sinks import UdpTarget, VmcNames, VmcOptions, VmcSink
+from audio2face.sinks import (
+    LiveLinkOptions,
+    LiveLinkSink,
+    UdpTarget,
+    VmcNames,
+    VmcOptions,
+    VmcSink,
+)
 
 PYTHON = sys.executable
 
@@ -93,7 +101,14 @@ def test_ctrl_c_stops_cleanly_and_sends_what_was_taken(speech_wav, tmp_path) -> 
         (["--stdin", "--rate", "16000", "--vmc", "-o", "x.txt"], "unknown extension '.txt'"),
         (["--stdin", "--rate", "16000", "--livelink", "--profile", "mmd"], "--profile arkit"),
         (["--stdin", "--rate", "16000", "--vmc", "--profile", "bogus"], "unknown profile 'bogus'"),
-        (["--stdin", "--rate", "16000", "--vmc", "--url", "ws://h/api/v2/x"], "protocol v2"),
+        (
+            ["--stdin", "--rate", "16000", "--vmc", "--url", "ws://127.0.0.1:9/api/v2/stream"],
+            "is the server running",
+        ),
+        (
+            ["--stdin", "--rate", "16000", "--vmc", "--url", "http://127.0.0.1:9/api/v1/x"],
+            "not a WebSocket URL",
+        ),
     ],
 )
 def test_errors_are_one_line_before_any_audio(argv: list[str], message: str) -> None:
@@ -196,7 +211,56 @@ def test_through_a_v1_server(unitalker_server, speech_wav) -> None:
     assert all(0.0 <= v <= 1.0 for f in frames for v in f.values.values())
 
 
+def test_through_a_v2_server(unitalker_server, speech_wav) -> None:
+    """--url .../api/v2/stream: names, rate and look-ahead from ``ready``, binary frames."""
+    url = unitalker_server.ws_url.replace("/api/v1/streaming_audio2face/ws", "/api/v2/stream")
+    with LiveLinkReceiver() as rx:
+        backend = backend_for_url(url, token=None, profile=None, emotion=None)
+        assert isinstance(backend, V2Backend)
+        live = LiveRun(
+            FileSource(speech_wav, 0.02),
+            backend,
+            lambda names, fps: [
+                LiveLinkSink(names, fps, LiveLinkOptions(UdpTarget("127.0.0.1", rx.port)))
+            ],
+        )
+        stats = asyncio.run(live.run())
+        packets = rx.wait_packets(90)
+    assert stats.frames_sent == len(packets) == 90
+    assert [p.frame for _, p in packets] == list(range(90))
+    assert stats.delay_s > 0.05  # the server's look-ahead went into the automatic delay
+
+
 def test_module_entry_point_help() -> None:
     out = subprocess.run(live_cmd("--help"), capture_output=True, timeout=60, env=os.environ)
     assert out.returncode == 0 and b"--vmc-names" in out.stdout
     assert Path(live_cli.__file__).name == "cli.py"
+
+
+def test_status_line_and_summary(speech_wav) -> None:
+    import io
+
+    from audio2face.live.status import StatusLine, format_status, summary
+
+    live = LiveRun(FileSource(speech_wav, 0.02), None, lambda names, fps: [])  # type: ignore[arg-type]
+    live.stats.level_dbfs, live.stats.last_latency_s, live.stats.late = -23.4, 0.143, 2
+    line = format_status(live, {"vmc 127.0.0.1:39539": 60.0}, 30.0)
+    assert (
+        line
+        == "in  -23.4 dBFS |  30.0 fps | latency  143 ms | vmc 127.0.0.1:39539  60.0 pkt/s | late 2"
+    )
+    live.stats.latencies.extend([0.14, 0.15])
+    live.stats.frames_sent, live.stats.fps, live.stats.seconds_in = 2, 30.0, 0.1
+    assert "latency p50 145 ms" in summary(live) and "2 frames late" in summary(live)
+
+    out = io.StringIO()
+    status = StatusLine(live, out, interval_s=0.01)
+
+    async def briefly() -> None:
+        task = asyncio.create_task(status.loop())
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(briefly())
+    status.clear()
+    assert out.getvalue().startswith("\rin ") and out.getvalue().endswith("\r")

@@ -28,6 +28,7 @@ from audio2face.settings import Settings
 from audio2face.types import frames_for_samples
 
 FPS = 30.0
+HAPPINESS_2 = 0.44  # the vrm profile's happiness_2 preset for "happy" (vrm/offsets.json)
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +292,28 @@ def test_bad_input_never_breaks_the_server(server, messages) -> None:
     if code != 1000 and code is not None:
         assert isinstance(got[-1], ErrorReply) and got[-1].code == code
     assert server.app.state.a2f.internal_errors == 0
+
+
+def test_a_foreign_browser_origin_is_refused(server) -> None:
+    foreign = (("Origin", "http://elsewhere.example"),)
+    got, code, _ = run(exchange(v2_url(server), [START], headers=foreign))
+    assert code == 1008 and isinstance(got[-1], ErrorReply)
+    assert "allowed_origins" in got[-1].message
+    own = (("Origin", server.http_url),)  # the demo page's own origin
+    got, code, _ = run(exchange(v2_url(server), [START, '{"type":"end"}'], headers=own))
+    assert code == 1000 and got[0].type == "ready"
+
+
+def test_keyword_client_with_an_emotion_step_and_progress(server) -> None:
+    from audio2face.client_v2 import stream_pcm_v2
+
+    calls: list[int] = []
+    result = run(
+        stream_pcm_v2(
+            pcm16(np.zeros(16000, np.float32)), url=v2_url(server), profile="vrm",
+            emotion="happiness_2", on_frames=lambda _t, n: calls.append(n),
+        )
+    )  # fmt: skip
+    happy = result.values[:, result.names.index("happy")]
+    assert result.end_frames == 30 and calls and calls[-1] == 30
+    assert np.allclose(happy, HAPPINESS_2, atol=1e-5)

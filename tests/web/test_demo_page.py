@@ -179,9 +179,18 @@ def test_an_audio_file_plays_with_the_face_in_sync(page, tmp_path: Path) -> None
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
 
+LIMBS = (
+    "spine", "leftUpperLeg", "leftLowerLeg", "leftFoot", "rightUpperLeg", "rightLowerLeg",
+    "rightFoot", "leftUpperArm", "leftLowerArm", "leftHand", "rightUpperArm", "rightLowerArm",
+    "rightHand",
+)  # fmt: skip
+"""The humanoid bones VRM 1.0 requires besides hips and head."""
+
+
 def minimal_vrm(path: Path) -> Path:
     """A VRM 1.0 file built here: one triangle whose morph targets are bound to the
-    ``aa`` and ``happy`` expressions, a two-bone humanoid, and its required meta."""
+    ``aa`` and ``happy`` expressions, the humanoid's required bones (empty nodes), and
+    the required meta."""
     import json
     import struct
 
@@ -210,9 +219,10 @@ def minimal_vrm(path: Path) -> Path:
             }
         ],
         "nodes": [
-            {"name": "hips", "children": [1]},
+            {"name": "hips", "children": [1, *range(3, 3 + len(LIMBS))]},
             {"name": "head", "children": [2], "translation": [0, 1.5, 0]},
             {"name": "face", "mesh": 0, "translation": [0, -1.5, 0]},
+            *({"name": bone} for bone in LIMBS),
         ],
         "scenes": [{"nodes": [0]}],
         "scene": 0,
@@ -221,7 +231,10 @@ def minimal_vrm(path: Path) -> Path:
                 "specVersion": "1.0",
                 "meta": {"name": "triangle", "authors": ["audio2face tests"],
                          "licenseUrl": "https://vrm.dev/licenses/1.0/"},
-                "humanoid": {"humanBones": {"hips": {"node": 0}, "head": {"node": 1}}},
+                "humanoid": {"humanBones": {
+                    "hips": {"node": 0}, "head": {"node": 1},
+                    **{bone: {"node": 3 + i} for i, bone in enumerate(LIMBS)},
+                }},
                 "expressions": {"preset": {
                     "aa": {"morphTargetBinds": [{"node": 2, "index": 0, "weight": 1.0}]},
                     "happy": {"morphTargetBinds": [{"node": 2, "index": 1, "weight": 1.0}]},

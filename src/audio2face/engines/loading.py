@@ -94,10 +94,8 @@ def load_unitalker_engine(settings: Settings, path: Path | None = None) -> Engin
     )
 
 
-def try_load_engines(settings: Settings) -> tuple[dict[str, Engine], dict[str, str]]:
-    """Each engine the settings ask for, loaded on its own, so one that fails (a missing
-    UniTalker file) does not hide the others: ``(loaded, {name: why not})``. An engine
-    that is not configured at all is listed with what to do to get it."""
+def _loaders(settings: Settings) -> dict[str, Callable[[], Engine]]:
+    """How to load each engine the settings ask for, by name."""
     from audio2face.engines.default import load_default_engine
     from audio2face.engines.phonemes import PhonemeEngine
 
@@ -111,18 +109,25 @@ def try_load_engines(settings: Settings) -> tuple[dict[str, Engine], dict[str, s
     }
     unitalker = unitalker_model_path(settings)
     if unitalker is not None:
+        if settings.unitalker_model is None:
+            logger.info("found %s: enabling the unitalker engine", unitalker)
         loaders["unitalker"] = lambda: load_unitalker_engine(settings, unitalker)
+    return loaders
+
+
+def try_load_engines(settings: Settings) -> tuple[dict[str, Engine], dict[str, str]]:
+    """Each engine the settings ask for, loaded on its own, so one that fails (a missing
+    UniTalker file) does not hide the others: ``(loaded, {name: why not})``. An engine
+    that is not configured at all is listed with what to do to get it."""
     engines: dict[str, Engine] = {}
     errors: dict[str, str] = {}
-    for name, load in loaders.items():
+    for name, load in _loaders(settings).items():
         try:
             engines[name] = load()
         except (Audio2FaceError, ValueError, OSError) as exc:
             errors[name] = " ".join((str(exc) or type(exc).__name__).split())
-    if unitalker is None:
+    if "unitalker" not in engines and "unitalker" not in errors:
         errors["unitalker"] = f"no model configured; {UNITALKER_HINT}"
-    elif settings.unitalker_model is None and "unitalker" in engines:
-        logger.info("found %s: enabling the unitalker engine", unitalker)
     return engines, errors
 
 
@@ -133,20 +138,4 @@ def load_engines(settings: Settings) -> dict[str, Engine]:
     A configured UniTalker model that cannot be loaded is an error (the operator asked
     for it); the default model ships with the package and must always load.
     """
-    from audio2face.engines.default import load_default_engine
-    from audio2face.engines.phonemes import PhonemeEngine
-
-    engines: dict[str, Engine] = {
-        "default": load_default_engine(
-            settings.default_model,
-            ort_options(settings, intra_op_threads=settings.default_model_threads),
-            workers=settings.inference_workers,
-        ),
-        "phonemes": PhonemeEngine(),
-    }
-    unitalker = unitalker_model_path(settings)
-    if unitalker is not None:
-        if settings.unitalker_model is None:
-            logger.info("found %s: enabling the unitalker engine", unitalker)
-        engines["unitalker"] = load_unitalker_engine(settings, unitalker)
-    return engines
+    return {name: load() for name, load in _loaders(settings).items()}

@@ -11,7 +11,13 @@ The ``audio2face live`` command (:mod:`audio2face.live.cli`) is a thin layer ove
 
 from __future__ import annotations
 
-from audio2face.live.backends import Backend, InProcessBackend, LiveStream, V1Backend
+from audio2face.live.backends import (
+    Backend,
+    InProcessBackend,
+    LiveStream,
+    V1Backend,
+    V2Backend,
+)
 from audio2face.live.runner import DEFAULT_LIVE, LiveOptions, LiveRun, LiveStats, Player
 from audio2face.live.sources import AudioBlock, AudioSource, FileSource, MicSource, StdinSource
 
@@ -30,4 +36,5 @@ __all__ = [
     "Player",
     "StdinSource",
     "V1Backend",
+    "V2Backend",
 ]

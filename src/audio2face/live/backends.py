@@ -1,4 +1,5 @@
-"""Where ``live`` runs the model: in this process (the stream runner) or on a server (v1).
+"""Where ``live`` runs the model: in this process (the stream runner) or on a server
+(protocol v1 or v2).
 
 Both give a :class:`LiveStream`: push audio as it comes, iterate frames as they are made.
 """
@@ -23,12 +24,21 @@ from audio2face.client import (
     start_request,
 )
 from audio2face.client import StreamError as ClientStreamError
+from audio2face.client_v2 import V2Client, V2Connection, V2Options, V2StreamError
 from audio2face.protocol.v1 import DTYPES, ResponseKind
+from audio2face.protocol.v2 import EmotionSpec, EndReply, ErrorReply, FramesReply, ReadyReply
 from audio2face.runtime import Runtime
 from audio2face.streaming.runner import FramesEvent, StreamRunner
 from audio2face.types import FloatArray, FrameBatch
 
-__all__ = ["Backend", "InProcessBackend", "LiveStream", "V1Backend", "backend_for_url"]
+__all__ = [
+    "Backend",
+    "InProcessBackend",
+    "LiveStream",
+    "V1Backend",
+    "V2Backend",
+    "backend_for_url",
+]
 
 V1_FPS = 30.0  # v1 carries no frame rate; its profiles run at 30 fps
 V1_LOOKAHEAD_S = 0.1  # unknown over v1: the default engine's look-ahead, rounded up
@@ -203,14 +213,80 @@ class V1Backend:
             yield stream
 
 
+class _V2Stream:
+    """One v2 stream: audio messages as they come, frames as the server makes them."""
+
+    def __init__(self, conn: V2Connection, ready: ReadyReply, input_rate: int) -> None:
+        self._conn = conn
+        self._ready = ready
+        self._resampler = StreamResampler(input_rate, ready.sample_rate)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._ready.names
+
+    @property
+    def fps(self) -> float:
+        return self._ready.fps
+
+    @property
+    def lookahead_s(self) -> float:
+        return self._ready.lookahead_ms / 1000
+
+    async def _send(self, audio: FloatArray) -> None:
+        if audio.shape[0] and not await self._conn.send_audio(audio):
+            raise V2StreamError(self._conn.close_code, self._conn.close_reason or "closed")
+
+    async def push(self, audio: FloatArray) -> None:
+        await self._send(self._resampler.push(audio))
+
+    async def finish(self) -> None:
+        await self._send(self._resampler.finish())
+        await self._conn.end()
+
+    async def frames(self) -> AsyncIterator[FrameBatch]:
+        async for message in self._conn.messages():
+            if isinstance(message, FramesReply):
+                values = np.asarray(message.values, np.float32)
+                yield FrameBatch(message.first, self.names, values, self.fps)
+            elif isinstance(message, ErrorReply):
+                raise V2StreamError(message.code, message.message)
+            elif isinstance(message, EndReply):
+                return
+        raise V2StreamError(self._conn.close_code, self._conn.close_reason or "closed before end")
+
+
+class V2Backend:
+    """The model on a protocol-v2 server (``--url ws://.../api/v2/stream``): 16 kHz
+    16-bit audio messages, binary frames back; the ``ready`` message names the channels,
+    the frame rate and the look-ahead before any audio."""
+
+    def __init__(
+        self, url: str, *, token: str | None, profile: str | None, emotion: str | None
+    ) -> None:
+        self.client = V2Client(url=url, token=token)
+        self.options = V2Options(
+            profile=profile or None,
+            output="binary",
+            emotion=EmotionSpec(emotion) if emotion else None,
+        )
+        self.description = f"server {url} (v2), profile {profile or 'server default'}"
+
+    def close(self) -> None:
+        pass  # each open() closes its own connection
+
+    @contextlib.asynccontextmanager
+    async def open(self, input_rate: int) -> AsyncIterator[LiveStream]:
+        async with self.client.connect() as conn:
+            ready = await conn.start(self.options)
+            yield _V2Stream(conn, ready, input_rate)
+
+
 def backend_for_url(
     url: str, *, token: str | None, profile: str | None, emotion: str | None
 ) -> Backend:
-    """The client for ``url``: protocol v1 by its path; v2 needs ``audio2face.client_v2``."""
-    path = urlsplit(url).path
-    if "/api/v2/" in path or path.rstrip("/").endswith("/v2"):
-        raise ValueError(
-            f"{url}: protocol v2 is not available to `live` in this build; use the v1 "
-            "endpoint /api/v1/streaming_audio2face/ws or run in-process (no --url)"
-        )
+    """The client for ``url``, by its path: ``/api/v2/...`` speaks protocol v2, anything
+    else v1 (``/api/v1/streaming_audio2face/ws``)."""
+    if "/api/v2/" in urlsplit(url).path + "/":
+        return V2Backend(url, token=token, profile=profile, emotion=emotion)
     return V1Backend(url, token=token, profile=profile, emotion=emotion)

@@ -223,12 +223,12 @@ async def _live(args: argparse.Namespace) -> int:
             runner.cancel()
         live.stop()
 
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
-        loop.add_signal_handler(signal.SIGINT, on_signal)
     print(f"live: {source.description} -> {backend.description}", file=sys.stderr)
     status = StatusLine(live, sys.stderr) if not args.quiet and sys.stderr.isatty() else None
     status_task = asyncio.create_task(status.loop()) if status is not None else None
     runner = asyncio.create_task(live.run())
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+        loop.add_signal_handler(signal.SIGINT, on_signal)
     try:
         await runner
     except asyncio.CancelledError:

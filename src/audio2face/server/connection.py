@@ -157,7 +157,9 @@ class Connection:
         engines = [c.runner.engine for c in self.state.streams if c is not self and c.runner]
         if (refused := self.state.capacity.refusal(runner.engine, engines)) is not None:
             self.state.metrics.refusals.labels(limit="capacity").inc()
-            raise LimitExceededError(refused, limit="capacity_target", value=self.settings.capacity_target, code=1013)
+            raise LimitExceededError(
+                refused, limit="capacity_target", value=self.settings.capacity_target, code=1013
+            )
         self.runner = runner
 
     @property
@@ -165,7 +167,9 @@ class Connection:
         return self._runner.buffered_seconds if self._runner is not None else 0.0
 
     # -- admission -----------------------------------------------------------------------
-    def refusal(self, token: str | None = None, *, check_token: bool = True) -> Audio2FaceError | None:
+    def refusal(
+        self, token: str | None = None, *, check_token: bool = True
+    ) -> Audio2FaceError | None:
         """Why this connection may not stream now (``None``: it may). ``token`` is one
         the protocol carried itself (v2's start message), tried after the headers."""
         if not origin_allowed(self.ws.headers, self.settings.allowed_origins):
@@ -223,6 +227,8 @@ class Connection:
             yield
         finally:
             state.streams.discard(self)
+            if self._runner is not None:  # its audio moves from the open to the done total
+                state.add_audio_done(self._runner.engine, self._runner.seconds_in)
             state.streams_closed += 1
             state.metrics.active_streams.dec()
 

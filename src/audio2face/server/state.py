@@ -8,6 +8,7 @@ from typing import Any
 
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
+from audio2face.server.admission import CapacityEstimate, ConnectionGuard
 from audio2face.settings import Settings
 
 
@@ -31,7 +32,36 @@ class ServerState:
     streams_closed: int = 0
     internal_errors: int = 0
     """Unexpected exceptions caught per stream: a bug each, never a crash."""
+    uploads_waiting: int = 0
+    """Uploads read and waiting for one of the ``max_uploads`` turns."""
+    audio_done: dict[str, float] = field(default_factory=dict)
+    """Seconds of audio animated per engine by streams and uploads that have ended."""
+    capacity: CapacityEstimate = field(init=False)
+    """Streams each engine has room for, measured (see ``server/admission.py``)."""
+    guard: ConnectionGuard | None = None
+    """The TCP edge's connection count, when the server runs the guarded protocols."""
+    upload_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.capacity = CapacityEstimate(self.settings, self.metrics, self.audio_by_engine)
+        self.upload_slots = asyncio.Semaphore(self.settings.max_uploads)
 
     def buffered_seconds(self) -> float:
         """Audio queued for inference, all streams."""
         return sum(stream.buffered_seconds for stream in self.streams)
+
+    def audio_by_engine(self) -> dict[str, float]:
+        """Seconds of audio animated per engine so far, open streams included."""
+        totals = dict(self.audio_done)
+        for stream in self.streams:
+            runner = stream.runner
+            if runner is not None:
+                totals[runner.engine] = totals.get(runner.engine, 0.0) + runner.seconds_in
+        return totals
+
+    def add_audio_done(self, engine: str, seconds: float) -> None:
+        self.audio_done[engine] = self.audio_done.get(engine, 0.0) + seconds
+
+    def open_engines(self) -> list[str]:
+        """The engine of each open stream."""
+        return [s.runner.engine for s in self.streams if s.runner is not None]

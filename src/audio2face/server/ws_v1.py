@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from audio2face.audio.pcm import PcmFormat, decode_pcm
@@ -35,7 +36,7 @@ from audio2face.protocol.v1 import (
 from audio2face.server.connection import Connection
 from audio2face.server.state import ServerState
 from audio2face.streaming.runner import Ended, FramesEvent, StreamRunner
-from audio2face.types import FrameBatch
+from audio2face.types import FloatArray, FrameBatch
 
 __all__ = ["V1_PATH", "handle_v1"]
 
@@ -54,6 +55,28 @@ async def handle_v1(websocket: WebSocket) -> None:
         return
     with conn.registered():
         await V1Stream(conn).run()
+
+
+class _Held:
+    """Short bodies waiting to be pushed together (one emotion)."""
+
+    def __init__(self) -> None:
+        self.parts: list[FloatArray] = []
+        self.samples = 0
+        self.emotion: str | None = None
+
+    def add(self, audio: FloatArray, emotion: str | None) -> None:
+        self.parts.append(audio)
+        self.samples += audio.shape[0]
+        self.emotion = emotion
+
+    def take(self) -> tuple[FloatArray, str | None] | None:
+        if not self.parts:
+            return None
+        audio = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        run = (audio, self.emotion)
+        self.parts, self.samples = [], 0
+        return run
 
 
 class V1Stream:
@@ -80,24 +103,33 @@ class V1Stream:
             await conn.close_with(conn.bug("start"))
         else:
             async with runner:
-                conn.runner = runner
-                await self._stream(runner)
+                try:
+                    conn.attach(runner)  # capacity (1013) and the lag bound
+                except Audio2FaceError as exc:
+                    await conn.close_with(exc)
+                else:
+                    await self._stream(runner)
         conn.finish_log()
 
     async def _open(self) -> StreamRunner:
         conn = self.conn
         kind, msg = decode_request(await self._receive_bytes())
         if kind is not RequestKind.START:
-            raise ProtocolError(f"the first message must be {RequestKind.START.value}, got {kind.value}")
+            raise ProtocolError(
+                f"the first message must be {RequestKind.START.value}, got {kind.value}"
+            )
         options = parse_start(
             msg,
             conn.settings.accepted_sample_rates,
             conn.settings.default_chunk_frames,
         )
         self.chunk_frames, self.fmt = options.chunk_frames, options.fmt
+        conn.check_name("profile_name", options.profile_name)
         runtime = conn.state.runtime
         if runtime is None:  # admission checked readiness; the runtime never goes away
-            raise LimitExceededError("the service is not ready", limit="ready", value=False, code=1013)
+            raise LimitExceededError(
+                "the service is not ready", limit="ready", value=False, code=1013
+            )
         profile = runtime.profiles.resolve_v1(options.profile_name).profile
         runner = runtime.open_stream(
             profile, self.fmt.sample_rate, chunk_frames=self.chunk_frames, strict_emotions=False
@@ -112,7 +144,9 @@ class V1Stream:
 
     async def _stream(self, runner: StreamRunner) -> None:
         conn = self.conn
-        receiver = asyncio.create_task(self._receive_loop(runner), name=f"a2f-recv-{conn.stream_id}")
+        receiver = asyncio.create_task(
+            self._receive_loop(runner), name=f"a2f-recv-{conn.stream_id}"
+        )
         conn.state.tasks.add(receiver)
         try:
             async for event in runner.events():
@@ -143,18 +177,30 @@ class V1Stream:
         return data
 
     async def _receive_loop(self, runner: StreamRunner) -> None:
-        """Push audio until End; on any problem stop the input, never raise."""
-        settings = self.conn.settings
-        max_samples = int(settings.max_utterance_s * self.fmt.sample_rate)
+        """Push audio until End; on any problem stop the input, never raise.
+
+        Bodies shorter than ``min_body_s`` are joined until they reach it (or the
+        emotion changes, or End): each push costs the engine a call whatever its
+        length, so a client sending 2-byte bodies must not cost a call per body."""
+        conn = self.conn
+        settings = conn.settings
+        rate = self.fmt.sample_rate
+        max_samples = int(settings.max_utterance_s * rate)
+        min_samples = int(settings.min_body_s * rate)
         received = 0
+        held = _Held()
         try:
             while True:
                 kind, msg = decode_request(await self._receive_bytes())
                 if kind is RequestKind.END:
+                    await self._push(runner, held.take())
                     await runner.finish()
                     return
                 if kind is RequestKind.START:
                     raise ProtocolError("a second ChunkStart on the same connection")
+                emotion = msg.offset_name or None
+                if emotion is not None:
+                    conn.check_name("offset_name", emotion)
                 audio = decode_pcm(msg.pcm_bytes, self.fmt)
                 received += audio.shape[0]
                 if received > max_samples:
@@ -162,7 +208,13 @@ class V1Stream:
                         f"utterance longer than max_utterance_s={settings.max_utterance_s:g}",
                         limit="max_utterance_s", value=settings.max_utterance_s,
                     )  # fmt: skip
-                await runner.push(audio, msg.offset_name or None)
+                if audio.shape[0] == 0:
+                    continue  # nothing to animate, and no audio to keep the slot
+                if held.samples and held.emotion != emotion:
+                    await self._push(runner, held.take())
+                held.add(audio, emotion)
+                if held.samples >= min_samples:
+                    await self._push(runner, held.take())
         except WebSocketDisconnect:
             self.conn.outcome = "disconnected"
             await runner.abort()
@@ -171,6 +223,14 @@ class V1Stream:
             # Flush what the accepted audio is worth before the error is reported.
             with contextlib.suppress(StreamClosedError):
                 await runner.finish()
+
+    async def _push(self, runner: StreamRunner, run: tuple[FloatArray, str | None] | None) -> None:
+        if run is None:
+            return
+        audio, emotion = run
+        await runner.push(audio, emotion)
+        # After the push, which may wait on backpressure: waiting is not idling.
+        self.conn.note_audio(audio.shape[0] / self.fmt.sample_rate)
 
     async def _linger(self) -> None:
         """After the response End, wait for the client to close, as protocol v1 says
@@ -194,4 +254,6 @@ class V1Stream:
             return
         await self._ensure_response_start(self.conn.runner)
         for i in range(0, len(batch), self.chunk_frames):
-            await self.conn.send_bytes(encode_body(batch.values[i : i + self.chunk_frames], self.dtype))
+            await self.conn.send_bytes(
+                encode_body(batch.values[i : i + self.chunk_frames], self.dtype)
+            )

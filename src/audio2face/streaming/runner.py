@@ -384,7 +384,12 @@ class StreamRunner:
             self.session.push_phones(item.phones)
         if item.end:
             self.session.end_phones()
-        return FrameBatch(self.session.frames_out, self.names, np.zeros((0, len(self.names)), np.float32), self.fps)
+        return FrameBatch(
+            self.session.frames_out,
+            self.names,
+            np.zeros((0, len(self.names)), np.float32),
+            self.fps,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def _check_input(self, action: str) -> None:

@@ -17,7 +17,7 @@ export class VrmView {
     light.position.set(1, 1, 1).normalize();
     this.scene.add(light, new THREE.AmbientLight(0xffffff, 0.6));
     this.vrm = null;
-    this.clock = new THREE.Clock();
+    this.timer = new THREE.Timer();
   }
 
   /** Load a .vrm from a File or ArrayBuffer; replaces the current avatar. */
@@ -74,7 +74,8 @@ export class VrmView {
   }
 
   render() {
-    if (this.vrm) this.vrm.update(this.clock.getDelta());
+    this.timer.update();
+    if (this.vrm) this.vrm.update(this.timer.getDelta());
     this.renderer.render(this.scene, this.camera);
   }
 }

@@ -1,0 +1,326 @@
+"""Admission below and above the application: measured capacity, and the TCP edge.
+
+**Capacity** (:class:`CapacityEstimate`): each engine's cost in compute seconds per
+second of audio is measured while it serves (the ``a2f_inference_seconds{engine}``
+sums over the audio its streams received), and the compute available is its
+``inference_workers`` (at most the cores). A live stream needs one second of audio per
+second, so an engine has room for ``capacity_target x workers / cost`` streams; a
+stream past that is refused with 1013 "at capacity: N streams" instead of making every
+stream fall behind. Batched engines get cheaper per stream as batches grow, so the
+estimate errs on the side of refusing. Before anything has been measured, only
+``max_streams`` limits. ``/ready`` and the ``a2f_capacity_headroom`` gauge show the
+streams still admissible.
+
+**The TCP edge** (:func:`guarded_protocols`): uvicorn protocol classes that
+
+* close a connection whose request headers (or WebSocket handshake) have not arrived
+  within ``handshake_timeout_s`` (slowloris: half-open requests would hold descriptors
+  for ever);
+* cap open connections at ``max_connections`` (by default 90% of the descriptor limit,
+  which :func:`raise_fd_limit` first raises to its hard limit), keeping the last
+  ``connection_reserve`` for ``/health``, ``/ready`` and ``/metrics``, and log when the
+  cap is hit;
+* disconnect a WebSocket client whose unsent data (pongs to its pings) passes
+  ``max_write_buffer_bytes``: a client that pings without reading would grow the
+  server's memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import resource
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Gauge
+
+from audio2face.metrics import Metrics
+from audio2face.settings import Settings, cpu_count
+
+__all__ = [
+    "RESERVED_PATHS",
+    "CapacityEstimate",
+    "ConnectionGuard",
+    "connection_cap",
+    "guarded_protocols",
+    "raise_fd_limit",
+]
+
+logger = logging.getLogger("audio2face.server")
+
+MIN_WINDOW_S = 1.0
+"""Shortest measuring window: shorter ones are dominated by the timing of batches."""
+MIN_AUDIO_S = 0.5
+"""Least audio a window must hold to update the cost."""
+SMOOTHING = 0.3
+"""Weight of a new window in the running cost (an exponential moving average)."""
+
+RESERVED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""What the last connections below the cap may still ask for."""
+CAP_LOG_INTERVAL_S = 10.0
+
+
+# --- capacity ------------------------------------------------------------------------
+
+
+@dataclass
+class _EngineCost:
+    compute_s: float = 0.0
+    audio_s: float = 0.0
+    at: float = 0.0
+    cost: float | None = None
+    """Compute seconds per audio second (``None``: not measured yet)."""
+
+
+@dataclass
+class CapacityEstimate:
+    """Streams each engine can take in real time, from what it has measured so far."""
+
+    settings: Settings
+    metrics: Metrics
+    audio_seconds: Callable[[], dict[str, float]] = field(default=dict)
+    """Seconds of audio received so far, per engine (the server's open streams plus
+    those that ended): set by the server state."""
+    _engines: dict[str, _EngineCost] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        gauge = Gauge(
+            "a2f_capacity_headroom",
+            "Streams that can still be admitted on measured capacity, per engine "
+            "(-1: not measured yet)",
+            ["engine"],
+            registry=self.metrics.registry,
+            multiprocess_mode="livesum",
+        )
+        self._gauge = gauge
+
+    @property
+    def workers(self) -> int:
+        return max(1, min(self.settings.inference_workers, cpu_count()))
+
+    def _compute_seconds(self, engine: str) -> float:
+        hist = self.metrics.inference_seconds.labels(engine=engine)
+        return float(hist._sum.get())  # noqa: SLF001 (prometheus_client has no public read)
+
+    def update(self) -> None:
+        """Fold the compute and audio since the last window into each engine's cost."""
+        now = time.monotonic()
+        for engine, audio in self.audio_seconds().items():
+            entry = self._engines.setdefault(engine, _EngineCost(at=now))
+            compute = self._compute_seconds(engine)
+            if entry.at == now:  # first sight: start the window here
+                entry.compute_s, entry.audio_s = compute, audio
+                continue
+            d_audio = audio - entry.audio_s
+            if now - entry.at < MIN_WINDOW_S or d_audio < MIN_AUDIO_S:
+                continue
+            cost = max(0.0, compute - entry.compute_s) / d_audio
+            entry.cost = cost if entry.cost is None else (
+                SMOOTHING * cost + (1.0 - SMOOTHING) * entry.cost
+            )  # fmt: skip
+            entry.compute_s, entry.audio_s, entry.at = compute, audio, now
+
+    def streams_for(self, engine: str) -> int | None:
+        """Streams ``engine`` can serve in real time (``None``: not measured yet)."""
+        entry = self._engines.get(engine)
+        target = self.settings.capacity_target
+        if entry is None or entry.cost is None or target <= 0.0:
+            return None
+        if entry.cost <= 0.0:
+            return self.settings.max_streams
+        return max(1, math.floor(target * self.workers / entry.cost))
+
+    def headroom(self, open_engines: Iterable[str]) -> dict[str, int | None]:
+        """Streams still admissible per measured engine (``None``: not measured)."""
+        self.update()
+        counts: dict[str, int] = {}
+        for engine in open_engines:
+            counts[engine] = counts.get(engine, 0) + 1
+        room: dict[str, int | None] = {}
+        for engine in sorted(set(self._engines) | set(counts)):
+            cap = self.streams_for(engine)
+            room[engine] = None if cap is None else max(0, cap - counts.get(engine, 0))
+            self._gauge.labels(engine=engine).set(-1 if room[engine] is None else room[engine])
+        return room
+
+    def refusal(self, engine: str, open_engines: Iterable[str]) -> str | None:
+        """Why a new stream on ``engine`` cannot be admitted (``None``: it can);
+        ``open_engines`` are the engines of the streams already open."""
+        room = self.headroom(open_engines).get(engine)
+        if room is None or room > 0:
+            return None
+        cap = self.streams_for(engine) or 0
+        return f"at capacity: {cap} streams on the {engine!r} engine; try again later"
+
+
+# --- descriptors ---------------------------------------------------------------------
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft descriptor limit to the hard one (a default ``ulimit -n`` of
+    1024 is a few hundred clients); the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # a container may forbid it: keep the soft one
+            logger.warning("cannot raise the descriptor limit %d to %d: %s", soft, hard, exc)
+    return int(soft) if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_cap(settings: Settings, fd_limit: int) -> int:
+    """``max_connections``, or 90% of ``fd_limit`` (model files, logs and the listening
+    socket need descriptors too)."""
+    cap = settings.max_connections or int(fd_limit * 0.9)
+    return max(cap, settings.connection_reserve + 1)
+
+
+# --- the TCP edge ----------------------------------------------------------------------
+
+
+@dataclass
+class ConnectionGuard:
+    """State shared by one server's guarded protocols."""
+
+    settings: Settings
+    cap: int
+    open: set[Any] = field(default_factory=set)
+    """Transports open now (HTTP and WebSocket)."""
+    dropped: int = 0
+    """Connections dropped at the cap since the last log line."""
+    _logged_at: float = -math.inf
+
+    @property
+    def reserve_only(self) -> bool:
+        """Past the soft cap: only probes and metrics are served."""
+        return len(self.open) >= self.cap - self.settings.connection_reserve
+
+    def admit(self, transport: Any) -> bool:
+        if len(self.open) >= self.cap:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._logged_at >= CAP_LOG_INTERVAL_S:
+                logger.warning(
+                    "connection cap reached: %d open (max_connections=%d); dropped %d new "
+                    "connection(s)", len(self.open), self.cap, self.dropped,
+                )  # fmt: skip
+                self._logged_at, self.dropped = now, 0
+            transport.abort()
+            return False
+        self.open.add(transport)
+        return True
+
+    def lost(self, transport: Any) -> None:
+        self.open.discard(transport)
+
+
+async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
+    body = b"at the connection cap: only /health, /ready and /metrics are served"
+    await send({
+        "type": "http.response.start", "status": 503,
+        "headers": [(b"content-type", b"text/plain"), (b"connection", b"close"),
+                    (b"content-length", str(len(body)).encode())],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def _reserve_gate(app: Any) -> Any:
+    async def gate(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") not in RESERVED_PATHS:
+            await _unavailable(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return gate
+
+
+def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, ConnectionGuard]:
+    """uvicorn ``http`` and ``ws`` protocol classes with the guards of the module doc,
+    and their shared state. Pass them as ``uvicorn.Config(http=..., ws=...)``."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    guard = ConnectionGuard(settings, cap)
+    timeout = settings.handshake_timeout_s
+    write_limit = settings.max_write_buffer_bytes
+    http_base: Any = AutoHTTPProtocol
+    ws_base: Any = WebSocketsSansIOProtocol
+
+    class GuardedHttp(http_base):  # type: ignore[misc, valid-type]
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            if not guard.admit(transport):
+                return
+            super().connection_made(transport)
+            if guard.reserve_only:
+                self.app = _reserve_gate(self.app)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            guard.lost(self.transport)
+            self._disarm()
+            if self.transport is not None:
+                super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport is None:
+                return
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and self._header_timer is None:
+                self._arm()  # the next request on a kept-alive connection
+            before = self.cycle
+            super().data_received(data)
+            upgraded = self.transport.get_protocol() is not self
+            if upgraded or self.cycle is not before:
+                self._disarm()  # the headers are in
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(timeout, self._headers_late)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if self.transport.get_protocol() is self and not self.transport.is_closing():
+                logger.debug("closing a connection that sent no request headers in %g s", timeout)
+                self.transport.abort()
+
+    class GuardedWebSocket(ws_base):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport: Any) -> None:
+            guard.open.add(transport)  # usually counted already, by the HTTP protocol
+            super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            guard.lost(self.transport)
+            super().connection_lost(exc)
+
+        def handle_connect(self, event: Any) -> None:
+            if guard.reserve_only:
+                response = self.conn.reject(503, "at the connection cap; try again later\n")
+                self.handshake_initiated = self.handshake_complete = self.close_sent = True
+                self.conn.send_response(response)
+                self.transport.write(b"".join(self.conn.data_to_send()))
+                self.transport.close()
+                return
+            super().handle_connect(event)
+
+        def handle_ping(self) -> None:
+            super().handle_ping()
+            if self.transport.get_write_buffer_size() > write_limit:
+                logger.warning(
+                    "disconnecting %s: %d unsent bytes (max_write_buffer_bytes=%d): it sends "
+                    "pings without reading the answers",
+                    self.client, self.transport.get_write_buffer_size(), write_limit,
+                )  # fmt: skip
+                self.transport.abort()
+
+    return GuardedHttp, GuardedWebSocket, guard
