@@ -65,7 +65,9 @@ def speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
                                                           rate=int(rng.integers(150, 200))))  # fmt: skip
         x = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
         t0 = total / RATE
-        for (a, label), nxt in zip(s.raw_phones, [*s.raw_phones[1:], (s.duration, "")], strict=True):
+        for (a, label), nxt in zip(
+            s.raw_phones, [*s.raw_phones[1:], (s.duration, "")], strict=True
+        ):
             if label.strip("ˈˌː") in ("θ", "ð"):
                 dental.append((t0 + a, t0 + nxt[0]))
         pause = np.zeros(int(rng.uniform(0.3, 1.2) * RATE), np.float32)
@@ -91,11 +93,13 @@ def cpu(fn) -> float:  # noqa: ANN001
 def main(argv: list[str] | None = None) -> int:
     from audio2face.audio.prosody import ProsodyTracker
     from audio2face.engines.default import load_default_engine
-    from audio2face.postprocess import FEATURES, StreamOptions
-    from audio2face.profiles import ProfileRegistry
     from audio2face.engines.onnx import OrtOptions
+    from audio2face.postprocess import StreamOptions
+    from audio2face.profiles import ProfileRegistry
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
@@ -168,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         near[b : b + int(0.4 * FPS)] = True
     blinks = {
         "per_min": round(60 * len(onsets) / seconds, 1),
-        "per_min_while_speaking": round(60 * speaking[onsets].sum() / max(speaking.sum() / FPS, 1e-9), 1),
+        "per_min_while_speaking": round(
+            60 * speaking[onsets].sum() / max(speaking.sum() / FPS, 1e-9), 1
+        ),
         "duration_ms_mean": round(1000 * float(np.mean(durs)), 0),
         "close_ms_mean": round(1000 * float(np.mean(closes)), 0),
         "open_ms_mean": round(1000 * float(np.mean(opens)), 0),
@@ -248,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             "classic_chain": round(1000 * classic_s / seconds, 2),
             "alive_extra": round(alive_ms, 2),
             "alive_share_of_engine_one_stream": round(alive_ms / (1000 * engine_s / seconds), 3),
-            "alive_share_of_engine_batched": None if batched is None else round(alive_ms / batched, 3),
+            "alive_share_of_engine_batched": None
+            if batched is None
+            else round(alive_ms / batched, 3),
         },
         "blinks": blinks,
         "gaze": gaze,
@@ -284,7 +292,9 @@ def plot(path: Path, on: np.ndarray, col: dict, pros, amps: np.ndarray, gaps: np
     a.set_title("head pose and speech level (first 20 s)")
     a = ax[0, 1]
     a.plot(t[w], on[w, col["eyeBlinkLeft"]], label="eyeBlink")
-    a.plot(t[w], on[w, col["eyeLookOutLeft"]] - on[w, col["eyeLookInLeft"]], label="gaze left-right")
+    a.plot(
+        t[w], on[w, col["eyeLookOutLeft"]] - on[w, col["eyeLookInLeft"]], label="gaze left-right"
+    )
     a.plot(t[w], on[w, col["tongueOut"]], label="tongueOut")
     a.fill_between(t[w], 0, pros.speaking[: on.shape[0]][w] * 0.05, color="0.8", label="speaking")
     a.legend(fontsize=7)
@@ -303,7 +313,9 @@ def plot(path: Path, on: np.ndarray, col: dict, pros, amps: np.ndarray, gaps: np
     k, theta = 3.0, 0.33 / 3.0
     from math import gamma
 
-    a.plot(x, x ** (k - 1) * np.exp(-x / theta) / (gamma(k) * theta**k), label="Gamma(3), mean 0.33 s")
+    a.plot(
+        x, x ** (k - 1) * np.exp(-x / theta) / (gamma(k) * theta**k), label="Gamma(3), mean 0.33 s"
+    )
     a.set_xlabel("s")
     a.legend(fontsize=7)
     a.set_title("fixation durations")

@@ -18,18 +18,25 @@ for ``audio2face serve``.
 * **Draining**: a replica that is scaled down or replaced gets no new streams and keeps
   its open ones for ``graceful_shutdown_timeout_s`` (longer than ``shutdown_drain_s``),
   then its app shuts down as under ``audio2face serve``.
+* **A lost replica**: a stream whose replica dies (node lost, process killed) would
+  drop without a close frame (1006). With
+  ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=audio2face_serve.proxy_middlewares`` in
+  the environment of the Ray nodes, the proxy closes it with **1012** ("service
+  restart": reconnect), and Ray routes the reconnection to a live replica.
 * **Which replica**: every HTTP response and every WebSocket handshake carries
   ``x-a2f-replica`` (the replica's id), for logs and for the test that checks the spread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from starlette.middleware import Middleware
 
 from audio2face.errors import ConfigError
 from audio2face.server.app import create_app
@@ -68,6 +75,60 @@ class ReplicaTag:
         add = getattr(self.app, "add_exception_handler", None)
         if add is not None:
             add(exc, handler)
+
+
+LOST_REPLICA_CODE = 1012
+LOST_REPLICA_REASON = "audio2face replica lost; reconnect to continue"
+
+
+class CloseLostStreams:
+    """Ray proxy middleware (ASGI): a WebSocket whose replica ended without closing it
+    (the replica died) is closed with :data:`LOST_REPLICA_CODE` instead of a bare TCP
+    close, so clients see why and reconnect. Streams the app or the client closed, and
+    HTTP requests, pass untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        accepted = closed = False
+
+        async def watch_send(message: Message) -> None:
+            nonlocal accepted, closed
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close":
+                closed = True
+            await send(message)
+
+        async def watch_receive() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                closed = True  # the client left: nothing to tell it
+            return message
+
+        try:
+            await self.app(scope, watch_receive, watch_send)
+        finally:
+            if accepted and not closed:
+                # The client may be gone too; then there is nobody to tell.
+                with contextlib.suppress(Exception):
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": LOST_REPLICA_CODE,
+                            "reason": LOST_REPLICA_REASON,
+                        }
+                    )
+
+
+def proxy_middlewares() -> list[Middleware]:
+    """For ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=audio2face_serve.proxy_middlewares``."""
+    return [Middleware(CloseLostStreams)]
 
 
 @serve.ingress()

@@ -33,7 +33,6 @@ logger = logging.getLogger("audio2face.cli")
 TOKEN_ENV = "AUDIO2FACE_AUTH_TOKEN"
 """The server's token setting; ``stream`` sends it when ``--token`` is not given."""
 """Silence that ``models`` runs through each profile to prove it works."""
-TIMINGS_FORMAT = '{"phones": [[start_s, end_s, "AA"], ...], "duration_s": 1.2}'
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -95,6 +94,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from audio2face.client import (
+        DEFAULT_URL,
         FPS,
         WIRE_RATE,
         ConnectError,
@@ -106,7 +106,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from audio2face.formats import save_frames
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    client = V1Client(url=args.url, token=token, open_timeout_s=args.connect_timeout)
+    url = args.url or DEFAULT_URL
+    client = V1Client(url=url, token=token, open_timeout_s=args.connect_timeout)
     options = UtteranceOptions(
         profile=args.profile, emotion=args.emotion, chunk_ms=args.chunk_ms, pace=args.pace
     )
@@ -118,7 +119,19 @@ def cmd_stream(args: argparse.Namespace) -> int:
             bar.update(min(seconds, round(frames / FPS, 2)) - bar.n)
 
         try:
-            result = asyncio.run(client.stream(pcm, options, Hooks(on_frames=on_frames)))
+            if args.protocol == "v2":
+                from audio2face.client_v2 import DEFAULT_V2_URL, stream_pcm_v2
+
+                result = asyncio.run(
+                    stream_pcm_v2(
+                        pcm, url=args.url or DEFAULT_V2_URL, token=token,
+                        profile=args.profile or None, emotion=args.emotion or None,
+                        chunk_ms=args.chunk_ms, pace=args.pace,
+                        open_timeout_s=args.connect_timeout, on_frames=on_frames,
+                    )  # fmt: skip
+                )
+            else:
+                result = asyncio.run(client.stream(pcm, options, Hooks(on_frames=on_frames)))
         except ConnectError as exc:
             if exc.status in (401, 403) and token is None:
                 raise ConnectError(
@@ -126,8 +139,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
                     status=exc.status,
                 ) from exc
             raise
-    save_frames(args.output, result.to_batch())
-    print(f"{args.output}: {result.values.shape[0]} frames x {len(result.names)} channels")
+    batch = result.to_batch()
+    save_frames(args.output, batch)
+    print(f"{args.output}: {len(batch)} frames x {len(batch.names)} channels")
     return 0
 
 
@@ -137,20 +151,9 @@ def cmd_phonemes(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     if args.text is not None:
-        from audio2face.engines.phonemes.espeak import (
-            EspeakUnavailableError,
-            SynthOptions,
-            synthesize,
-        )
-        from audio2face.errors import ConfigError
+        from audio2face.runtime import speak
 
-        try:
-            speech = synthesize(args.text, SynthOptions(voice=args.voice))
-        except EspeakUnavailableError as exc:
-            raise ConfigError(
-                f"--text needs espeak-ng ({exc}); apt-get install espeak-ng, or give "
-                "--timings instead"
-            ) from exc
+        speech = speak(args.text, args.voice, hint="or give --timings instead")
         phones = list(speech.phones)
         duration = speech.duration
         if args.wav is not None:
@@ -158,7 +161,9 @@ def cmd_phonemes(args: argparse.Namespace) -> int:
 
             sf.write(args.wav, speech.audio, speech.sample_rate)
     else:
-        phones, duration = read_timings(args.timings)
+        from audio2face.formats.timings import read_timings
+
+        phones, duration = read_timings(args.timings, where=f"--timings {str(args.timings)!r}")
     runtime = Runtime.start(settings)
     try:
         batch = runtime.animate_phones(args.profile, phones, duration, emotion=args.emotion or None)
@@ -169,51 +174,6 @@ def cmd_phonemes(args: argparse.Namespace) -> int:
         f"{args.output}: {len(batch)} frames x {len(batch.names)} channels from {len(phones)} phones"
     )
     return 0
-
-
-def read_timings(path: Path) -> tuple[list[tuple[float, float, str]], float]:
-    """``--timings``: phones and duration from ``path``. Raises ``ValueError`` naming the
-    file and the expected shape, or :class:`UnknownNameError` for a phone label outside
-    the phone set (with the known ones)."""
-    from audio2face.engines.phonemes.phoneset import PHONES, normalize_phone
-    from audio2face.errors import UnknownNameError
-
-    where = f"--timings {str(path)!r}"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{where} not found; check the path") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{where} is not UTF-8 text; expected JSON {TIMINGS_FORMAT}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f"expected {TIMINGS_FORMAT}"
-        ) from None
-    rows = doc.get("phones") if isinstance(doc, dict) else None
-    if not isinstance(rows, list):
-        raise ValueError(f'{where} has no "phones" list; expected {TIMINGS_FORMAT}')
-    phones: list[tuple[float, float, str]] = []
-    for i, row in enumerate(rows):
-        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[2], str)):
-            raise ValueError(f'{where}: phones[{i}] is {row!r}; expected [start_s, end_s, "AA"]')
-        try:
-            start, end = float(row[0]), float(row[1])
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: phones[{i}] has non-numeric times {row[:2]!r}") from None
-        try:
-            normalize_phone(row[2])
-        except UnknownNameError:
-            raise UnknownNameError(
-                "phone", row[2], list(PHONES), where=f"{where} phones[{i}]",
-                hint="ARPAbet labels; stress digits (AA1) are allowed",
-            ) from None  # fmt: skip
-        phones.append((start, end, row[2]))
-    try:
-        duration = float(doc.get("duration_s", phones[-1][1] if phones else 0.0))
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: duration_s must be a number of seconds") from None
-    return phones, duration
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -382,7 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "-o", "--output", type=Path, required=True, help="frames file: .npz, .json or .csv"
     )
-    stream.add_argument("--url", default=DEFAULT_URL, help="the server's v1 WebSocket URL")
+    stream.add_argument(
+        "--url", default=None,
+        help=f"the server's WebSocket URL (default: {DEFAULT_URL} for v1, its /api/v2/stream "
+        "for v2)",
+    )  # fmt: skip
+    stream.add_argument(
+        "--protocol", choices=("v1", "v2"), default="v1",
+        help="v1 (protobuf, the original's) or v2 (JSON + binary frames, /api/v2/stream)",
+    )  # fmt: skip
     stream.add_argument(
         "--profile", default="", help="profile or avatar name (default: the server's default)"
     )
@@ -408,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(phon)
     src = phon.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="text to speak with espeak-ng and animate")
+    from audio2face.formats.timings import TIMINGS_FORMAT
+
     src.add_argument("--timings", type=Path, help=f"JSON file {TIMINGS_FORMAT}")
     phon.add_argument("--voice", default="en-us", help="espeak-ng voice for --text")
     phon.add_argument("--wav", type=Path, help="also save the spoken --text here (a speech file)")

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from audio2face.engines.loading import UNITALKER_HINT, load_engines
-from audio2face.errors import UnknownNameError
+from audio2face.errors import ConfigError, UnknownNameError
 from audio2face.metrics import Metrics
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings, cpu_count
@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("audio2face.runtime")
 
 T = TypeVar("T")
+
+MAX_FPS = 240.0
+"""Highest output frame rate a stream may ask for."""
 
 
 @dataclass
@@ -125,12 +128,16 @@ class Runtime:
         *,
         seed: int | None = 0,
         engine: str | None = None,
+        fps: float | None = None,
     ) -> tuple[Session, Profile]:
         """A bare :class:`Session` (synchronous, no inbox or batching), for library code
         that drives one stream from one thread. Transports use :meth:`open_stream`.
 
         ``engine`` runs the profile's chain on another loaded engine with the same
-        output names (``"phonemes"`` for known phone timings)."""
+        output names (``"phonemes"`` for known phone timings). ``fps`` replaces the
+        profile's frame rate (engines that cannot run at it are resampled)."""
+        if fps is not None and not (0 < fps <= MAX_FPS):
+            raise ValueError(f"fps must be in (0, {MAX_FPS:g}], got {fps:g}")
         profile = self.profile(profile)
         engine_def = self.engine_for(profile, engine)
         chain = profile.build_chain(engine_def.output_names)
@@ -138,7 +145,7 @@ class Runtime:
             engine_def,
             chain.new_stream(seed),
             names=chain.output_names,
-            fps=profile.fps,
+            fps=fps or profile.fps,
             input_rate=input_rate,
         )
         return session, profile
@@ -152,12 +159,15 @@ class Runtime:
         chunk_frames: int | None = None,
         strict_emotions: bool = True,
         engine: str | None = None,
+        fps: float | None = None,
     ) -> StreamRunner:
         """A :class:`StreamRunner` for one stream of audio at ``input_rate``; use it as
         ``async with``. With ``strict_emotions`` (every interface but v1), an emotion
         the profile does not know is refused with the known ones. ``engine``: as in
         :meth:`open_session`."""
-        session, profile = self.open_session(profile, input_rate, seed=seed, engine=engine)
+        session, profile = self.open_session(
+            profile, input_rate, seed=seed, engine=engine, fps=fps
+        )
         engine_def = self.engine_for(profile, engine)
         engine_name = engine or profile.engine
         options = self.runner_options
@@ -218,6 +228,7 @@ class Runtime:
         emotion: str | None = None,
         phones: Sequence[Phone] | None = None,
         engine: str | None = None,
+        fps: float | None = None,
         on_progress: Callable[[float], None] | None = None,
     ) -> FrameBatch:
         """Animate a whole clip through a stream runner, as a server would.
@@ -226,7 +237,7 @@ class Runtime:
         ``phones`` feeds a ``phone_input`` engine (``engine="phonemes"``: then the audio
         only sets the clock); ``on_progress`` is told the seconds pushed so far."""
         audio = np.asarray(audio, dtype=np.float32)
-        opened = self.open_stream(profile, sample_rate, seed=seed, engine=engine)
+        opened = self.open_stream(profile, sample_rate, seed=seed, engine=engine, fps=fps)
         async with opened as stream:
             if emotion:
                 stream.check_emotion(emotion)
@@ -265,6 +276,7 @@ class Runtime:
         emotion: str | None = None,
         phones: Sequence[Phone] | None = None,
         engine: str | None = None,
+        fps: float | None = None,
         progress: bool = False,
     ) -> FrameBatch:
         """:meth:`animate` for synchronous callers, optionally with a progress bar."""
@@ -277,7 +289,7 @@ class Runtime:
             return run_sync(
                 self.animate(
                     audio, sample_rate, profile, seed=seed, emotion=emotion, phones=phones,
-                    engine=engine, on_progress=advance,
+                    engine=engine, fps=fps, on_progress=advance,
                 )  # fmt: skip
             )
 
@@ -301,13 +313,21 @@ class Runtime:
         )
 
 
-def speak(text: str, voice: str = "en-us") -> Synthesis:
+def speak(text: str, voice: str = "en-us", *, hint: str = "") -> Synthesis:
     """Speak ``text`` with espeak-ng: audio, its rate and the phone timings (for
-    :meth:`Runtime.animate_phones` or as speech to animate). Needs the system library
-    (``apt-get install libespeak-ng1``); raises ``EspeakUnavailableError`` otherwise."""
-    from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
+    :meth:`Runtime.animate_phones` or as speech to animate). Needs the system library;
+    raises :class:`ConfigError` saying how to install it otherwise (and ``hint``)."""
+    from audio2face.engines.phonemes.espeak import (
+        EspeakUnavailableError,
+        SynthOptions,
+        synthesize,
+    )
 
-    return synthesize(text, SynthOptions(voice=voice))
+    try:
+        return synthesize(text, SynthOptions(voice=voice))
+    except EspeakUnavailableError as exc:
+        extra = f", {hint}" if hint else ""
+        raise ConfigError(f"speaking text needs espeak-ng ({exc}); apt-get install espeak-ng{extra}") from exc
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

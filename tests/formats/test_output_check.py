@@ -37,6 +37,12 @@ def test_accepted(tmp_path, name: str, rig: str) -> None:
     check_output(tmp_path / name, load_rig(rig), 60.0)
 
 
+def test_names_not_known_yet_checks_the_rest(tmp_path) -> None:
+    check_output(tmp_path / "x.csv", None)  # a server will name the channels
+    with pytest.raises(ValueError, match="unknown extension"):
+        check_output(tmp_path / "x.txt", None)
+
+
 def test_folders_and_rates(tmp_path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         check_output(tmp_path / "nope" / "x.npz", ARKIT_52)

@@ -52,6 +52,7 @@ def test_no_endpoint_serves_logs_or_internals(hard_server) -> None:
     routes = {getattr(r, "path", "") for r in hard_server.app.routes}
     assert routes == {
         "/health", "/ready", "/metrics", "/api/v1/streaming_audio2face/ws", "/api/v1/animate",
+        "/api/v2/stream", "/api/v2/info", "/", "/web",  # protocol v2 and the demo page
     }  # fmt: skip
 
 

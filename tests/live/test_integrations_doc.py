@@ -1,20 +1,27 @@
 """docs/integrations.md: every block marked *(tested)* runs as written.
 
 The commands run in a temporary folder, in order (the first makes ``speech.wav``), with
-the VMC and Live Link ports replaced by loopback receivers' ports; each must exit 0,
-and what it sends must arrive.
+the VMC and Live Link ports replaced by loopback receivers' ports, and the server port
+18083 by that of an ``audio2face serve`` started for the blocks that need one; each must
+exit 0, and what it sends must arrive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import live_support  # noqa: F401  (puts tests/sinks on the path)
 import pytest
 from udp_receivers import LiveLinkReceiver, VmcReceiver
 
@@ -52,13 +59,54 @@ def cli_on_path(folder: Path) -> str:
     return f"{folder}{os.pathsep}{os.environ['PATH']}"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], cwd: Path) -> Iterator[int]:
+    """``audio2face serve`` (the default engine) on a free port, until ready."""
+    port = free_port()
+    log = cwd / "serve.log"
+    with open(log, "wb") as err:  # a file, not a pipe: a chatty server never blocks
+        proc = subprocess.Popen(
+            ["audio2face", "serve", "--port", str(port)], env=env, cwd=cwd,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not start: {log.read_text()[-1000:]}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
 def test_the_marked_blocks(tmp_path) -> None:
     blocks = marked_blocks()
     assert len(blocks) >= 7, "the doc lost its tested examples"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     env = dict(os.environ, PATH=cli_on_path(bin_dir))
+    server = contextlib.ExitStack()
+    server_port: int | None = None
     for kind, code in blocks:
+        if "127.0.0.1:18083" in code:
+            if server_port is None:
+                server_port = server.enter_context(serve(env, tmp_path))
+            code = code.replace("127.0.0.1:18083", f"127.0.0.1:{server_port}")
         with VmcReceiver() as vmc, LiveLinkReceiver() as ll:
             code = code.replace("127.0.0.1:39539", f"127.0.0.1:{vmc.port}")
             code = code.replace("127.0.0.1:11111", f"127.0.0.1:{ll.port}")
@@ -80,3 +128,4 @@ def test_the_marked_blocks(tmp_path) -> None:
         if kind == "python":
             assert b"utterance done after frame" in proc.stdout
             assert b"interrupted at frame" in proc.stdout
+    server.close()

@@ -13,10 +13,11 @@ import threading
 import time
 from pathlib import Path
 
+import live_support  # before udp_receivers: it puts tests/sinks on the path
 import numpy as np
 import pytest
 import soundfile as sf
-from live_audio import speech_like
+from live_support import speech_like
 from udp_receivers import LiveLinkReceiver, VmcReceiver
 
 from audio2face.live import FileSource, LiveRun, V1Backend, V2Backend
@@ -33,6 +34,10 @@ from audio2face.sinks import (
     VmcOptions,
     VmcSink,
 )
+
+# Fixtures shared with the other live tests (a tests/live/conftest.py would shadow
+# tests/conftest.py for modules that import from it).
+speech_wav = live_support.speech_wav
 
 PYTHON = sys.executable
 

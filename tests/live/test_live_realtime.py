@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import live_support  # before udp_receivers: it puts tests/sinks on the path
 import numpy as np
 import pytest
 from udp_receivers import LiveLinkReceiver, VmcReceiver
@@ -20,6 +21,11 @@ from audio2face.sinks import (
     VmcOptions,
     VmcSink,
 )
+
+# Fixtures shared with the other live tests (a tests/live/conftest.py would shadow
+# tests/conftest.py for modules that import from it).
+runtime = live_support.runtime
+speech_wav = live_support.speech_wav
 
 SECONDS = 3.0
 

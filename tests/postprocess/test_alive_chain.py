@@ -18,6 +18,8 @@ from audio2face.profiles import BUILTIN_DIR, ProfileRegistry
 from audio2face.profiles.model import parse_profile
 from audio2face.rigs import ARKIT_52
 
+DEFAULT_OPTIONS = StreamOptions()
+
 AUDIO = phrases([(2.0, 0.7), (1.5, 0.4)], seed=11)
 N = n_frames(AUDIO.shape[0])
 RAW = np.random.default_rng(0).random((N, 52), dtype=np.float32) * 0.6
@@ -28,7 +30,7 @@ def registry() -> ProfileRegistry:
     return ProfileRegistry(engines=("default", "phonemes", "unitalker"))
 
 
-def stream_out(chain, cuts: list[int], seed: int, options=StreamOptions(), emotion=None):
+def stream_out(chain, cuts: list[int], seed: int, options=DEFAULT_OPTIONS, emotion=None):
     """Push the audio and frames in pieces, as a session does, and collect the output."""
     tracker = ProsodyTracker(RATE, FPS)
     stream = chain.new_stream(seed, options)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from alive_support import FPS, RATE, n_frames, phrases, syllables
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audio2face.audio.prosody import Prosody, ProsodyOptions, ProsodyTracker
-
-from alive_support import FPS, RATE, n_frames, phrases, syllables
 
 AUDIO = phrases([(2.0, 0.6), (1.5, 0.8), (1.0, 0.3)], seed=3)
 N = n_frames(AUDIO.shape[0])
@@ -127,3 +126,24 @@ def test_bad_arguments_are_refused_clearly() -> None:
         tr.take(-1)
     with pytest.raises(ValueError, match="outside the 5 frames"):
         tr.take(5).slice(2, 9)
+
+
+def test_take_many_is_separate_takes_batched() -> None:
+    """One FFT for several streams gives exactly what each stream's own take gives."""
+    import soxr
+
+    other = soxr.resample(AUDIO, RATE, 22050).astype(np.float32)
+    solo = [ProsodyTracker(RATE, FPS), ProsodyTracker(RATE, FPS), ProsodyTracker(22050, FPS)]
+    many = [ProsodyTracker(RATE, FPS), ProsodyTracker(RATE, FPS), ProsodyTracker(22050, FPS)]
+    inputs = [AUDIO, AUDIO[::-1].copy(), other]
+    for s, m, x in zip(solo, many, inputs, strict=True):
+        s.push(x)
+        m.push(x)
+    for counts in ([3, 0, 5], [1, 7, 2], [40, 40, 40]):
+        got = ProsodyTracker.take_many(many, counts)
+        for tr, n, g in zip(solo, counts, got, strict=True):
+            want = tr.take(n)
+            for name in FIELDS:
+                np.testing.assert_array_equal(getattr(g, name), getattr(want, name), err_msg=name)
+    with pytest.raises(ValueError, match="2 trackers but 1 frame counts"):
+        ProsodyTracker.take_many(many[:2], [1])

@@ -11,6 +11,8 @@ from audio2face.errors import ConfigError
 from audio2face.postprocess import BindEnv, StepContext, StreamOptions, parse_step
 from audio2face.rigs import ARKIT_52
 
+DEFAULT_OPTIONS = StreamOptions()
+
 COL = {n: i for i, n in enumerate(ARKIT_52)}
 
 
@@ -25,7 +27,7 @@ def bind(spec: dict, names=ARKIT_52):
     return cls(options, names, BindEnv(fps=FPS))
 
 
-def run(step, x, prosody=None, *, seed=0, options=StreamOptions(), shared=None):
+def run(step, x, prosody=None, *, seed=0, options=DEFAULT_OPTIONS, shared=None):
     before = x.copy()
     ctx = StepContext(0, None, step.new_state(np.random.default_rng(seed)), prosody, options,
                       {} if shared is None else shared)  # fmt: skip

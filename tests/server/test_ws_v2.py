@@ -317,3 +317,79 @@ def test_keyword_client_with_an_emotion_step_and_progress(server) -> None:
     happy = result.values[:, result.names.index("happy")]
     assert result.end_frames == 30 and calls and calls[-1] == 30
     assert np.allclose(happy, HAPPINESS_2, atol=1e-5)
+
+
+# --- the message layer alone (audio2face.protocol.v2) ------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.dictionaries(
+            st.text(max_size=12), st.integers() | st.text(max_size=5) | st.none(), max_size=5
+        ).map(json.dumps),
+    )
+)
+def test_parsing_any_text_gives_a_message_or_a_protocol_error(text: str) -> None:
+    from audio2face.errors import ProtocolError
+    from audio2face.protocol.v2 import parse_client_message
+
+    try:
+        parse_client_message(text)
+    except ProtocolError as exc:
+        assert exc.code == 1008 and exc.reason and len(exc.reason) < 400
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    first=st.integers(0, 2**32 - 1),
+    shape=st.tuples(st.integers(0, 40), st.integers(1, 60)),
+    seed=st.integers(0, 1000),
+)
+def test_binary_frame_blocks_round_trip(first: int, shape: tuple[int, int], seed: int) -> None:
+    from audio2face.protocol.v2 import FRAME_HEADER, decode_frames_binary, encode_frames_binary
+
+    values = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    data = encode_frames_binary(first, values)
+    assert data[:4] == b"A2F2" and len(data) == FRAME_HEADER.size + 4 * values.size
+    assert int.from_bytes(data[4:8], "little") == first
+    back = decode_frames_binary(data)
+    assert back.first == first and np.array_equal(back.values, values)
+
+
+def test_pcm_decoding_per_encoding() -> None:
+    from audio2face.errors import ProtocolError
+    from audio2face.protocol.v2 import decode_pcm_v2
+
+    s16 = np.array([0, 16384, -32768, 32767], "<i2").tobytes()
+    assert np.array_equal(decode_pcm_v2(s16, "pcm_s16le"), [0, 0.5, -1, 32767 / 32768])
+    f32 = np.array([0.25, -0.5, 0.75, 1.0], "<f4").tobytes()
+    assert np.array_equal(decode_pcm_v2(f32, "pcm_f32le", channels=2), [-0.125, 0.875])
+    for bad, encoding in ((b"\0" * 3, "pcm_s16le"), (b"\0" * 6, "pcm_f32le")):
+        with pytest.raises(ProtocolError, match="not whole"):
+            decode_pcm_v2(bad, encoding)
+    with pytest.raises(ProtocolError, match="NaN"):
+        decode_pcm_v2(np.array([np.nan], "<f4").tobytes(), "pcm_f32le")
+
+
+def test_emotion_track_walks_the_steps_between_emotions() -> None:
+    from audio2face.errors import UnknownNameError
+    from audio2face.protocol.v2 import EmotionSpec
+    from audio2face.server.ws_v2 import EmotionTrack
+
+    known = tuple(f"{e}_{k}" for e in ("happiness", "sadness") for k in range(1, 5))
+    track = EmotionTrack(known, "vrm", 1000)
+    assert track.names == ("happiness", "sadness")
+    track.set(0, EmotionSpec("happiness", 0.75, ramp_s=0.3))  # step 3, 100 samples a step
+    track.set(1000, EmotionSpec("sadness", 0.5, ramp_s=0.4))  # down 2, 1, then up 1, 2
+    labels = [label for piece, label in track.split(0, np.zeros(2000, np.float32)) for _ in piece]
+    assert labels[0] == "happiness_1" and labels[150] == "happiness_2"
+    assert labels[250] == labels[999] == "happiness_3"
+    steps = [labels[1000 + 100 * i] for i in range(4)]
+    assert steps == ["happiness_2", "happiness_1", "sadness_1", "sadness_2"]
+    assert labels[-1] == "sadness_2"
+    track.set(2000, EmotionSpec(None))
+    assert track.split(2000, np.zeros(10, np.float32))[-1][1] is None
+    with pytest.raises(UnknownNameError, match="known: \\['happiness', 'sadness'\\]"):
+        track.set(2010, EmotionSpec("glee"))

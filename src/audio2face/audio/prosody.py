@@ -29,6 +29,7 @@ Per frame:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -151,8 +152,10 @@ class _Analysis:
 
     win: int
     nfft: int
+    n_small: int  # size of the autocorrelation's inverse FFT (at acf_rate)
+    acf_rate: float
     window: npt.NDArray[np.float64]
-    window_acf: npt.NDArray[np.float64]  # autocorrelation of the window, for Boersma's correction
+    inv_window_acf: npt.NDArray[np.float64]  # 1 / window autocorrelation over the lag range
     lag_min: int
     lag_max: int
     bands: npt.NDArray[np.float64]  # [nfft/2 + 1, n_bands], columns sum to 1
@@ -162,14 +165,24 @@ class _Analysis:
 @cache
 def _analysis(rate: int, options: ProsodyOptions) -> _Analysis:
     win = max(16, round(options.window_s * rate))
-    nfft = 1 << (2 * win - 1).bit_length()
+    # The autocorrelation is taken on the spectrum below rate / (2 q), i.e. on the
+    # signal low-passed and decimated to >= 4 kHz (F0 and its first harmonics live
+    # there): a 4-16x smaller inverse FFT than at the full rate.
+    q = 1
+    while rate / (2 * q) >= 4000:
+        q *= 2
+    acf_rate = rate / q
+    lag_max = math.ceil(acf_rate / options.f0_min_hz)
+    # Long enough that the circular autocorrelation does not wrap up to lag_max.
+    nfft = 1 << (win + lag_max * q + 1).bit_length()
+    n_small = nfft // q
+    lag_min = max(2, math.floor(acf_rate / options.f0_max_hz))
+    lag_max = min(lag_max, n_small // 2 - 2)
     n = np.arange(win)
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * (n + 0.5) / win)
-    w_spec = np.fft.rfft(window, nfft)
-    window_acf = np.fft.irfft(np.abs(w_spec) ** 2, nfft)[:win]
+    w_psd = np.abs(np.fft.rfft(window, nfft)) ** 2
+    window_acf = np.fft.irfft(w_psd[: n_small // 2 + 1], n_small)
     window_acf = window_acf / window_acf[0]
-    lag_min = max(2, math.floor(rate / options.f0_max_hz))
-    lag_max = min(win - 2, math.ceil(rate / options.f0_min_hz))
     top = min(options.band_max_hz, 0.5 * rate)
     mel = lambda f: 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)  # noqa: E731  # HTK mel
     edges_mel = np.linspace(mel(options.band_min_hz), mel(top), options.n_bands + 2)
@@ -180,13 +193,16 @@ def _analysis(rate: int, options: ProsodyOptions) -> _Analysis:
     # Mean power density in each band (weights sum to 1), so the band values do not
     # depend on the FFT size, i.e. on the sample rate.
     tri = tri / np.maximum(tri.sum(axis=1, keepdims=True), 1e-12)
-    for a in (window, window_acf, tri):
+    inv = 1.0 / np.maximum(window_acf[lag_min : lag_max + 2], 1e-3)
+    for a in (window, inv, tri):
         a.setflags(write=False)
     return _Analysis(
         win=win,
         nfft=nfft,
+        n_small=n_small,
+        acf_rate=acf_rate,
         window=window,
-        window_acf=window_acf,
+        inv_window_acf=inv,
         lag_min=lag_min,
         lag_max=lag_max,
         bands=np.ascontiguousarray(tri.T),
@@ -294,28 +310,39 @@ class ProsodyTracker:
         it are silence. Without it the same happens, but it means the caller asked
         for frames its audio does not cover yet (the tracker cannot wait).
         """
+        return ProsodyTracker.take_many([self], [n_frames], final=final)[0]
+
+    @staticmethod
+    def take_many(
+        trackers: Sequence[ProsodyTracker], counts: Sequence[int], *, final: bool = False
+    ) -> list[Prosody]:
+        """:meth:`take` for several streams with one FFT for all their frames (as
+        :meth:`LogMelExtractor.push_many` does): per call the cost is mostly numpy's
+        per-call overhead, which a server then pays once per batch. Trackers with the
+        same sample rate and options share the FFT; rows are computed independently,
+        so the result is exactly what separate calls give."""
         del final  # the analysis is the same; the flag documents the caller's intent
-        if n_frames < 0:
-            raise ValueError(f"n_frames must be >= 0, got {n_frames}")
-        first = self._next
-        windows = self._windows(first, n_frames)
-        rms_db, f0, voiced, bands = self._analyse(windows)
-        speaking, starts, ends, nucleus = self._run_machine(rms_db, f0, voiced)
-        self._next = first + n_frames
-        self._drop_consumed()
-        return Prosody(
-            first_frame=first,
-            fps=self.fps,
-            rms_db=rms_db,
-            f0_hz=f0,
-            voiced=voiced,
-            speaking=speaking,
-            phrase_start=starts,
-            phrase_end=ends,
-            nucleus=nucleus,
-            bands=bands,
-            bands_valid=self._an.bands_valid,
-        )
+        if len(trackers) != len(counts):
+            raise ValueError(f"{len(trackers)} trackers but {len(counts)} frame counts")
+        for n in counts:
+            if n < 0:
+                raise ValueError(f"n_frames must be >= 0, got {n}")
+        groups: dict[tuple[int, ProsodyOptions], list[int]] = {}
+        for i, tr in enumerate(trackers):
+            groups.setdefault((tr.sample_rate, tr.options), []).append(i)
+        out: list[Prosody | None] = [None] * len(trackers)
+        for (rate, options), members in groups.items():
+            windows = [trackers[i]._windows(trackers[i]._next, counts[i]) for i in members]
+            stacked = np.concatenate(windows) if len(windows) > 1 else windows[0]
+            rms, f0, voiced, bands = _analyse(_analysis(rate, options), options, rate, stacked)
+            lo = 0
+            for i, w in zip(members, windows, strict=True):
+                hi = lo + w.shape[0]
+                out[i] = trackers[i]._finish_take(
+                    counts[i], rms[lo:hi], f0[lo:hi], voiced[lo:hi], bands[lo:hi]
+                )
+                lo = hi
+        return [p for p in out if p is not None]
 
     # -- internals -----------------------------------------------------------------------
     def _window_end(self, frame: int) -> int:
@@ -342,60 +369,44 @@ class ProsodyTracker:
             p.audio = p.audio[drop:]
             p.start += drop
 
-    def _analyse(
-        self, windows: npt.NDArray[np.float64]
-    ) -> tuple[FloatArray, FloatArray, BoolArray, FloatArray]:
-        an, o = self._an, self.options
-        n = windows.shape[0]
-        if n == 0:
-            empty = np.zeros(0, np.float32)
-            return empty, empty, np.zeros(0, bool), np.zeros((0, o.n_bands), np.float32)
-        x = windows - windows.mean(axis=1, keepdims=True)
-        power = np.mean(x * x, axis=1)
-        rms_db = np.maximum(10.0 * np.log10(power + 1e-10), -100.0)
-        spec = np.fft.rfft(x * an.window, an.nfft, axis=1)
-        parts = spec.view(np.float64).reshape(n, -1, 2)
-        psd = parts[..., 0] ** 2 + parts[..., 1] ** 2
-        acf = np.fft.irfft(psd, an.nfft, axis=1)[:, : an.win]
-        r0 = acf[:, :1]
-        norm = acf / np.maximum(r0, 1e-12) / np.maximum(an.window_acf, 1e-3)
-        seg = norm[:, an.lag_min : an.lag_max + 1]
-        best = np.argmax(seg, axis=1)
-        peak = seg[np.arange(n), best]
-        # Parabolic interpolation around the best lag for sub-sample precision.
-        idx = best + an.lag_min
-        left = norm[np.arange(n), np.maximum(idx - 1, 0)]
-        right = norm[np.arange(n), np.minimum(idx + 1, an.win - 1)]
-        denom = left - 2.0 * peak + right
-        shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
-        lag = idx + np.clip(shift, -0.5, 0.5)
-        voiced = (peak > o.voicing_threshold) & (rms_db > o.speech_floor_db)
-        f0 = np.where(voiced, self.sample_rate / lag, 0.0)
-        # Row by row: a matrix product's rows can differ in the last bit with the
-        # number of rows (BLAS picks kernels by shape), which would make the features
-        # depend on how frames were chunked.
-        band_power = np.stack([row @ an.bands for row in psd]) + 1e-12
-        logb = np.log(band_power)
-        logb -= logb.mean(axis=1, keepdims=True)
-        return (
-            rms_db.astype(np.float32),
-            f0.astype(np.float32),
-            voiced,
-            logb.astype(np.float32),
+    def _finish_take(
+        self,
+        n: int,
+        rms_db: list[float],
+        f0: list[float],
+        voiced: list[bool],
+        bands: FloatArray,
+    ) -> Prosody:
+        first = self._next
+        speaking, starts, ends, nucleus = self._run_machine(rms_db, f0, voiced)
+        self._next = first + n
+        self._drop_consumed()
+        return Prosody(
+            first_frame=first,
+            fps=self.fps,
+            rms_db=np.array(rms_db, np.float32),
+            f0_hz=np.array(f0, np.float32),
+            voiced=np.array(voiced, bool),
+            speaking=speaking,
+            phrase_start=starts,
+            phrase_end=ends,
+            nucleus=nucleus,
+            bands=bands,
+            bands_valid=self._an.bands_valid,
         )
 
     def _run_machine(
-        self, rms_db: FloatArray, f0: FloatArray, voiced: BoolArray
+        self, rms_db: list[float], f0: list[float], voiced: list[bool]
     ) -> tuple[BoolArray, BoolArray, BoolArray, FloatArray]:
         o, m = self.options, self._m
-        n = rms_db.shape[0]
+        n = len(rms_db)
         speaking = np.zeros(n, bool)
         starts = np.zeros(n, bool)
         ends = np.zeros(n, bool)
         nucleus = np.zeros(n, np.float32)
         a = self._env_a
         for t in range(n):
-            level = float(rms_db[t])
+            level = rms_db[t]
             # Noise floor: follows the level down at once, creeps up slowly, so it
             # sits under the speech and tracks the room between phrases.
             m.floor_db = min(level, m.floor_db + self._rise)
@@ -420,17 +431,66 @@ class ProsodyTracker:
             elif m.rising:
                 m.rising = False
                 top = m.env_prev
-                if voiced[t] or m.prev_voiced:
-                    if top - m.dip >= o.nucleus_dip_db and top > o.speech_floor_db:
-                        rel = top - m.peak_mean
-                        pitch = 0.0
-                        if f0[t] > 0 and m.f0_mean > 0:
-                            pitch = 12.0 * (math.log2(float(f0[t])) - m.f0_mean)  # semitones
-                        score = 0.5 + rel / 8.0 + pitch / 8.0
-                        nucleus[t] = min(1.0, max(0.05, score))
-                        m.peak_mean += 0.1 * (top - m.peak_mean)
-            m.prev_voiced = bool(voiced[t])
+                prominent = top - m.dip >= o.nucleus_dip_db and top > o.speech_floor_db
+                if prominent and (voiced[t] or m.prev_voiced):
+                    rel = top - m.peak_mean
+                    pitch = 0.0
+                    if f0[t] > 0 and m.f0_mean > 0:
+                        pitch = 12.0 * (math.log2(f0[t]) - m.f0_mean)  # semitones
+                    score = 0.5 + rel / 8.0 + pitch / 8.0
+                    nucleus[t] = min(1.0, max(0.05, score))
+                    m.peak_mean += 0.1 * (top - m.peak_mean)
+            m.prev_voiced = voiced[t]
             if f0[t] > 0:
-                lf = math.log2(float(f0[t]))
+                lf = math.log2(f0[t])
                 m.f0_mean = lf if m.f0_mean == 0.0 else m.f0_mean + 0.02 * (lf - m.f0_mean)
         return speaking, starts, ends, nucleus
+
+
+def _analyse(
+    an: _Analysis, o: ProsodyOptions, rate: int, windows: npt.NDArray[np.float64]
+) -> tuple[list[float], list[float], list[bool], FloatArray]:
+    """Level, pitch, voicing and bands of each window row (rows are independent)."""
+    n = windows.shape[0]
+    if n == 0:
+        return [], [], [], np.zeros((0, o.n_bands), np.float32)
+    x = windows - windows.mean(axis=1, keepdims=True)
+    power = np.einsum("ij,ij->i", x, x).tolist()
+    spec = np.fft.rfft(x * an.window, an.nfft, axis=1)
+    parts = spec.view(np.float64)
+    psd = parts[:, 0::2] ** 2 + parts[:, 1::2] ** 2
+    acf = np.fft.irfft(psd[:, : an.n_small // 2 + 1], an.n_small, axis=1)
+    # Boersma's correction: divide by the window's own autocorrelation.
+    seg = acf[:, an.lag_min : an.lag_max + 2] * an.inv_window_acf
+    best = np.argmax(seg[:, :-1], axis=1).tolist()
+    r0 = acf[:, 0].tolist()
+    # Row by row: a matrix product's rows can differ in the last bit with the number
+    # of rows (BLAS picks kernels by shape), which would make the features depend on
+    # how frames were chunked.
+    logb = np.log(np.stack([row @ an.bands for row in psd]) + 1e-12)
+    bands = (logb - logb.mean(axis=1, keepdims=True)).astype(np.float32)
+    rms_db: list[float] = []
+    f0: list[float] = []
+    voiced: list[bool] = []
+    win = an.win
+    del rate  # the pitch is at the autocorrelation's rate
+    for k in range(n):
+        level = 10.0 * math.log10(power[k] / win + 1e-10)
+        level = max(level, -100.0)
+        j = best[k]
+        row = seg[k]
+        peak = float(row[j]) / r0[k] if r0[k] > 1e-12 else 0.0
+        is_voiced = peak > o.voicing_threshold and level > o.speech_floor_db
+        pitch = 0.0
+        if is_voiced:
+            # Parabolic interpolation around the best lag for sub-sample precision.
+            left = float(row[j - 1]) if j > 0 else float(row[j])
+            right = float(row[j + 1])
+            mid = float(row[j])
+            denom = left - 2.0 * mid + right
+            shift = 0.5 * (left - right) / denom if abs(denom) > 1e-12 else 0.0
+            pitch = an.acf_rate / (an.lag_min + j + max(-0.5, min(0.5, shift)))
+        rms_db.append(level)
+        f0.append(pitch)
+        voiced.append(is_voiced)
+    return rms_db, f0, voiced, bands

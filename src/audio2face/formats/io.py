@@ -132,14 +132,15 @@ def _format_of(path: Path, action: str) -> _Format:
     return found
 
 
-def check_output(path: str | Path, names: Sequence[str], fps: float | None = None) -> None:
+def check_output(path: str | Path, names: Sequence[str] | None, fps: float | None = None) -> None:
     """Raise ``ValueError`` (one line: what is wrong, what to do) unless frames with
     ``names`` at ``fps`` can be written to ``path``. Call it before animating anything:
     it checks the extension, the format's demands on the names (CSV: ARKit; VMD: names
-    that fit Shift-JIS), the frame rate, and that the folder exists and is writable."""
+    that fit Shift-JIS), the frame rate, and that the folder exists and is writable.
+    ``names=None``: not known yet (a server will say), so only the rest is checked."""
     path = Path(path)
     fmt = _format_of(path, "write")
-    problem = fmt.names_problem(names)
+    problem = fmt.names_problem(names) if names is not None else None
     if problem is not None:
         raise ValueError(f"cannot write {path.name!r}: {problem}")
     if fps is not None and not (math.isfinite(fps) and fps > 0):

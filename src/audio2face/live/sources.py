@@ -79,7 +79,8 @@ def import_sounddevice() -> Any:
 
 def list_devices() -> str:
     """The audio devices PortAudio sees, one per line (``--list-devices``)."""
-    return str(import_sounddevice().query_devices())
+    devices = str(import_sounddevice().query_devices())
+    return devices or "PortAudio sees no audio devices on this machine"
 
 
 class FileSource:
@@ -275,7 +276,10 @@ class MicSource:
         try:
             info = self._sd.query_devices(device, "input")
         except (ValueError, self._sd.PortAudioError) as exc:
-            raise ValueError(f"microphone {device!r}: {exc}; see --list-devices") from None
+            which = "no default microphone" if device is None else f"microphone {device!r}"
+            raise ValueError(
+                f"{which} ({exc}); pick one with --device (see --list-devices)"
+            ) from None
         self._rate = int(rate or info["default_samplerate"])
         self.device = device
         self.device_name = str(info["name"])

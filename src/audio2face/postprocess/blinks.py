@@ -3,18 +3,19 @@
 * **Rate**: a random (hazard) process at ``speaking_per_min`` while speaking and
   ``quiet_per_min`` otherwise. Bentivoglio et al. 1997 ("Analysis of blink rate
   patterns in normal subjects", Mov. Disord. 12:1028-1034) measured about 17 blinks
-  a minute at rest and 26 in conversation (4.5 reading); the defaults (18 and 15)
+  a minute at rest and 26 in conversation (4.5 reading); the defaults (20 and 15)
   sit at the low end, which reads calmer on an avatar. After a blink the hazard is
   zero for ``refractory_s``.
-* **Clusters**: a blink follows a phrase boundary (the end of a pause or its start)
-  with probability ``boundary_p`` after a short delay: blinks concentrate at pauses
+* **Clusters**: a blink follows the end of a phrase (a pause) with probability
+  ``boundary_p``, and the start of the next with ``start_p``, after a short delay: blinks concentrate at pauses
   and sentence ends (Nakano & Kitazawa 2010, "Eyeblink entrainment at breakpoints of
   speech", Exp. Brain Res. 205:577-581). A saccade of ``A`` degrees is accompanied
   by a blink with probability ``saccade_p_per_deg * (A - saccade_min_deg)`` (at most
   ``saccade_max_p``): large gaze shifts often carry a blink (Evinger et al. 1994,
   "Not looking while leaping: the linkage of blinking and saccadic gaze shifts", Exp.
-  Brain Res. 100:337-344). The hazard rate is lowered by ``triggered_share`` so that
-  the total stays near the target rate.
+  Brain Res. 100:337-344). The random hazard is the target rate minus the recent
+  rate of these triggered blinks (averaged over ``balance_s``), so the total stays
+  near the target while the blinks cluster where people put them.
 * **Shape**: the lid closes fast and opens slowly (Evinger, Manning & Sibony 1991,
   "Eyelid movements: mechanisms and normal data", Invest. Ophthalmol. Vis. Sci.
   32:387-400: the down phase is about a third the length of the up phase): closing
@@ -30,6 +31,7 @@ stream switches ``blinks`` off; ``combine = "max"`` keeps the input's lid values
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -54,15 +56,16 @@ class NaturalBlinkOptions(StepOptions):
 
     names: tuple[str, ...] = ("eyeBlinkLeft", "eyeBlinkRight")
     combine: Literal["replace", "max"] = "replace"
-    speaking_per_min: float = Field(18.0, ge=0.0, le=120.0)
+    speaking_per_min: float = Field(20.0, ge=0.0, le=120.0)
     quiet_per_min: float = Field(15.0, ge=0.0, le=120.0)
     refractory_s: float = Field(0.8, ge=0.0, le=10.0)
     boundary_p: float = Field(0.5, ge=0.0, le=1.0)
+    start_p: float = Field(0.2, ge=0.0, le=1.0)
     boundary_delay_s: tuple[float, float] = (0.05, 0.3)
-    saccade_min_deg: float = Field(6.0, ge=0.0, le=90.0)
-    saccade_p_per_deg: float = Field(0.03, ge=0.0, le=1.0)
-    saccade_max_p: float = Field(0.6, ge=0.0, le=1.0)
-    triggered_share: float = Field(0.35, ge=0.0, lt=1.0)
+    saccade_min_deg: float = Field(10.0, ge=0.0, le=90.0)
+    saccade_p_per_deg: float = Field(0.04, ge=0.0, le=1.0)
+    saccade_max_p: float = Field(0.5, ge=0.0, le=1.0)
+    balance_s: float = Field(30.0, gt=0.0, le=600.0)
     close_s: tuple[float, float] = (0.07, 0.10)
     hold_s: tuple[float, float] = (0.0, 0.03)
     open_s: tuple[float, float] = (0.17, 0.28)
@@ -116,6 +119,8 @@ class BlinkState:
     blinks: list[Blink] = field(default_factory=list)
     triggers: list[float] = field(default_factory=list)  # scheduled onset times
     last_onset: float = -1e9
+    triggered_rate: float = 0.0  # recent rate of triggered blinks, per second
+    seen: int = 0  # frames so far
     onsets: list[float] = field(default_factory=list)  # recent history, for tests and benches
 
 
@@ -128,12 +133,14 @@ class NaturalBlink(FeatureStep):
 
     def __init__(self, options: NaturalBlinkOptions, input_names: Sequence[str], env: BindEnv):
         self.output_names = tuple(input_names)
-        self._cols = np.array(channel_indices(options.names, input_names, step=self.type_name), np.intp)
+        self._cols = np.array(
+            channel_indices(options.names, input_names, step=self.type_name), np.intp
+        )
         self.options = options
         self.fps = env.fps
-        keep = 1.0 - options.triggered_share
-        self._h_speak = keep * options.speaking_per_min / 60.0 / env.fps
-        self._h_quiet = keep * options.quiet_per_min / 60.0 / env.fps
+        self._r_speak = options.speaking_per_min / 60.0
+        self._r_quiet = options.quiet_per_min / 60.0
+        self._a_balance = 1.0 - math.exp(-1.0 / (env.fps * options.balance_s))
 
     def new_state(self, rng: np.random.Generator) -> BlinkState:
         frames, events = (np.random.default_rng(s) for s in rng.integers(0, 2**63, 2))
@@ -158,9 +165,13 @@ class NaturalBlink(FeatureStep):
             frame = first + k
             t = frame * dt
             speaking = p is not None and bool(p.speaking[k])
-            if p is not None and (p.phrase_start[k] or p.phrase_end[k]):
-                if st.events.random() < o.boundary_p:
-                    st.triggers.append(t + float(st.events.uniform(*o.boundary_delay_s)))
+            chance = 0.0
+            if p is not None:
+                chance = (
+                    o.boundary_p if p.phrase_end[k] else o.start_p if p.phrase_start[k] else 0.0
+                )
+            if chance > 0.0 and st.events.random() < chance:
+                st.triggers.append(t + float(st.events.uniform(*o.boundary_delay_s)))
             amp = saccades.get(frame)
             if amp is not None and amp > o.saccade_min_deg:
                 chance = min(o.saccade_max_p, o.saccade_p_per_deg * (amp - o.saccade_min_deg))
@@ -170,9 +181,16 @@ class NaturalBlink(FeatureStep):
             due = [s for s in st.triggers if s <= t]
             if due:
                 st.triggers = [s for s in st.triggers if s > t]
-            hazard = self._h_speak if speaking else self._h_quiet
-            if ready and (due or u[k] < hazard):
+            rate = (self._r_speak if speaking else self._r_quiet) - st.triggered_rate
+            fired = ready and (bool(due) or u[k] < max(rate, 0.0) * dt)
+            if fired:
                 self._start(st, t)
+            # The moving average of an impulse train (fps per blink) is its rate.
+            # A plain mean until the average has its full length.
+            impulse = self.fps if fired and due else 0.0
+            st.seen += 1
+            a = max(self._a_balance, 1.0 / st.seen)
+            st.triggered_rate += a * (impulse - st.triggered_rate)
             value = 0.0
             live = []
             for b in st.blinks:

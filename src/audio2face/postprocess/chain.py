@@ -21,10 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from typing import TYPE_CHECKING, Any
 
 from audio2face.errors import UnknownNameError
 from audio2face.postprocess.base import (
@@ -198,7 +197,10 @@ class ChainStream:
                 shared=self._shared,
                 emotion_track=self._track,
             )
-            x = step.bypass(x, ctx) if feature is not None and feature in off else step(x, ctx)
+            bypass = (
+                getattr(step, "bypass", None) if feature is not None and feature in off else None
+            )
+            x = bypass(x, ctx) if bypass is not None else step(x, ctx)
         self._frame += n
         if self._track is not None:
             self._track.forget_before(self._frame / self.chain.fps)

@@ -144,13 +144,17 @@ class Gaze(FeatureStep):
         n = out.shape[0]
         st, p = ctx.state, ctx.prosody
         events = ctx.shared.setdefault(SACCADES, [])
-        angles = np.empty((n, 2), np.float32)
+        rows: list[tuple[float, ...]] = []
         dt = 1.0 / self.fps
         for k in range(n):
             frame = ctx.frame_index + k
             t = frame * dt
             speaking = p is not None and bool(p.speaking[k])
-            if p is not None and p.phrase_start[k] and st.rng.random() < self.options.phrase_aversion:
+            if (
+                p is not None
+                and p.phrase_start[k]
+                and st.rng.random() < self.options.phrase_aversion
+            ):
                 st.pending_aversion = True
                 st.next_t = min(st.next_t, t + self.options.phrase_aversion_delay_s)
             while st.next_t <= t:
@@ -164,8 +168,9 @@ class Gaze(FeatureStep):
                     s = u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)  # minimum jerk
                     st.yaw = st.sac_from[0] + (st.sac_to[0] - st.sac_from[0]) * s
                     st.pitch = st.sac_from[1] + (st.sac_to[1] - st.sac_from[1]) * s
-            angles[k] = (st.yaw, st.pitch)
-        out[:, self._cols] = self._channels(angles)
+            rows.append(self._channels(st.yaw, st.pitch))
+        if rows:
+            out[:, self._cols] = rows
         # Only the events a later step can still use: the blink step reads them in the
         # same call, so one second of history is plenty.
         del events[: max(0, len(events) - 64)]
@@ -175,7 +180,7 @@ class Gaze(FeatureStep):
         self, st: GazeState, t0: float, mode: str, speaking: bool, frame: int, events: list
     ) -> None:
         """Choose the next target, start the saccade at ``t0``, schedule the next one."""
-        o, rng = self.options, st.rng
+        rng = st.rng
         alpha = self._alpha["idle" if mode == "idle" else "speaking" if speaking else "listening"]
         if st.pending_aversion:
             st.at_viewer, st.pending_aversion = False, False
@@ -210,15 +215,17 @@ class Gaze(FeatureStep):
         ang = float(rng.uniform(0.0, 2.0 * math.pi))
         return amp * math.cos(ang), amp * o.vertical_share * math.sin(ang)
 
-    def _channels(self, angles: FloatArray) -> FloatArray:
-        """Angles (yaw > 0: avatar's left, pitch > 0: up) to eye shapes in [0, 1]."""
+    def _channels(self, yaw: float, pitch: float) -> tuple[float, ...]:
+        """Angles (yaw > 0: avatar's left, pitch > 0: up) to eye shapes in [0, 1].
+
+        Scalar code: a stream's call covers a frame or two, where numpy's per-call
+        overhead would cost more than the arithmetic."""
         side, up, down = self.options.range_deg
-        yaw, pitch = angles[:, 0], angles[:, 1]
-        left = np.clip(yaw / side, 0.0, 1.0)
-        right = np.clip(-yaw / side, 0.0, 1.0)
-        upv = np.clip(pitch / up, 0.0, 1.0)
-        downv = np.clip(-pitch / down, 0.0, 1.0)
+        left = min(1.0, max(0.0, yaw / side))
+        right = min(1.0, max(0.0, -yaw / side))
+        upv = min(1.0, max(0.0, pitch / up))
+        downv = min(1.0, max(0.0, -pitch / down))
         if self.options.layout == "vrm":
-            return np.stack([left, right, upv, downv], axis=1)
+            return (left, right, upv, downv)
         # Looking to the avatar's left: the left eye turns out, the right eye in.
-        return np.stack([left, right, upv, downv, right, left, upv, downv], axis=1)
+        return (left, right, upv, downv, right, left, upv, downv)

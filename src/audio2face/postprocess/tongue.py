@@ -176,11 +176,21 @@ class Tongue(FeatureStep):
         out = x.copy()
         if out.shape[0] == 0:
             return out
+        p, o, st = ctx.prosody, self.options, ctx.state
+        if p is not None and st.value < 1e-4 and not p.speaking.any():
+            # Nothing to show and no speech to classify: skip the classifier (most
+            # of a listener's frames), but keep the context the next chunk needs.
+            if p.bands_valid and p.bands.shape[1] == self.model.n_bands:
+                st.prev_bands = p.bands[-1].copy()
+            st.value = 0.0
+            return out
         prob = self.probability(ctx)
         if prob is None:
             return out
-        o, st = self.options, ctx.state
         target = np.clip((prob - o.threshold) / (1.0 - o.threshold), 0.0, 1.0) * o.gain
+        # Only during speech, frame by frame (which also makes skipping silent chunks
+        # above exact: their targets are all 0).
+        target = np.where(ctx.prosody.speaking, target, 0.0)  # type: ignore[union-attr]
         values = np.empty(out.shape[0], np.float32)
         v = st.value
         for k, g in enumerate(target.tolist()):

@@ -294,7 +294,19 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
                 logger.debug("closing a connection that sent no request headers in %g s", timeout)
                 self.transport.abort()
 
+    too_big = f"message exceeds max_message_bytes={settings.max_message_bytes}"
+
     class GuardedWebSocket(ws_base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            fail = self.conn.fail
+
+            def fail_naming_the_setting(code: int, reason: str = "") -> None:
+                # websockets' own 1009 reason speaks of frames and bytes; name the setting.
+                fail(code, too_big if code == 1009 else reason)
+
+            self.conn.fail = fail_naming_the_setting
+
         def connection_made(self, transport: Any) -> None:
             guard.open.add(transport)  # usually counted already, by the HTTP protocol
             super().connection_made(transport)

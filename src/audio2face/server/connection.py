@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Coroutine, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -117,6 +117,7 @@ class Connection:
         self._outcome = "ok"
         self._outcome_fixed = False
         self.aborted = False
+        self._logged = False
         self.messages = 0
         settings = self.settings
         # The message budget: a token bucket of max_messages_per_s, holding two seconds.
@@ -382,6 +383,22 @@ class Connection:
         except (RuntimeError, OSError, WebSocketDisconnect):
             pass
 
+    async def run(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a transport's ``work`` for this connection. When the server stops with
+        the stream still open (past ``shutdown_drain_s``), uvicorn cancels the handler:
+        the stream then ends with outcome ``shutdown``, its summary line and a dropped
+        connection, not an "Exception in ASGI application" traceback."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            self.outcome = "shutdown"
+            self.log.warning("stream %s cut by the server's shutdown", self.stream_id)
+            self.abort()
+            if not self._logged:
+                self.finish_log()
+            # Not re-raised: the handler is the task's top; uvicorn would log the
+            # cancellation as an application error.
+
     def bug(self, where: str) -> InternalError:
         """Log an unexpected exception (a bug) of this stream; the error to close with."""
         self.state.internal_errors += 1
@@ -390,6 +407,7 @@ class Connection:
 
     def finish_log(self) -> None:
         """Count the stream's outcome and log its one summary line."""
+        self._logged = True
         self.state.metrics.streams.labels(outcome=self.outcome).inc()
         runner = self._runner
         wall = time.monotonic() - self.opened_at

@@ -54,7 +54,7 @@ async def handle_v1(websocket: WebSocket) -> None:
         await conn.refuse(refusal)
         return
     with conn.registered():
-        await V1Stream(conn).run()
+        await conn.run(V1Stream(conn).run())
 
 
 class _Held:
@@ -220,8 +220,11 @@ class V1Stream:
             await runner.abort()
         except Exception as exc:
             self.error = exc if isinstance(exc, Audio2FaceError) else self.conn.bug("receive")
-            # Flush what the accepted audio is worth before the error is reported.
+            # Flush what the accepted audio (held short bodies too) is worth before the
+            # error is reported.
             with contextlib.suppress(StreamClosedError):
+                if (run := held.take()) is not None:
+                    await runner.push(*run)
                 await runner.finish()
 
     async def _push(self, runner: StreamRunner, run: tuple[FloatArray, str | None] | None) -> None:

@@ -58,7 +58,7 @@ from audio2face.protocol.v2 import EndReply as EndReplyMsg
 from audio2face.server.connection import CLOSE_TIMEOUT_S, Connection
 from audio2face.server.state import ServerState
 from audio2face.streaming.runner import Ended, Flushed, FramesEvent, Interrupted, StreamRunner
-from audio2face.types import FloatArray
+from audio2face.types import FloatArray, FrameBatch
 
 __all__ = ["V2_INFO_PATH", "V2_PATH", "EmotionTrack", "handle_v2", "v2_info"]
 
@@ -279,19 +279,9 @@ class V2Stream:
         conn.state.tasks.add(receiver)
         try:
             await conn.send_text(encode(self._ready(runner)))
-            binary = self.start.output == "binary"
             async for event in runner.events():
                 if isinstance(event, FramesEvent):
-                    batch = event.batch
-                    if len(batch):
-                        if binary:
-                            await conn.send_bytes(
-                                encode_frames_binary(batch.first_frame, batch.values)
-                            )
-                        else:
-                            await conn.send_text(
-                                encode_frames_json(batch.first_frame, batch.values)
-                            )
+                    await self._send_frames(event.batch)
                 elif isinstance(event, Flushed):
                     await conn.send_text(encode(FlushedReply(event.frames)))
                 elif isinstance(event, Interrupted):
@@ -311,6 +301,14 @@ class V2Stream:
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
             conn.state.tasks.discard(receiver)
+
+    async def _send_frames(self, batch: FrameBatch) -> None:
+        if len(batch) == 0:
+            return
+        if self.start.output == "binary":
+            await self.conn.send_bytes(encode_frames_binary(batch.first_frame, batch.values))
+        else:
+            await self.conn.send_text(encode_frames_json(batch.first_frame, batch.values))
 
     def _ready(self, runner: StreamRunner) -> ReadyReply:
         start = self.start

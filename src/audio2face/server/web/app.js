@@ -131,11 +131,13 @@ function onFrames(block) {
   state.timeline.add(block);
   ui.frames.textContent = String(block.first + block.count);
   if (state.mode !== "mic" || !state.ready) return;
-  // Latency: the newest frame's arrival minus when the audio it shows left the page.
+  // Latency: the newest frame's arrival minus when the instant it shows was heard
+  // (its chunk left the worklet at the chunk's end; earlier samples were heard earlier).
   const sample = ((block.first + block.count - 1) * WIRE_RATE) / state.ready.fps;
   const sent = state.sends.find(([samples]) => samples >= sample);
   if (sent) {
-    const ms = block.receivedAt - sent[1];
+    const heardAt = sent[1] - ((sent[0] - sample) * 1000) / WIRE_RATE;
+    const ms = block.receivedAt - heardAt;
     state.latencyMs = state.latencyMs === null ? ms : 0.8 * state.latencyMs + 0.2 * ms;
     ui.latency.textContent = `${Math.round(state.latencyMs)} ms`;
   }
