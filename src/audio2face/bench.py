@@ -15,7 +15,7 @@ after End, connection set-up time, frames received / ``round(seconds * 30)``, er
 server CPU (cores, from /proc) and the mean micro-batch size (from ``/metrics``). The
 largest N with p95 <= ``--p95-bound``, no error and exact frame counts is the capacity.
 Results are printed; ``--out PREFIX`` also writes PREFIX.json and PREFIX.md. Streams
-speak ``--protocol`` (v1; each protocol is a route and a client driver in ``PROTOCOLS``).
+speak ``--protocol`` (v1 or v2; each protocol is a route and a client driver in ``PROTOCOLS``).
 
     audio2face bench --set workers=2 --streams 50,100,150 --utterances short --p95-bound 0.15
 """
@@ -209,6 +209,31 @@ class V1Driver:
         return stats
 
 
+class V2Driver:
+    """Protocol v2 through :mod:`audio2face.client_v2`: the same paced utterance on a new
+    connection (PCM messages, then ``flush`` and ``end``), binary frames."""
+
+    def __init__(self, target: Target) -> None:
+        from audio2face.client_v2 import V2Client, V2Options
+
+        self.client = V2Client(url=target.url, token=target.token)
+        self.options = V2Options(profile=target.profile or None, output="binary")
+        self.chunk_ms = target.chunk_ms
+
+    async def utterance(self, pcm: bytes) -> UtteranceStats:
+        from audio2face.client import ClientError
+        from audio2face.types import frames_for_samples
+
+        expected = frames_for_samples(len(pcm) // 2, WIRE_RATE, FPS)
+        try:
+            r = await self.client.run([pcm], self.options, chunk_ms=self.chunk_ms, pace=True)
+        except (ClientError, OSError) as exc:
+            return UtteranceStats(0, expected, [], None, None, error=f"{type(exc).__name__}: {exc}")
+        stats = utterance_stats(r.sends, r.arrivals, r.end_sent, r.end_received, expected)
+        stats.connect_s = r.connect_s
+        return stats
+
+
 @dataclass(frozen=True)
 class WireProtocol:
     """A protocol bench speaks: its route on the server and its client."""
@@ -219,6 +244,7 @@ class WireProtocol:
 
 PROTOCOLS: dict[str, WireProtocol] = {
     "v1": WireProtocol("/api/v1/streaming_audio2face/ws", V1Driver),
+    "v2": WireProtocol("/api/v2/stream", V2Driver),
 }
 """``--protocol`` choices; a new protocol is one more entry."""
 

@@ -127,6 +127,10 @@ class V2Result:
     sends: list[tuple[float, int]] = field(default_factory=list)
     """``(time.monotonic(), samples so far)`` after each audio message."""
     end_frames: int | None = None
+    connect_s: float = 0.0
+    """Time to open the WebSocket and get ``ready``."""
+    end_sent: float | None = None
+    end_received: float | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -280,8 +284,10 @@ class V2Client:
         far), on the event loop."""
         if not chunk_ms > 0:
             raise ValueError(f"chunk_ms must be > 0, got {chunk_ms}")
+        began = time.monotonic()
         async with self.connect() as conn:
             result = V2Result(ready=await conn.start(options))
+            result.connect_s = time.monotonic() - began
             reader = asyncio.create_task(_read_until_end(conn, result, on_frames))
             sender = asyncio.create_task(
                 _send_all(conn, utterances, options, chunk_ms, pace, result)
@@ -323,6 +329,7 @@ async def _send_all(
         if not await conn.flush():
             return
     await conn.end()
+    result.end_sent = time.monotonic()
 
 
 async def _read_until_end(
@@ -339,6 +346,7 @@ async def _read_until_end(
                 on_frames(now, frames)
         elif isinstance(message, EndReply):
             result.end_frames = message.frames
+            result.end_received = time.monotonic()
             return result
         elif isinstance(message, ErrorReply):
             raise V2StreamError(message.code, message.message, result)

@@ -118,11 +118,13 @@ def test_synthesised_speech_when_espeak_is_there() -> None:
     assert len(speech) > 20 * 16000 and np.abs(speech).max() > 3000
 
 
-def test_one_paced_stream_gets_every_frame(unitalker_server) -> None:
+@pytest.mark.parametrize("protocol", sorted(bench.PROTOCOLS))
+def test_one_paced_stream_gets_every_frame(unitalker_server, protocol: str) -> None:
     t = np.arange(int(1.2 * 16000)) / 16000
     pcm = (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes()
-    target = bench.Target(unitalker_server.ws_url, None, "", 40.0)
-    stats = asyncio.run(bench.V1Driver(target).utterance(pcm))
+    url = unitalker_server.http_url.replace("http", "ws", 1) + bench.PROTOCOLS[protocol].path
+    target = bench.Target(url, None, "", 40.0)
+    stats = asyncio.run(bench.PROTOCOLS[protocol].driver(target).utterance(pcm))
     assert stats.error is None
     assert stats.frames == stats.expected == 36
     assert len(stats.latencies) == 36 and min(stats.latencies) > 0
