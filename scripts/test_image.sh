@@ -91,7 +91,9 @@ url=ws://127.0.0.1:$port/api/v1/streaming_audio2face/ws
 
 # As documented: -p 18083 and the weights mount; plus a read-only root filesystem
 # (podman puts tmpfs on /tmp and /run) and a drain long enough to see.
-"${PODMAN[@]}" run -d --name "$name" --read-only \
+# --no-healthcheck: podman runs HEALTHCHECK from systemd timers, absent here; this
+# script checks /ready itself.
+"${PODMAN[@]}" run -d --name "$name" --read-only --no-healthcheck \
     -p "127.0.0.1:$port:18083" \
     -v "$work/weights:/workspace/audio2face/weights:ro" \
     -e AUDIO2FACE_SHUTDOWN_DRAIN_S=30 \
@@ -113,8 +115,9 @@ uid=$("${PODMAN[@]}" exec "$name" sh -c 'awk "/^Uid:/ {print \$2}" /proc/1/statu
 [ "$uid" != 0 ] || fail "the server runs as root"
 [ "$("${PODMAN[@]}" inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$name")" = true ] \
     || fail "the root filesystem is not read-only"
-if "${PODMAN[@]}" exec "$name" sh -c 'touch /opt/venv/probe' 2>/dev/null; then
-    fail "could write to /opt/venv: the root filesystem is writable"
+# The working directory belongs to the server's user: only a read-only root stops this.
+if "${PODMAN[@]}" exec "$name" sh -c 'touch /workspace/audio2face/probe' 2>/dev/null; then
+    fail "could write to /workspace/audio2face: the root filesystem is writable"
 fi
 echo "server uid $uid, read-only root filesystem"
 

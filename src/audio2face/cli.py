@@ -72,20 +72,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from audio2face.audio.wav import read_audio
-    from audio2face.formats import save_frames
+    from audio2face.formats import SaveOptions, VmdOptions, check_output, save_frames
     from audio2face.runtime import Runtime
 
     settings = _settings_from(args)
     logging.basicConfig(level=logging.WARNING)
-    audio, rate = read_audio(args.input)
     runtime = Runtime.start(settings)
     try:
+        # Everything that can be refused is refused before the audio is even read.
+        profile = runtime.profile(args.profile)
+        check_output(args.output, runtime.output_names(profile), args.fps)
+        if args.emotion:
+            runtime.check_emotion(profile, args.emotion)
+        audio, rate = read_audio(args.input)
         batch = runtime.convert(
-            audio, rate, args.profile, emotion=args.emotion or None, progress=_progress_on(args)
-        )
+            audio, rate, profile, emotion=args.emotion or None, fps=args.fps,
+            progress=_progress_on(args),
+        )  # fmt: skip
     finally:
         runtime.close()
-    save_frames(args.output, batch)
+    save_frames(args.output, batch, SaveOptions(vmd=VmdOptions(model_name=args.vmd_model_name)))
     print(f"{args.output}: {len(batch)} frames x {len(batch.names)} channels at {batch.fps:g} fps")
     return 0
 
@@ -103,8 +109,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
         V1Client,
         load_wire_pcm,
     )
-    from audio2face.formats import save_frames
+    from audio2face.formats import check_output, save_frames
+    from audio2face.frames import resample_frames
 
+    # The server names the channels; a built-in profile's names are known here already,
+    # so a format that cannot hold them is refused before any audio is sent.
+    check_output(args.output, _local_output_names(args.profile), args.fps)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     url = args.url or DEFAULT_URL
     client = V1Client(url=url, token=token, open_timeout_s=args.connect_timeout)
@@ -140,9 +150,24 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 ) from exc
             raise
     batch = result.to_batch()
+    if args.fps is not None and abs(args.fps - batch.fps) > 1e-9:
+        batch = resample_frames(batch, args.fps, seconds=len(pcm) / 2 / WIRE_RATE)
     save_frames(args.output, batch)
-    print(f"{args.output}: {len(batch)} frames x {len(batch.names)} channels")
+    print(f"{args.output}: {len(batch)} frames x {len(batch.names)} channels at {batch.fps:g} fps")
     return 0
+
+
+def _local_output_names(profile: str | None) -> tuple[str, ...] | None:
+    """The channel names of a built-in profile (or the default), else ``None``."""
+    from audio2face.errors import Audio2FaceError
+    from audio2face.profiles import ProfileRegistry
+    from audio2face.profiles.model import EngineName
+
+    registry = ProfileRegistry(engines=get_args(EngineName))
+    try:
+        return registry.require(profile).declared_output_names
+    except Audio2FaceError:
+        return None  # a profile only the server knows: it will say
 
 
 def cmd_phonemes(args: argparse.Namespace) -> int:
@@ -334,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, required=True, help="frames file: .npz, .json or .csv"
     )
     convert.add_argument("--emotion", default="", help="offset_name, e.g. happiness_1 (mmd)")
+    convert.add_argument(
+        "--fps", type=float,
+        help="output frame rate (default: the profile's); round(seconds*fps) frames",
+    )  # fmt: skip
+    convert.add_argument(
+        "--vmd-model-name", default="audio2face",
+        help="the model name written into a .vmd (MMD applies the motion to any model)",
+    )  # fmt: skip
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=cmd_convert)
 
@@ -363,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-ms", type=float, default=DEFAULT_CHUNK_MS, help="audio per message, in ms"
     )
     stream.add_argument("--pace", action="store_true", help="send in real time, as a microphone")
+    stream.add_argument(
+        "--fps", type=float,
+        help="output frame rate (default: the server's, 30); frames are resampled here",
+    )  # fmt: skip
     stream.add_argument(
         "--connect-timeout",
         type=float,
@@ -406,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     from audio2face.live import cli as live_cli
 
     live_cli.add_arguments(command("live", live_cli.HELP))  # sets func
+
+    from audio2face import plot as plot_cli
+
+    plot_cli.add_arguments(command("plot", plot_cli.HELP))  # sets func
 
     from audio2face import bench as bench_cli
 

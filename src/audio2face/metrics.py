@@ -188,6 +188,10 @@ class Metrics:
             "a2f_limit", "Configured limits", ["name"], registry=r, multiprocess_mode="livemax"
         )
         if shared is not None:
+            # A restarted worker can get the process id of one that died, and its files
+            # still hold that one's values: open streams and queued bodies start at 0.
+            self.active_streams.set(0)
+            self.queue_depth.set(0)
             _LiveCollector(self.registry, shared)
 
     def record_limits(self, settings: Settings) -> None:

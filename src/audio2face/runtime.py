@@ -210,6 +210,19 @@ class Runtime:
             self._observers[engine] = found
         return found
 
+    def output_names(self, profile: Profile, engine: str | None = None) -> tuple[str, ...]:
+        """The channel names a stream of ``profile`` will have."""
+        return profile.build_chain(self.engine_for(profile, engine).output_names).output_names
+
+    def check_emotion(self, profile: Profile, emotion: str) -> None:
+        """Raise :class:`UnknownNameError` unless ``profile`` knows ``emotion``."""
+        known = profile.build_chain(self.engine_for(profile).output_names).emotions
+        base = emotion.rsplit("_", 1)[0] if emotion[-1:].isdigit() else emotion
+        if emotion not in known and base not in known:
+            raise UnknownNameError(
+                "emotion", emotion, sorted(known) or "(none)", where=f"profile {profile.name!r}"
+            )
+
     def engine_for(self, profile: Profile, engine: str | None = None) -> Engine:
         """The loaded engine of ``profile`` (or ``engine``, when given)."""
         name = engine or profile.engine

@@ -63,7 +63,7 @@ def test_stream_help_shows_the_defaults(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     from audio2face.client import DEFAULT_URL
 
-    for expected in (f"(default: {DEFAULT_URL})", "(default: 40.0)", "(default: 30.0)",
+    for expected in (f"(default: {DEFAULT_URL} for v1", "(default: 40.0)", "(default: 30.0)",
                      "Authorization: Bearer", "AUDIO2FACE_AUTH_TOKEN", "no progress bar"):  # fmt: skip
         assert expected in text, expected
 

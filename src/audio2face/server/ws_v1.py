@@ -215,6 +215,8 @@ class V1Stream:
                 held.add(audio, emotion)
                 if held.samples >= min_samples:
                     await self._push(runner, held.take())
+                # After any push, which may wait on backpressure: waiting is not idling.
+                conn.note_audio(audio.shape[0] / rate)
         except WebSocketDisconnect:
             self.conn.outcome = "disconnected"
             await runner.abort()
@@ -230,10 +232,7 @@ class V1Stream:
     async def _push(self, runner: StreamRunner, run: tuple[FloatArray, str | None] | None) -> None:
         if run is None:
             return
-        audio, emotion = run
-        await runner.push(audio, emotion)
-        # After the push, which may wait on backpressure: waiting is not idling.
-        self.conn.note_audio(audio.shape[0] / self.fmt.sample_rate)
+        await runner.push(*run)
 
     async def _linger(self) -> None:
         """After the response End, wait for the client to close, as protocol v1 says

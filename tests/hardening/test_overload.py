@@ -1,0 +1,180 @@
+"""Overload degrades instead of lagging (issue 13): admission on measured capacity
+(1013 "at capacity"), a bound on each stream's lag behind real time, and the capacity
+estimate itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from hardening_support import (
+    body,
+    end,
+    exchange,
+    hardening_settings,
+    pcm16,
+    speechlike,
+    split,
+    start,
+    start_server,
+    steady_profile_dir,
+    wait_clean,
+)
+
+from audio2face.client import V1Client
+from audio2face.engines.loading import load_unitalker_engine
+from audio2face.metrics import Metrics
+from audio2face.server import admission
+from audio2face.server.admission import CapacityEstimate
+from audio2face.settings import Settings
+from audio2face.types import EngineCapabilities
+
+
+class SlowEngine:
+    """The tiny UniTalker engine, ``delay_s`` slower per push (a model too big for the
+    machine); pushed one by one, timed by the runner."""
+
+    def __init__(self, inner, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+        self.output_names = inner.output_names
+        self.sample_rate = inner.sample_rate
+        self.fps = inner.fps
+        self.lookahead_s = inner.lookahead_s
+        self.capabilities = EngineCapabilities()
+
+    def open_stream(self, fps=None):
+        return _SlowStream(self, self.inner.open_stream(fps))
+
+
+class _SlowStream:
+    def __init__(self, engine: SlowEngine, inner) -> None:
+        self.engine = engine
+        self.inner = inner
+
+    def push(self, audio, emotion=None):
+        time.sleep(self.engine.delay_s)
+        return self.inner.push(audio, emotion)
+
+    def finish(self):
+        return self.inner.finish()
+
+
+def slow_server(model: Path, root: Path, delay_s: float, **overrides: object):
+    """``steady`` served by a :class:`SlowEngine` (registered as the "unitalker" engine)."""
+    settings = hardening_settings(model, steady_profile_dir(root), **overrides)
+    engine = SlowEngine(load_unitalker_engine(settings), delay_s)
+    return start_server(settings, {"unitalker": engine})
+
+
+async def paced(url: str, seconds: float, seed: int = 0) -> tuple[int | None, str, int]:
+    """A real-time client (100 ms bodies); (close code, reason, frame messages)."""
+    pcm = pcm16(speechlike(seconds, seed=seed))
+    bodies = 0
+    async with V1Client(url).connect() as conn:
+
+        async def read() -> None:
+            nonlocal bodies
+            async for msg in conn.responses():
+                bodies += msg.class_name == "ChunkBody"
+                if msg.class_name == "ChunkEnd":
+                    break
+
+        reader = asyncio.create_task(read())
+        await conn.send(start())
+        for chunk in split(pcm, 3200):
+            if not await conn.send(body(chunk)) or reader.done():
+                break
+            await asyncio.sleep(0.1)
+        await conn.send(end())
+        await asyncio.wait_for(reader, 30)
+        return conn.close_code, conn.close_reason, bodies
+
+
+def test_stream_that_falls_behind_is_closed_not_left_to_lag(tiny_unitalker_path, tmp_path):
+    """An engine at 2.5x real time: the stream ends with 1013 soon after it is
+    max_lag_s behind, instead of growing a backlog."""
+    with slow_server(tiny_unitalker_path, tmp_path, 0.25, max_lag_s=0.6,
+                     capacity_target=0.0) as server:  # fmt: skip
+        t0 = time.monotonic()
+        code, reason, bodies = asyncio.run(paced(server.ws_url, 4.0))
+        took = time.monotonic() - t0
+        assert code == 1013 and "max_lag_s=0.6" in reason, (code, reason)
+        assert bodies > 0  # it served what it could in time
+        assert took < 4.5, f"closed only after {took:.1f} s"
+        m = server.app.state.a2f.metrics
+        assert m.refusals.labels(limit="max_lag_s")._value.get() == 1
+        wait_clean(server)
+
+
+def test_client_sending_ahead_of_real_time_is_not_lagging(hard_server) -> None:
+    """A file sent all at once is due at its place on the stream's clock, not at its
+    arrival: a tight max_lag_s does not close it."""
+    state = hard_server.app.state.a2f
+    pcm = pcm16(speechlike(20.0, seed=5))
+    before = state.metrics.refusals.labels(limit="max_lag_s")._value.get()
+    out = asyncio.run(exchange(hard_server.ws_url, [start(), *map(body, split(pcm, 3200)), end()]))
+    assert out.got_end
+    assert state.metrics.refusals.labels(limit="max_lag_s")._value.get() == before
+
+
+def test_new_streams_past_measured_capacity_are_refused(tiny_unitalker_path, tmp_path):
+    """A push of 100 ms costs 50 ms: 0.5 s of compute per audio second, 2 workers at a
+    target of 0.9: room for 3 streams. The 4th is refused with 1013, the first keeps
+    streaming, and /metrics shows the headroom."""
+    with slow_server(tiny_unitalker_path, tmp_path, 0.05, max_lag_s=5.0,
+                     min_body_s=0.0) as server:  # fmt: skip
+        url = server.ws_url
+
+        async def scenario() -> list[tuple[int | None, str, int]]:
+            first = asyncio.create_task(paced(url, 5.0, seed=1))
+            await asyncio.sleep(2.0)  # measured by now
+            later = []
+            for i in range(4):
+                later.append(asyncio.create_task(paced(url, 2.0, seed=2 + i)))
+                await asyncio.sleep(0.3)
+            return [await first, *[await t for t in later]]
+
+        results = asyncio.run(scenario())
+        first, *later = results
+        assert first[0] in (1000, None) or first[0] is None or first[2] > 0, first
+        refused = [r for r in later if r[0] == 1013]
+        assert refused, later
+        assert all("at capacity" in r[1] for r in refused), refused
+        assert sum(r[0] != 1013 for r in later) >= 1, later  # some room was used
+        text = httpx.get(server.http_url + "/metrics").text
+        assert 'a2f_capacity_headroom{engine="unitalker"}' in text
+        m = server.app.state.a2f.metrics
+        assert m.refusals.labels(limit="capacity")._value.get() == len(refused)
+        wait_clean(server)
+
+
+def test_capacity_estimate_from_compute_per_audio_second(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(admission.time, "monotonic", lambda: clock[0])
+    metrics = Metrics()
+    audio = {"e": 0.0}
+    est = CapacityEstimate(
+        Settings(inference_workers=1, capacity_target=0.9), metrics, lambda: dict(audio)
+    )
+    assert est.refusal("e", []) is None  # nothing measured: only max_streams limits
+    hist = metrics.inference_seconds.labels(engine="e")
+    for _ in range(3):  # 0.3 s of compute per audio second
+        clock[0] += 2.0
+        audio["e"] += 2.0
+        hist.observe(0.6)
+        est.update()
+    assert est.streams_for("e") == 3  # floor(0.9 * 1 / 0.3)
+    assert est.headroom(["e"]) == {"e": 2}
+    assert est.refusal("e", ["e", "e"]) is None
+    reason = est.refusal("e", ["e", "e", "e"])
+    assert reason is not None and reason.startswith("at capacity: 3 streams")
+    # capacity_target=0 turns the check off
+    off = CapacityEstimate(Settings(capacity_target=0.0), metrics, lambda: dict(audio))
+    off.update()
+    clock[0] += 2.0
+    audio["e"] += 2.0
+    off.update()
+    assert off.refusal("e", ["e"] * 100) is None
