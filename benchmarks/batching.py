@@ -3,13 +3,9 @@
 ``--streams`` streams on one asyncio event loop each push 40 ms bodies of real speech
 through their own ``Session`` (the ``arkit`` profile, postprocessing included) as fast
 as they can, each awaiting its frames before its next body: a saturated server
-without the network. Bodies go the way the server sends them:
-
-* ``pusher``: the runtime's :class:`~audio2face.streaming.pusher.BatchPusher` with
-  ``max_batch_size`` 1 (every body alone: the batch-size-1 baseline) or larger;
-* ``pool``: ``loop.run_in_executor`` into a pool of ``stream_workers`` threads, one body
-  per hand-off, model runs batched underneath by the ``BatchingSession`` (how the
-  server ran every engine before the pusher; still how it runs UniTalker).
+without the network. Bodies go the way the server sends them, through the runtime's
+:class:`~audio2face.streaming.pusher.BatchPusher` (the one batching layer), with
+``max_batch_size`` 1 (every body alone: the batch-size-1 baseline) or larger.
 
 The result is audio seconds per wall second and the mean rows per model run.
 
@@ -40,16 +36,14 @@ def run(settings: Settings, path: str, streams: int, seconds: float, audio: np.n
     body = int(0.04 * WIRE_RATE)
     pushed = [0] * streams
 
+    pusher = runtime.pushers["default"]
+
     async def stream(k: int, stop: float) -> None:
-        loop = asyncio.get_running_loop()
         session, _ = runtime.open_session("arkit", WIRE_RATE, seed=k)
         pos = (k * 7919 * body) % (len(audio) - body)
         while time.monotonic() < stop:
             piece = audio[pos : pos + body]
-            if path == "pusher" and runtime.pusher is not None:
-                await runtime.pusher.push(session, piece)
-            else:
-                await loop.run_in_executor(runtime.executor, session.push, piece)
+            await pusher.push(session, piece)
             pushed[k] += 1
             pos = (pos + body) % (len(audio) - body)
 
@@ -65,7 +59,6 @@ def run(settings: Settings, path: str, streams: int, seconds: float, audio: np.n
     return {
         "path": path, "streams": streams,
         "inference_workers": settings.inference_workers,
-        "stream_workers": settings.stream_workers if path == "pool" else None,
         "max_batch_size": settings.max_batch_size, "batch_wait_ms": settings.batch_wait_ms,
         "audio_s_per_s": round(sum(pushed) * 0.04 / wall, 1),
         "mean_batch_size": round(float(np.mean(sizes)), 2) if sizes else None,
@@ -77,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--streams", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--configs", default="pusher:1:0,pusher:8:0,pusher:64:0,pusher:64:2,pool:64:2",
+    ap.add_argument("--configs", default="pusher:1:0,pusher:8:0,pusher:64:0,pusher:64:2",
                     help="path:max_batch_size:batch_wait_ms triples, comma-separated")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)

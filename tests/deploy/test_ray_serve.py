@@ -113,7 +113,7 @@ def ray_cluster() -> Iterator[str]:
             filter(None, [str(RAY_APP_DIR), os.environ.get("PYTHONPATH")])
         ),
         "RAY_USAGE_STATS_ENABLED": "0",
-        # The proxy closes streams of a lost replica with 1012 (deploy/ray/README).
+        # The proxy closes streams of a lost replica with 1012 (docs/deploy.md).
         "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "audio2face_serve.proxy_middlewares",
     }
     # --block keeps `ray start` in the foreground in its own process group: the test

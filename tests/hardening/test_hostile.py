@@ -35,6 +35,7 @@ from hardening_support import (
 )
 
 from audio2face.client import V1Client
+from audio2face.protocol.v1 import ResponseKind
 
 HERE = Path(__file__).resolve().parent
 V1 = "/api/v1/streaming_audio2face/ws"
@@ -214,7 +215,7 @@ async def _paced(url: str, seconds: float, seed: int) -> float:
         async def read() -> None:
             async for msg in conn.responses():
                 arrivals.append(time.monotonic())
-                if msg.class_name == "ChunkEnd":
+                if msg.class_name == ResponseKind.END:
                     break
 
         reader = asyncio.create_task(read())

@@ -142,6 +142,15 @@ class ChainStream:
         self._frame = 0
         self._shared: dict[str, Any] = {}
         self._track: EmotionTrack | None = None
+        # Per step, once: the callable this stream runs (the step, or its bypass when
+        # the stream switched the step's feature off) and a context updated per call.
+        off = self.options.off
+        self._runs: list[tuple[Any, StepContext]] = []
+        for step, state in zip(self.chain.steps, self._states, strict=True):
+            feature = getattr(step, "feature", None)
+            bypass = getattr(step, "bypass", None) if feature and feature in off else None
+            ctx = StepContext(0, None, state, None, self.options, self._shared, None)
+            self._runs.append((bypass if bypass is not None else step, ctx))
 
     @property
     def emotion_track(self) -> EmotionTrack | None:
@@ -185,22 +194,12 @@ class ChainStream:
                 f"frames are {self._frame}..+{n}; take the tracker's frames in step with the chain"
             )
         emo = self.chain.resolve_emotion(emotion)
-        off = self.options.off
-        for step, state in zip(self.chain.steps, self._states, strict=True):
-            feature = getattr(step, "feature", None)
-            ctx = StepContext(
-                frame_index=self._frame,
-                emotion=emo,
-                state=state,
-                prosody=prosody,
-                options=self.options,
-                shared=self._shared,
-                emotion_track=self._track,
-            )
-            bypass = (
-                getattr(step, "bypass", None) if feature is not None and feature in off else None
-            )
-            x = bypass(x, ctx) if bypass is not None else step(x, ctx)
+        for run, ctx in self._runs:
+            ctx.frame_index = self._frame
+            ctx.emotion = emo
+            ctx.prosody = prosody
+            ctx.emotion_track = self._track
+            x = run(x, ctx)
         self._frame += n
         if self._track is not None:
             self._track.forget_before(self._frame / self.chain.fps)

@@ -187,13 +187,14 @@ class Tongue(FeatureStep):
         prob = self.probability(ctx)
         if prob is None:
             return out
-        target = np.clip((prob - o.threshold) / (1.0 - o.threshold), 0.0, 1.0) * o.gain
-        # Only during speech, frame by frame (which also makes skipping silent chunks
-        # above exact: their targets are all 0).
-        target = np.where(ctx.prosody.speaking, target, 0.0)  # type: ignore[union-attr]
         values = np.empty(out.shape[0], np.float32)
         v = st.value
-        for k, g in enumerate(target.tolist()):
+        scale = o.gain / (1.0 - o.threshold)
+        speaking = ctx.prosody.speaking.tolist()  # type: ignore[union-attr]  # prob implies prosody
+        # Scalar code: a call covers a frame or two. Only during speech, frame by frame
+        # (which also makes skipping silent chunks above exact: their targets are 0).
+        for k, q in enumerate(prob.tolist()):
+            g = min(o.gain, max(0.0, (q - o.threshold) * scale)) if speaking[k] else 0.0
             v += (self._a_up if g > v else self._a_down) * (g - v)
             values[k] = v
         st.value = v

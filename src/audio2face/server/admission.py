@@ -88,6 +88,7 @@ class CapacityEstimate:
     _engines: dict[str, _EngineCost] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._started = time.monotonic()
         gauge = Gauge(
             "a2f_capacity_headroom",
             "Streams that can still be admitted on measured capacity, per engine "
@@ -110,11 +111,9 @@ class CapacityEstimate:
         """Fold the compute and audio since the last window into each engine's cost."""
         now = time.monotonic()
         for engine, audio in self.audio_seconds().items():
-            entry = self._engines.setdefault(engine, _EngineCost(at=now))
+            # An engine's first window starts with the server: all it did so far counts.
+            entry = self._engines.setdefault(engine, _EngineCost(at=self._started))
             compute = self._compute_seconds(engine)
-            if entry.at == now:  # first sight: start the window here
-                entry.compute_s, entry.audio_s = compute, audio
-                continue
             d_audio = audio - entry.audio_s
             if now - entry.at < MIN_WINDOW_S or d_audio < MIN_AUDIO_S:
                 continue

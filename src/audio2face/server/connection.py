@@ -361,6 +361,7 @@ class Connection:
     async def close_with(self, exc: Audio2FaceError) -> None:
         """Record ``exc`` as the outcome, count it, log it and close with its code."""
         self.outcome = type(exc).__name__
+        self._outcome_fixed = True  # the client leaving during the close changes nothing
         self.state.metrics.errors.labels(kind=self.outcome).inc()
         if isinstance(exc, LimitExceededError):
             self.state.metrics.refusals.labels(limit=exc.limit).inc()
