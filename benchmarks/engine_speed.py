@@ -76,17 +76,15 @@ def measure(engine, audio: np.ndarray, chunk: int | None, repeats: int = 3) -> f
 
 def main(argv: list[str] | None = None) -> int:
     from audio2face.engines.default import load_default_engine
-    from audio2face.settings import Settings
+    from audio2face.engines.onnx import OrtOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wav", type=Path, nargs="*", default=[])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    # One stream: nobody to batch with, so the micro-batcher must not wait for company
-    # (its idle wait is wall time, not compute); its locking overhead is still measured.
-    engine = load_default_engine(Settings(intra_op_threads=1, inter_op_threads=1, providers="cpu",
-                                          inference_workers=1, batch_wait_ms=0.0))  # fmt: skip
+    # One stream: one model run at a time, behind the concurrency cap as in the server.
+    engine = load_default_engine(ort_options=OrtOptions(providers="cpu"), workers=1)
     audio = real_audio(args.wav, args.seconds)
     engine.open_stream().push(audio[:16000])  # warm up the session
     rows = {}

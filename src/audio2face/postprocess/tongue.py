@@ -177,25 +177,26 @@ class Tongue(FeatureStep):
         if out.shape[0] == 0:
             return out
         p, o, st = ctx.prosody, self.options, ctx.state
-        if p is not None and st.value < 1e-4 and not p.speaking.any():
+        if p is not None and st.value == 0.0 and not p.speaking.any():
             # Nothing to show and no speech to classify: skip the classifier (most
             # of a listener's frames), but keep the context the next chunk needs.
             if p.bands_valid and p.bands.shape[1] == self.model.n_bands:
                 st.prev_bands = p.bands[-1].copy()
-            st.value = 0.0
             return out
         prob = self.probability(ctx)
-        if prob is None:
+        if prob is None or p is None:
             return out
         values = np.empty(out.shape[0], np.float32)
         v = st.value
         scale = o.gain / (1.0 - o.threshold)
-        speaking = ctx.prosody.speaking.tolist()  # type: ignore[union-attr]  # prob implies prosody
+        speaking = p.speaking.tolist()
         # Scalar code: a call covers a frame or two. Only during speech, frame by frame
         # (which also makes skipping silent chunks above exact: their targets are 0).
         for k, q in enumerate(prob.tolist()):
             g = min(o.gain, max(0.0, (q - o.threshold) * scale)) if speaking[k] else 0.0
             v += (self._a_up if g > v else self._a_down) * (g - v)
+            if g == 0.0 and v < 1e-4:
+                v = 0.0  # exactly at rest, so the silent-chunk shortcut above is exact
             values[k] = v
         st.value = v
         out[:, self._col] = np.maximum(out[:, self._col], values)
