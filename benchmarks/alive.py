@@ -143,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                 saccades.extend(e for e in stream._shared.get("saccades", ()) if e[0] > seen)
 
     classic_s = min(cpu(lambda: run_chain(False)) for _ in range(2))
-    saccades.clear()
-    prosody_parts.clear()
-    alive_s = cpu(lambda: run_chain(True))
+    alive_runs = []
+    for _ in range(2):  # best of two, like the others; the statistics use the last run
+        saccades.clear()
+        prosody_parts.clear()
+        alive_runs.append(cpu(lambda: run_chain(True)))
+    alive_s = min(alive_runs)
     from audio2face.audio.prosody import Prosody
 
     pros = Prosody.concat(prosody_parts)

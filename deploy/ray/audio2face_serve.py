@@ -185,8 +185,7 @@ def build(args: dict[str, str]) -> Application:
             f"target_streams={target} must be above 0 and at most max_streams "
             f"({settings.max_streams})"
         )
-    deployment = serve.deployment(
-        Audio2Face,
+    options = serve.deployment(
         name="audio2face",
         max_ongoing_requests=settings.max_streams,
         autoscaling_config={
@@ -208,7 +207,7 @@ def build(args: dict[str, str]) -> Application:
             "runtime_env": {"env_vars": service_env()},
         },
     )
-    return deployment.bind()
+    return options(Audio2Face).bind()
 
 
 def service_env() -> dict[str, str]:

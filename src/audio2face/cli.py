@@ -132,16 +132,18 @@ def cmd_stream(args: argparse.Namespace) -> int:
             if args.protocol == "v2":
                 from audio2face.client_v2 import DEFAULT_V2_URL, stream_pcm_v2
 
-                result = asyncio.run(
+                batch = asyncio.run(
                     stream_pcm_v2(
                         pcm, url=args.url or DEFAULT_V2_URL, token=token,
                         profile=args.profile or None, emotion=args.emotion or None,
                         chunk_ms=args.chunk_ms, pace=args.pace,
                         open_timeout_s=args.connect_timeout, on_frames=on_frames,
                     )  # fmt: skip
-                )
+                ).to_batch()
             else:
-                result = asyncio.run(client.stream(pcm, options, Hooks(on_frames=on_frames)))
+                batch = asyncio.run(
+                    client.stream(pcm, options, Hooks(on_frames=on_frames))
+                ).to_batch()
         except ConnectError as exc:
             if exc.status in (401, 403) and token is None:
                 raise ConnectError(
@@ -149,7 +151,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
                     status=exc.status,
                 ) from exc
             raise
-    batch = result.to_batch()
     if args.fps is not None and abs(args.fps - batch.fps) > 1e-9:
         batch = resample_frames(batch, args.fps, seconds=len(pcm) / 2 / WIRE_RATE)
     save_frames(args.output, batch)

@@ -7,9 +7,9 @@ To give one view, the metrics use prometheus-client's multiprocess mode when
 starts*: every process writes its values to memory-mapped files there, and
 ``/metrics`` in any worker reads all of them (counters and histograms summed; the
 active-streams and queue-depth gauges summed over live processes; limits: the
-largest). :func:`prepare_multiprocess_dir` makes such a folder and sets the variable;
-the parent of the workers calls it before it spawns them, and
-:func:`process_exited` when one of them dies. Without the variable nothing changes:
+largest). :func:`shared_metrics_dir` makes such a folder and sets the variable for
+as long as the parent of the workers runs (it enters it before it spawns them), and
+:func:`process_exited` forgets a worker that died. Without the variable nothing changes:
 each :class:`Metrics` keeps its values in its own registry in memory.
 
 In multiprocess mode all :class:`Metrics` objects of one process share their values
@@ -19,10 +19,12 @@ that build several apps in one process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,6 +100,21 @@ def prepare_multiprocess_dir(path: Path | None = None) -> Path:
         ) from exc
     os.environ[MULTIPROC_ENV] = str(path)
     return path
+
+
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[Path]:
+    """:func:`prepare_multiprocess_dir` for the duration of a multi-worker server: the
+    folder is the operator's ``PROMETHEUS_MULTIPROC_DIR`` (emptied) or a new temporary
+    one, removed afterwards; the variable is restored on exit."""
+    before = os.environ.get(MULTIPROC_ENV)
+    path = prepare_multiprocess_dir()
+    try:
+        yield path
+    finally:
+        if before is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def process_exited(pid: int) -> None:

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import numpy as np
 from tqdm import tqdm
 
+from audio2face.audio.prosody import ProsodyTracker
 from audio2face.engines.loading import UNITALKER_HINT, load_engines
 from audio2face.errors import ConfigError, UnknownNameError
 from audio2face.metrics import Metrics
+from audio2face.postprocess.base import DEFAULT_STREAM_OPTIONS, StreamOptions
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings, cpu_count
 from audio2face.streaming.pusher import BatchOptions, BatchPusher
@@ -129,24 +131,32 @@ class Runtime:
         seed: int | None = 0,
         engine: str | None = None,
         fps: float | None = None,
+        features: StreamOptions | None = None,
     ) -> tuple[Session, Profile]:
         """A bare :class:`Session` (synchronous, no inbox or batching), for library code
         that drives one stream from one thread. Transports use :meth:`open_stream`.
 
         ``engine`` runs the profile's chain on another loaded engine with the same
         output names (``"phonemes"`` for known phone timings). ``fps`` replaces the
-        profile's frame rate (engines that cannot run at it are resampled)."""
+        profile's frame rate (engines that cannot run at it are resampled). ``features``
+        switches the profile's alive features (head, gaze, blinks, tongue, arousal,
+        emotion) off or on for this stream."""
         if fps is not None and not (0 < fps <= MAX_FPS):
             raise ValueError(f"fps must be in (0, {MAX_FPS:g}], got {fps:g}")
         profile = self.profile(profile)
         engine_def = self.engine_for(profile, engine)
         chain = profile.build_chain(engine_def.output_names)
+        out_fps = fps or profile.fps
+        # The voice's prosody is tracked only for chains with steps that use it (head,
+        # gaze, blinks, tongue, arousal): it costs about as much as the model.
+        tracker = ProsodyTracker(input_rate, out_fps) if chain.needs_prosody else None
         session = Session(
             engine_def,
-            chain.new_stream(seed),
+            chain.new_stream(seed, features or DEFAULT_STREAM_OPTIONS),
             names=chain.output_names,
-            fps=fps or profile.fps,
+            fps=out_fps,
             input_rate=input_rate,
+            prosody=tracker,
         )
         return session, profile
 
@@ -160,13 +170,14 @@ class Runtime:
         strict_emotions: bool = True,
         engine: str | None = None,
         fps: float | None = None,
+        features: StreamOptions | None = None,
     ) -> StreamRunner:
         """A :class:`StreamRunner` for one stream of audio at ``input_rate``; use it as
         ``async with``. With ``strict_emotions`` (every interface but v1), an emotion
         the profile does not know is refused with the known ones. ``engine``: as in
         :meth:`open_session`."""
         session, profile = self.open_session(
-            profile, input_rate, seed=seed, engine=engine, fps=fps
+            profile, input_rate, seed=seed, engine=engine, fps=fps, features=features
         )
         engine_def = self.engine_for(profile, engine)
         engine_name = engine or profile.engine

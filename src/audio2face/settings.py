@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     )  # fmt: skip
     max_messages_per_s: float = Field(
         1000.0, gt=0.0,
-        description="Messages per second one WebSocket may send (bursts up to twice that); "
+        description="Messages per second one WebSocket may send (bursts of as many); "
         "more are refused (1008).",
     )  # fmt: skip
     min_body_s: float = Field(

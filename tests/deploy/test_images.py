@@ -11,13 +11,12 @@ show that the setting picks CUDA when onnxruntime reports it, not that a GPU wor
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from deploy_tools import find_tool
 
 from audio2face.engines import onnx as onnx_engine
 from audio2face.engines.onnx import CPU_PROVIDER, CUDA_PROVIDER, resolve_providers
@@ -26,19 +25,6 @@ from audio2face.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = [ROOT / "docker" / "Dockerfile", ROOT / "docker" / "Dockerfile.cuda"]
-TOOLS_VENV_BIN = Path("/opt/a2f-tools/bin")
-"""Where .ci/run puts linters whose pinned dependencies clash with the project's."""
-
-
-def find_tool(name: str) -> str | None:
-    for candidate in (
-        shutil.which(name),
-        str(Path(sys.executable).parent / name),
-        str(TOOLS_VENV_BIN / name),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deploy_tools import find_tool
 
 from audio2face.metrics import Metrics
 from audio2face.settings import Settings
@@ -31,7 +32,6 @@ EXPECTED_KINDS = {
     "Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
     "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "Ingress",
 }  # fmt: skip
-TOOLS_VENV_BIN = Path("/opt/a2f-tools/bin")
 
 
 def kubectl() -> str:
@@ -224,14 +224,10 @@ def test_dashboard_queries_only_exported_metrics() -> None:
 
 
 def checkov() -> str:
-    for candidate in (
-        shutil.which("checkov"),
-        str(Path(sys.executable).parent / "checkov"),
-        str(TOOLS_VENV_BIN / "checkov"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("checkov not installed (pip install checkov, in its own venv: its pins clash)")
+    found = find_tool("checkov")
+    if found is None:
+        pytest.skip("checkov not installed (pip install checkov, in its own venv: its pins clash)")
+    return found
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -126,6 +126,15 @@ def test_prepare_clears_an_earlier_run(monkeypatch, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.db"))
 
 
+def test_shared_dir_lives_as_long_as_the_server(monkeypatch) -> None:
+    from audio2face.metrics import MULTIPROC_ENV, shared_metrics_dir
+
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with shared_metrics_dir() as path:
+        assert path.is_dir() and os.environ[MULTIPROC_ENV] == str(path)
+    assert not path.exists() and MULTIPROC_ENV not in os.environ
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -205,4 +205,19 @@ def test_two_replicas_spread_and_survive_a_lost_one(ray_cluster: str, monkeypatc
         assert o.got_end and o.frames == expected, o
     for o in second:  # new streams avoid the dead replica and complete
         assert o.replica != victim and o.got_end and o.frames == 30, o
+
+    async def drain() -> tuple[list[Outcome], float]:
+        """Deleting the app while streams are open: Ray stops routing to its replicas
+        and waits for their open streams (graceful_shutdown_timeout_s) before it stops
+        them, so the streams finish whole."""
+        open_streams = [asyncio.create_task(one_stream(url, 3.0)) for _ in range(4)]
+        await asyncio.sleep(1.0)
+        t = time.monotonic()
+        await asyncio.to_thread(serve.delete, "audio2face")
+        return list(await asyncio.gather(*open_streams)), time.monotonic() - t
+
+    drained, took = asyncio.run(drain())
+    for o in drained:
+        assert o.got_end and o.frames == 90, o
+    assert took >= 1.5, f"the app was deleted in {took:.1f} s, before its streams ended"
     serve.shutdown()

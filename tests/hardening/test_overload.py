@@ -140,7 +140,7 @@ def test_new_streams_past_measured_capacity_are_refused(tiny_unitalker_path, tmp
 
         results = asyncio.run(scenario())
         first, *later = results
-        assert first[0] == 1000 and first[2] > 0, first  # the first stream kept streaming
+        assert first[0] in (None, 1000) and first[2] > 0, first  # the first one kept streaming
         refused = [r for r in later if r[0] == 1013]
         assert refused, later
         assert all("at capacity" in r[1] for r in refused), refused

@@ -58,12 +58,12 @@ def test_seeds_fix_the_random_parts(registry) -> None:
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("name", ["arkit", "mmd", "vrm"])
+@pytest.mark.parametrize("name", ["arkit-alive", "arkit-head", "mmd", "vrm"])
 def test_everything_off_is_the_profile_as_it_was(registry, name: str) -> None:
     """Switching every alive feature off gives, byte for byte, the profile without the
     new steps (the classic steps keep their seeds)."""
     profile = registry.get(name)
-    data = tomllib.loads((BUILTIN_DIR / f"{name}.toml").read_text("utf-8"))
+    data = tomllib.loads((BUILTIN_DIR / f"{name.replace('-', '_')}.toml").read_text("utf-8"))
     new = {"arousal", "tongue", "gaze", "natural_blink", "head"}
     data["steps"] = [s for s in data["steps"] if s["type"] not in new]
     old = parse_profile(data, base_dir=BUILTIN_DIR, source="test").build_chain()
@@ -80,7 +80,7 @@ def test_everything_off_is_the_profile_as_it_was(registry, name: str) -> None:
 
 
 def test_alive_features_change_the_face_but_not_the_lips(registry) -> None:
-    chain = registry.get("arkit").build_chain()
+    chain = registry.get("arkit-alive").build_chain()
     alive = stream_out(chain, [], 3)
     off = stream_out(chain, [], 3, StreamOptions(off=frozenset(FEATURES) - {"arousal"}))
     lips = [i for i, n in enumerate(ARKIT_52) if n.startswith(("jaw", "mouth"))]
@@ -91,6 +91,7 @@ def test_alive_features_change_the_face_but_not_the_lips(registry) -> None:
 
 def test_head_channels_only_where_the_profile_asks(registry) -> None:
     assert registry.get("arkit").build_chain().output_names == ARKIT_52
+    assert registry.get("arkit-alive").build_chain().output_names == ARKIT_52
     head = registry.get("arkit-head").build_chain()
     assert head.output_names == ARKIT_52 + ("headYaw", "headPitch", "headRoll")
     out = stream_out(head, [], 0, StreamOptions(off=frozenset({"head"})))
@@ -107,8 +108,17 @@ def test_without_prosody_the_chain_still_runs_deterministically(registry) -> Non
     np.testing.assert_array_equal(s1(RAW), np.concatenate([s2(RAW[:33]), s2(RAW[33:])]))
 
 
+def test_the_default_profiles_stay_lips_only(registry) -> None:
+    """The alive steps cost about as much as the model (docs/benchmarks.md), so the
+    default profiles leave them out; arkit-alive and arkit-head have them."""
+    for name in ("arkit", "mmd", "vrm", "unitalker"):
+        assert not registry.get(name).build_chain().needs_prosody, name
+    for name in ("arkit-alive", "arkit-head"):
+        assert registry.get(name).build_chain().needs_prosody, name
+
+
 def test_prosody_must_match_the_frames(registry) -> None:
-    chain = registry.get("arkit").build_chain()
+    chain = registry.get("arkit-alive").build_chain()
     tracker = ProsodyTracker(RATE, FPS)
     tracker.push(AUDIO)
     stream = chain.new_stream(0)

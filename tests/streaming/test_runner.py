@@ -227,3 +227,35 @@ def test_engine_errors_surface_from_the_events_and_fail_the_stream(tmp_path) -> 
     finally:
         rt.close()
     assert stream.session.state is StreamState.FAILED
+
+
+def test_alive_profiles_get_the_voices_prosody_the_same_whatever_the_chunking() -> None:
+    """The session feeds a prosody tracker only for chains that use it (arkit-alive),
+    in step with the frames; the face is the same however the audio was cut."""
+    from audio2face.engines.default import load_default_engine
+
+    rt = Runtime.start(
+        Settings(), engines={"default": load_default_engine(ort_options=OrtOptions(providers="cpu"))}
+    )
+    try:
+        audio = speech(2.0, seed=3)
+        outs = []
+        for step in (16000, 640, 3333):
+            session, _ = rt.open_session("arkit-alive", 16000, seed=7)
+            assert session._prosody is not None
+            parts = [session.push(audio[i : i + step]).values for i in range(0, audio.size, step)]
+            outs.append(np.concatenate([*parts, session.finish().values]))
+        # The model itself differs by float rounding between chunkings (1e-6), no more.
+        np.testing.assert_allclose(outs[0], outs[1], atol=1e-4)
+        np.testing.assert_allclose(outs[0], outs[2], atol=1e-4)
+        plain, _ = rt.open_session("arkit", 16000)
+        assert plain._prosody is None
+        keyed, _ = rt.open_session("mmd", 16000)
+        keyed.key_emotion(0.5, "happiness", 0.8, ramp_s=0.2)
+        with pytest.raises(UnknownNameError, match="unknown emotion 'glee'"):
+            keyed.key_emotion(0.5, "glee")
+        smile = keyed.names.index("笑い")
+        out = np.concatenate([keyed.push(np.zeros(16000, np.float32)).values, keyed.finish().values])
+        assert out[:10, smile].max() < 1e-3 and out[-5:, smile].min() > 0.05  # eased in at 0.5 s
+    finally:
+        rt.close()

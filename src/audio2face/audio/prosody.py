@@ -250,6 +250,8 @@ class ProsodyTracker:
     def __init__(
         self, sample_rate: int, fps: float, options: ProsodyOptions = DEFAULT_PROSODY
     ) -> None:
+        if isinstance(sample_rate, np.integer):
+            sample_rate = int(sample_rate)
         if not isinstance(sample_rate, int) or not MIN_RATE <= sample_rate <= MAX_RATE:
             raise ValueError(
                 f"sample_rate must be an integer in {MIN_RATE}..{MAX_RATE} Hz, got {sample_rate!r}"

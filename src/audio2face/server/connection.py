@@ -4,7 +4,7 @@ idle limit, sending with a timeout, closing with a reason, and the summary log l
 The protections against hostile or broken clients live here, so every protocol gets
 them by using :class:`Connection`:
 
-* **message rate**: more than ``max_messages_per_s`` (bursts of twice that) ends the
+* **message rate**: more than ``max_messages_per_s`` (bursts of as many) ends the
   stream with 1008; a flood of tiny messages costs the server per message, not per
   byte, and would take the event loop from everyone else;
 * **idle means no audio**: the receive deadline is moved only by audio
@@ -120,8 +120,8 @@ class Connection:
         self._logged = False
         self.messages = 0
         settings = self.settings
-        # The message budget: a token bucket of max_messages_per_s, holding two seconds.
-        self._tokens = 2.0 * settings.max_messages_per_s
+        # The message budget: a token bucket of max_messages_per_s, holding one second.
+        self._tokens = settings.max_messages_per_s
         self._tokens_at = self.opened_at
         # The receive deadline: moved by audio only (note_audio); the first message
         # must come within handshake_timeout_s.
@@ -316,7 +316,7 @@ class Connection:
     def _spend_token(self) -> None:
         rate = self.settings.max_messages_per_s
         now = time.monotonic()
-        self._tokens = min(2.0 * rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
         self._tokens -= 1.0
         if self._tokens < 0.0:

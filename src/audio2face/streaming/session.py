@@ -14,10 +14,11 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Protocol, cast
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
+from audio2face.audio.prosody import Prosody, ProsodyTracker
 from audio2face.audio.resample import StreamResampler
 from audio2face.errors import EngineError, StreamClosedError
 from audio2face.types import (
@@ -48,9 +49,21 @@ INTERRUPT_RELEASE_S = 0.1
 
 
 class ChainStream(Protocol):
-    """Per-stream postprocessing: ``values [n, C_in] -> values [n, C_out]``."""
+    """Per-stream postprocessing: ``values [n, C_in] -> values [n, C_out]``; ``prosody``
+    (the voice's features of exactly these frames) only when the session tracks it."""
 
-    def __call__(self, values: FloatArray, emotion: str | None) -> FloatArray: ...
+    def __call__(
+        self, values: FloatArray, emotion: str | None, prosody: Prosody | None = None
+    ) -> FloatArray: ...
+
+
+@runtime_checkable
+class KeyedChainStream(ChainStream, Protocol):
+    """A chain that takes timed emotion keys (``postprocess.chain.ChainStream``)."""
+
+    def add_emotion_key(
+        self, time_s: float, name: str, intensity: float = 1.0, ramp_s: float = 0.3
+    ) -> None: ...
 
 
 class EmotionTimeline:
@@ -154,6 +167,7 @@ class Session:
         names: tuple[str, ...],
         fps: float,
         input_rate: int,
+        prosody: ProsodyTracker | None = None,
     ) -> None:
         self.names = names
         self.fps = float(fps)
@@ -166,6 +180,7 @@ class Session:
             (lambda: engine.open_stream(self.fps)) if self.capabilities.any_fps else engine.open_stream
         )
         self._chain = chain_stream
+        self._prosody = prosody
         self._emotions = EmotionTimeline()
         self.samples_in = 0
         self.frames_out = 0
@@ -210,6 +225,17 @@ class Session:
             raise ValueError("this stream's engine takes audio only, not phone timings")
         cast(PhoneInputStream, self._engine).end_phones()
 
+    def key_emotion(
+        self, time_s: float, name: str, intensity: float = 1.0, ramp_s: float = 0.3
+    ) -> None:
+        """From stream time ``time_s``, ease over ``ramp_s`` to emotion ``name`` at
+        ``intensity`` (0..1); raises :class:`UnknownNameError` for names the profile
+        does not know, ``ValueError`` for a chain without timed keys."""
+        require_open(self.state, "key an emotion")
+        if not isinstance(self._chain, KeyedChainStream):
+            raise ValueError("this stream's postprocessing takes no timed emotion keys")
+        self._chain.add_emotion_key(time_s, name, intensity, ramp_s)
+
     def finish(self) -> FrameBatch:
         """End of audio: return every remaining frame; the frame clock is then exact."""
         batch = self._drain("finish")
@@ -234,6 +260,8 @@ class Session:
         # for look-ahead is forgotten, the release stands in for it.
         self.samples_in = math.ceil((target - 0.5) * self.input_rate / self.fps)
         self._emotions.cut_after(self.samples_in)
+        if self._prosody is not None:
+            self._prosody.interrupt(self.samples_in)  # the release sees silence
         last = self._last_raw
         if last is None:
             raw = np.zeros((n_release, self._n_raw), np.float32)
@@ -326,6 +354,8 @@ class Session:
         require_open(self.state, "push audio")
         self._emotions.set(self.samples_in, emotion)
         self.samples_in += int(audio.shape[0])
+        if self._prosody is not None:
+            self._prosody.push(audio)
         return self._with_lead(self._resampler.push(audio))
 
     def _after_engine(self, raw: FloatArray) -> FloatArray:
@@ -367,6 +397,7 @@ class Session:
             self._last_raw = raw[-1].copy()
         pieces = []
         start = 0
+        prosody = self._prosody.take(n) if self._prosody is not None and n else None
         # Postprocess in runs of constant emotion, each frame taking the emotion of
         # the audio it shows.
         while start < n:
@@ -374,7 +405,10 @@ class Session:
             stop = start + 1
             while stop < n and self._emotion_of_frame(first + stop) == label:
                 stop += 1
-            pieces.append(self._chain(raw[start:stop], label))
+            if prosody is None:
+                pieces.append(self._chain(raw[start:stop], label))
+            else:
+                pieces.append(self._chain(raw[start:stop], label, prosody.slice(start, stop)))
             start = stop
         self.frames_out += n
         self._emotions.forget_before(self._sample_of_frame(self.frames_out))
