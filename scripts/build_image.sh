@@ -27,6 +27,7 @@ else
     fi
 fi
 
+old_id=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp -r pyproject.toml README.md src "$context"/
@@ -44,5 +45,11 @@ fi
 # --format docker: keeps HEALTHCHECK and STOPSIGNAL (the OCI format drops HEALTHCHECK).
 "${PODMAN[@]}" build --network host --isolation chroot --format docker --pull=missing \
     "${extra[@]}" --build-arg "BASE_IMAGE=$BASE" -f "$FILE" -t "$IMAGE" "$context"
+# The image this tag named before is now untagged: remove it (only it), so rebuilds
+# do not pile up 350 MB each. One still used by a container stays.
+new_id=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+    "${PODMAN[@]}" rmi "$old_id" >/dev/null 2>&1 || true
+fi
 size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE")
 echo "$IMAGE: $((size / 1000000)) MB"

@@ -1,5 +1,6 @@
+# shellcheck shell=bash
 # Sourced by the image scripts: sets PODMAN (an array) to a podman command line that
-# can run containers on this machine, or exits 2 with one line saying why not.
+# can run containers on this machine, or returns 2 after one line saying why not.
 #
 # Plain `podman` on a normal Linux host. Two sandboxes seen here need help:
 # * cgroups in "hybrid" mode (v1 controllers plus a v2 mount), which crun refuses:
@@ -16,7 +17,7 @@ PODMAN=(podman ${A2F_STORAGE_DRIVER:+--storage-driver "$A2F_STORAGE_DRIVER"})
 
 if ! command -v podman >/dev/null 2>&1; then
     echo "podman not found (apt-get install podman)" >&2
-    exit 2
+    return 2
 fi
 
 a2f_podman_works() {
@@ -31,6 +32,6 @@ if "${PODMAN[@]}" image exists "$_a2f_probe_image" && ! a2f_podman_works "${PODM
     else
         why=$("${PODMAN[@]}" run --rm --network none "$_a2f_probe_image" /bin/true 2>&1 | tail -1)
         echo "podman cannot run containers here: $why" >&2
-        exit 2
+        return 2
     fi
 fi

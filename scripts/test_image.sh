@@ -43,10 +43,19 @@ done
 [ "$(id -u)" = 0 ] || skip "building the base with mmdebstrap needs root here"
 
 if [ "$BUILD" = 1 ]; then
-    # The base is built first so podman_env.sh can probe with it.
-    scripts/build_image.sh
+    # The base is built first so podman_env.sh can probe with it. The build's output
+    # is shown only when it fails.
+    buildlog=$(mktemp)
+    if ! scripts/build_image.sh >"$buildlog" 2>&1; then
+        tail -40 "$buildlog" >&2
+        rm -f "$buildlog"
+        echo "FAIL: the image did not build (scripts/build_image.sh)" >&2
+        exit 1
+    fi
+    tail -1 "$buildlog"
+    rm -f "$buildlog"
 fi
-# shellcheck source=podman_env.sh
+# shellcheck source=scripts/podman_env.sh
 source scripts/podman_env.sh 2>/tmp/a2f-podman-why.$$ || skip "$(cat /tmp/a2f-podman-why.$$)"
 rm -f /tmp/a2f-podman-why.$$
 "${PODMAN[@]}" image exists "$IMAGE" || skip "$IMAGE is not built (run without --no-build)"
@@ -111,6 +120,7 @@ case $ready in *'"ready":true'*) ;; *) "${PODMAN[@]}" logs "$name" | tail -20 >&
 echo "ready: $ready"
 case $ready in *unitalker*) ;; *) fail "the weights/ mount did not enable the unitalker engine: $ready" ;; esac
 
+# shellcheck disable=SC2016  # $2 is awk's, inside the container
 uid=$("${PODMAN[@]}" exec "$name" sh -c 'awk "/^Uid:/ {print \$2}" /proc/1/status')
 [ "$uid" != 0 ] || fail "the server runs as root"
 [ "$("${PODMAN[@]}" inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$name")" = true ] \
@@ -146,4 +156,23 @@ t1=$(date +%s)
 [ "$status" = 0 ] || fail "the container exited with $status after SIGTERM"
 [ $((t1 - t0)) -lt 30 ] || fail "the drain took $((t1 - t0)) s: it waited for its deadline, not for the stream"
 echo "SIGTERM mid-stream: /ready 503, the stream finished whole (240 frames), exit 0 after $((t1 - t0)) s"
+
+# As the Kubernetes manifests run it: two workers, metrics shared through /tmp. Every
+# scrape, whichever worker answers, must count the frames of all 4 streams.
+"${PODMAN[@]}" rm -f "$name" >/dev/null
+"${PODMAN[@]}" run -d --name "$name" --read-only --no-healthcheck -p "127.0.0.1:$port:18083" \
+    -e AUDIO2FACE_WORKERS=2 -e PROMETHEUS_MULTIPROC_DIR=/tmp "$IMAGE" >/dev/null
+for _ in $(seq 1 240); do
+    case $(curl -s --max-time 2 "http://127.0.0.1:$port/ready" || true) in *'"ready":true'*) break ;; esac
+    sleep 0.5
+done
+for i in 1 2 3 4; do
+    "$A2F" stream "$work/speech.wav" --url "$url" -o "$work/w$i.npz" -q >/dev/null &
+done
+wait
+for _ in 1 2 3 4 5 6; do
+    total=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^a2f_frames_out_total / {print int($2)}')
+    [ "$total" = 360 ] || fail "/metrics of a 2-worker container counted $total frames, not 360"
+done
+echo "two workers: every /metrics scrape counts all 360 frames"
 echo "image test passed"

@@ -159,7 +159,15 @@ def _number(args: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"Ray app argument {name}={raw!r} is not a number") from None
 
 
-KNOWN_ARGS = ("min_replicas", "max_replicas", "initial_replicas", "target_streams", "num_cpus")
+KNOWN_ARGS = (
+    "min_replicas",
+    "max_replicas",
+    "initial_replicas",
+    "target_streams",
+    "num_cpus",
+    "upscale_delay_s",
+    "downscale_delay_s",
+)
 
 
 def build(args: dict[str, str]) -> Application:
@@ -167,7 +175,9 @@ def build(args: dict[str, str]) -> Application:
 
     ``min_replicas`` (1), ``max_replicas`` (4), ``initial_replicas`` (min),
     ``target_streams`` (streams per replica the autoscaler aims at; default: 60 % of
-    ``max_streams``), ``num_cpus`` (per replica; default 1). Service settings are
+    ``max_streams``), ``num_cpus`` (per replica; default 1), ``upscale_delay_s`` (10)
+    and ``downscale_delay_s`` (300): how long the load must stay above or below the
+    target before replicas are added or drained. Service settings are
     ``AUDIO2FACE_*`` variables, as everywhere."""
     unknown = sorted(set(args) - set(KNOWN_ARGS))
     if unknown:
@@ -194,8 +204,8 @@ def build(args: dict[str, str]) -> Application:
             "initial_replicas": int(_number(args, "initial_replicas", minimum)),
             "target_ongoing_requests": target,
             # Streams last seconds to minutes: react within seconds, shed load slowly.
-            "upscale_delay_s": 10.0,
-            "downscale_delay_s": 300.0,
+            "upscale_delay_s": _number(args, "upscale_delay_s", 10.0),
+            "downscale_delay_s": _number(args, "downscale_delay_s", 300.0),
         },
         graceful_shutdown_timeout_s=settings.shutdown_drain_s + DRAIN_MARGIN_S,
         graceful_shutdown_wait_loop_s=1.0,

@@ -253,11 +253,14 @@ class Runtime:
         phones: Sequence[Phone] | None = None,
         engine: str | None = None,
         fps: float | None = None,
+        emotion_keys: Sequence[tuple[float, str, float]] = (),
         on_progress: Callable[[float], None] | None = None,
     ) -> FrameBatch:
         """Animate a whole clip through a stream runner, as a server would.
 
         ``emotion`` is the ``offset_name`` of the whole clip (``None``: neutral);
+        ``emotion_keys`` are ``(time_s, name, intensity)`` keys, each eased in over
+        0.3 s (profiles with emotion presets);
         ``phones`` feeds a ``phone_input`` engine (``engine="phonemes"``: then the audio
         only sets the clock); ``on_progress`` is told the seconds pushed so far."""
         audio = np.asarray(audio, dtype=np.float32)
@@ -267,14 +270,20 @@ class Runtime:
                 stream.check_emotion(emotion)
 
             async def feed() -> None:
-                if phones is not None:
-                    await stream.push_phones(phones, end=True)
-                step = sample_rate  # a second per push keeps progress moving, memory flat
-                for start in range(0, audio.shape[0], step):
-                    await stream.push(audio[start : start + step], emotion)
-                    if on_progress is not None:
-                        on_progress(min(audio.shape[0], start + step) / sample_rate)
-                await stream.finish()
+                try:
+                    for time_s, name, intensity in emotion_keys:
+                        await stream.key_emotion(time_s, name, intensity)
+                    if phones is not None:
+                        await stream.push_phones(phones, end=True)
+                    step = sample_rate  # a second per push keeps progress moving, memory flat
+                    for start in range(0, audio.shape[0], step):
+                        await stream.push(audio[start : start + step], emotion)
+                        if on_progress is not None:
+                            on_progress(min(audio.shape[0], start + step) / sample_rate)
+                    await stream.finish()
+                except BaseException:
+                    await stream.abort()  # the consumer below stops; the error surfaces after
+                    raise
 
             feeder = asyncio.create_task(feed(), name="a2f-animate-feed")
             parts: list[FloatArray] = []
@@ -301,6 +310,7 @@ class Runtime:
         phones: Sequence[Phone] | None = None,
         engine: str | None = None,
         fps: float | None = None,
+        emotion_keys: Sequence[tuple[float, str, float]] = (),
         progress: bool = False,
     ) -> FrameBatch:
         """:meth:`animate` for synchronous callers, optionally with a progress bar."""
@@ -313,7 +323,7 @@ class Runtime:
             return run_sync(
                 self.animate(
                     audio, sample_rate, profile, seed=seed, emotion=emotion, phones=phones,
-                    engine=engine, fps=fps, on_progress=advance,
+                    engine=engine, fps=fps, emotion_keys=emotion_keys, on_progress=advance,
                 )  # fmt: skip
             )
 

@@ -140,7 +140,9 @@ class Settings(BaseSettings):
     silence_window_s: float = Field(0.010, gt=0.0, description="Segment mode: energy window.")
     silence_hop_s: float = Field(0.005, gt=0.0, description="Segment mode: energy hop.")
     silence_threshold: float = Field(
-        1e4, ge=0.0, description="Segment mode: mean square on the int16 scale below which is silence."
+        1e4,
+        ge=0.0,
+        description="Segment mode: mean square on the int16 scale below which is silence.",
     )
     silence_min_interval_s: float = Field(
         0.5, ge=0.0, description="Segment mode: shortest silence that splits."
@@ -168,7 +170,9 @@ class Settings(BaseSettings):
         30.0, gt=0.0, description="Audio queued per stream before its reads pause."
     )
     max_upload_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Largest file POSTed to /api/v1/animate (413 beyond)."
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest file POSTed to /api/v1/animate (413 beyond).",
     )
     max_utterance_s: float = Field(900.0, gt=0.0, description="Longest utterance (1008 beyond).")
     idle_timeout_s: float = Field(60.0, gt=0.0, description="Longest wait for a client message.")
@@ -223,16 +227,14 @@ class Settings(BaseSettings):
         "with 1013 instead of falling further behind.",
     )  # fmt: skip
     capacity_target: float = Field(
-        0.9, ge=0.0, le=1.0,
-        description="Share of the measured inference capacity that streams may take; a "
-        "stream past it is refused with 1013 (0: no capacity check, only max_streams).",
+        0.8, ge=0.0, le=1.0,
+        description="Share of the inference compute (measured) that streams may keep busy; "
+        "past it new streams are refused with 1013 (0: no capacity check, only max_streams).",
     )  # fmt: skip
     max_uploads: int = Field(
         2, ge=1, description="Uploads (POST /api/v1/animate) animated at once."
     )
-    max_upload_queue: int = Field(
-        8, ge=0, description="Uploads waiting for a turn; more get 503."
-    )
+    max_upload_queue: int = Field(8, ge=0, description="Uploads waiting for a turn; more get 503.")
     max_upload_samples: int = Field(
         28_800_000, ge=16_000,
         description="Largest upload, in samples before mixing to mono (channels x rate x "

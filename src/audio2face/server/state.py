@@ -43,7 +43,10 @@ class ServerState:
     upload_slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.capacity = CapacityEstimate(self.settings, self.metrics, self.audio_by_engine)
+        self.capacity = CapacityEstimate(
+            self.settings, self.metrics, self.audio_by_engine, self.open_engines,
+            self.shed_overload,
+        )  # fmt: skip
         self.upload_slots = asyncio.Semaphore(self.settings.max_uploads)
 
     def buffered_seconds(self) -> float:
@@ -61,6 +64,24 @@ class ServerState:
 
     def add_audio_done(self, engine: str, seconds: float) -> None:
         self.audio_done[engine] = self.audio_done.get(engine, 0.0) + seconds
+
+    def shed_overload(self) -> None:
+        """Shed load newest first: when a stream on an engine is more than half of
+        ``max_lag_s`` behind real time (all of its streams fall behind together when it
+        is overloaded), the engine's youngest stream gets that half as its bound, so it
+        ends (1013) before the older streams reach theirs. Called once a second."""
+        half = self.settings.max_lag_s / 2.0
+        by_engine: dict[str, list[Any]] = {}
+        for conn in self.streams:
+            if conn.runner is not None:
+                by_engine.setdefault(conn.runner.engine, []).append(conn)
+        for conns in by_engine.values():
+            if len(conns) < 2 or max(c.runner.lag_s for c in conns) <= half:
+                continue
+            youngest = max(conns, key=lambda c: c.opened_at)
+            youngest.runner.bound_lag(
+                half, shed_note=f"shedding the newest stream at half of max_lag_s={2 * half:g}"
+            )
 
     def open_engines(self) -> list[str]:
         """The engine of each open stream."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from audio2face.audio.pcm import PcmFormat, decode_pcm
@@ -33,7 +32,7 @@ from audio2face.protocol.v1 import (
     encode_start,
     parse_start,
 )
-from audio2face.server.connection import Connection
+from audio2face.server.connection import Connection, HeldAudio
 from audio2face.server.state import ServerState
 from audio2face.streaming.runner import Ended, FramesEvent, StreamRunner
 from audio2face.types import FloatArray, FrameBatch
@@ -55,28 +54,6 @@ async def handle_v1(websocket: WebSocket) -> None:
         return
     with conn.registered():
         await conn.run(V1Stream(conn).run())
-
-
-class _Held:
-    """Short bodies waiting to be pushed together (one emotion)."""
-
-    def __init__(self) -> None:
-        self.parts: list[FloatArray] = []
-        self.samples = 0
-        self.emotion: str | None = None
-
-    def add(self, audio: FloatArray, emotion: str | None) -> None:
-        self.parts.append(audio)
-        self.samples += audio.shape[0]
-        self.emotion = emotion
-
-    def take(self) -> tuple[FloatArray, str | None] | None:
-        if not self.parts:
-            return None
-        audio = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
-        run = (audio, self.emotion)
-        self.parts, self.samples = [], 0
-        return run
 
 
 class V1Stream:
@@ -144,6 +121,7 @@ class V1Stream:
 
     async def _stream(self, runner: StreamRunner) -> None:
         conn = self.conn
+        conn.idle_means_no_audio = True  # the receive loop reports its audio
         receiver = asyncio.create_task(
             self._receive_loop(runner), name=f"a2f-recv-{conn.stream_id}"
         )
@@ -188,7 +166,7 @@ class V1Stream:
         max_samples = int(settings.max_utterance_s * rate)
         min_samples = int(settings.min_body_s * rate)
         received = 0
-        held = _Held()
+        held = HeldAudio()
         try:
             while True:
                 kind, msg = decode_request(await self._receive_bytes())

@@ -25,7 +25,8 @@ A transport decodes and validates what its client sends, then talks to a
   comes more than ``max_lag_s`` after it was due in real time (its arrival, or its
   place on the stream's clock for a client that sends ahead) means the engine cannot
   keep up: the stream ends with :class:`~audio2face.errors.LimitExceededError` 1013
-  instead of falling further behind. A frame seconds late is worse than none for a
+  instead of falling further behind. ``lag_s`` tells a server how far behind each
+  stream is, so it can shed its newest stream first (``server/state.py``). A frame seconds late is worse than none for a
   live face, and the backlog of one stream delays every other.
 * **Metrics**: audio in, frames out, latency from a body's arrival to its frames, and
   the time of pushes of engines that do not time their own model runs, reported to a
@@ -160,6 +161,14 @@ class _Audio:
 
 
 @dataclass(slots=True)
+class _Key:
+    time_s: float
+    name: str
+    intensity: float
+    ramp_s: float
+
+
+@dataclass(slots=True)
 class _Phones:
     phones: Sequence[Phone]
     end: bool
@@ -218,6 +227,9 @@ class StreamRunner:
         self._done = False
         self._clock_start: float | None = None
         self._pushed_s = 0.0
+        self._shed_note: str | None = None
+        self.lag_s = 0.0
+        """How far behind real time the last audio taken from the inbox was."""
 
     # -- what the stream is -------------------------------------------------------------
     @property
@@ -241,9 +253,11 @@ class StreamRunner:
         """Audio queued and not yet pushed."""
         return self._inbox.seconds
 
-    def bound_lag(self, max_lag_s: float | None) -> None:
-        """Hold this stream to ``max_lag_s`` behind real time (``None``: no bound)."""
+    def bound_lag(self, max_lag_s: float | None, *, shed_note: str | None = None) -> None:
+        """Hold this stream to ``max_lag_s`` behind real time (``None``: no bound).
+        ``shed_note``: the bound was tightened to shed load (said in the reason)."""
         self.options = dataclasses.replace(self.options, max_lag_s=max_lag_s)
+        self._shed_note = shed_note
 
     # -- the producer side ---------------------------------------------------------------
     async def push(self, audio: FloatArray, emotion: str | None = None) -> None:
@@ -270,6 +284,19 @@ class StreamRunner:
         if not self.session.capabilities.phone_input:
             raise ValueError(f"the {self.engine!r} engine takes audio only, not phone timings")
         await self._inbox.put(_Phones(tuple(phones), end), 0.0)
+
+    async def key_emotion(
+        self, time_s: float, name: str, intensity: float = 1.0, ramp_s: float = 0.3
+    ) -> None:
+        """From stream time ``time_s`` (seconds of this stream's audio), ease over
+        ``ramp_s`` to emotion ``name`` at ``intensity`` (0..1), in order with the audio.
+        Unknown names are refused now, with the known ones."""
+        self._check_input("key an emotion")
+        if name not in ("", "neutral"):
+            self.check_emotion(name)
+        if not (0.0 <= intensity <= 1.0) or ramp_s < 0 or time_s < 0:
+            raise ValueError("intensity must be in [0, 1], ramp_s and time_s >= 0")
+        await self._inbox.put(_Key(time_s, name, intensity, ramp_s), 0.0)
 
     async def flush(self) -> None:
         """End of an utterance: :class:`Flushed` follows its frames; the stream stays open."""
@@ -324,6 +351,8 @@ class StreamRunner:
                         yield event
                 elif isinstance(item, _Phones):
                     await self._pusher.call(session, functools.partial(self._phones, item))
+                elif isinstance(item, _Key):
+                    await self._pusher.call(session, functools.partial(self._key, item))
                 elif item is _FLUSH:
                     yield self._count(FramesEvent(await self._pusher.call(session, session.flush)))
                     yield Flushed(session.frames_out)
@@ -363,21 +392,33 @@ class StreamRunner:
                 yield FramesEvent(batch, time.monotonic() - arrived)
 
     def _check_lag(self, item: _Audio) -> None:
+        self.lag_s = lag = time.monotonic() - item.due
         bound = self.options.max_lag_s
-        if bound is None:
+        if bound is None or lag <= bound:
             return
-        lag = time.monotonic() - item.due
-        if lag > bound:
-            raise LimitExceededError(
-                f"the server is overloaded: this stream fell {lag:.1f} s behind real time "
-                f"(max_lag_s={bound:g}); try again later",
-                limit="max_lag_s", value=bound, code=1013,
-            )  # fmt: skip
+        why = self._shed_note or f"max_lag_s={bound:g}"
+        raise LimitExceededError(
+            f"the server is overloaded: this stream fell {lag:.1f} s behind real time "
+            f"({why}); try again later",
+            limit="max_lag_s", value=bound, code=1013,
+        )  # fmt: skip
 
     def _count(self, event: FramesEvent) -> FramesEvent:
         if self._observer.frames_out is not None and len(event.batch):
             self._observer.frames_out(len(event.batch), event.latency_s)
         return event
+
+    def _key(self, item: _Key) -> FrameBatch:
+        self.session.key_emotion(item.time_s, item.name, item.intensity, item.ramp_s)
+        return self._no_frames()
+
+    def _no_frames(self) -> FrameBatch:
+        return FrameBatch(
+            self.session.frames_out,
+            self.names,
+            np.zeros((0, len(self.names)), np.float32),
+            self.fps,
+        )
 
     def _phones(self, item: _Phones) -> FrameBatch:
         if item.phones:
