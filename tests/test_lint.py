@@ -17,7 +17,7 @@ def test_ruff_passes() -> None:
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (pip install -e '.[dev]')")
     result = subprocess.run(
-        [ruff, "check", "--no-cache", "src", "tests", "training", "benchmarks", "scripts"],
+        [ruff, "check", "--no-cache", "src", "tests", "training", "benchmarks", "scripts", "deploy"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=1, le=64,
         description="Server processes sharing the port (SO_REUSEPORT), each with its own "
-        "model, limits and metrics; threads are split between them.",
+        "model and limits; /metrics sums all of them; threads are split between them.",
     )  # fmt: skip
 
     # --- profiles and models -----------------------------------------------------

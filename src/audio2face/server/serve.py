@@ -47,6 +47,7 @@ from typing import Any
 import uvicorn
 
 from audio2face.errors import Audio2FaceError, ConfigError
+from audio2face.metrics import process_exited, shared_metrics_dir
 from audio2face.server.app import create_app
 from audio2face.server.memory import limit_malloc_arenas
 from audio2face.server.state import ServerState
@@ -343,7 +344,8 @@ def serve_workers(
     that worker's reason); the other workers are stopped then."""
     with port_lock(settings.port):
         check_port_free(settings.host, settings.port)
-        _run_workers(settings, ssl_certfile, ssl_keyfile)
+        with shared_metrics_dir():  # one /metrics over all workers
+            _run_workers(settings, ssl_certfile, ssl_keyfile)
 
 
 def _run_workers(settings: Settings, ssl_certfile: str | None, ssl_keyfile: str | None) -> None:
@@ -394,6 +396,8 @@ def _run_workers(settings: Settings, ssl_certfile: str | None, ssl_keyfile: str 
             for i, proc in enumerate(procs):
                 if not proc.is_alive() and not stopping:
                     logger.error("worker %s exited with %s; restarting it", proc.pid, proc.exitcode)
+                    if proc.pid is not None:
+                        process_exited(proc.pid)  # its open streams no longer count
                     procs[i] = start(i)
             _drain_reports(reports)
             time.sleep(0.5)
