@@ -48,6 +48,10 @@ _SECRET_PATTERNS = (
 )
 
 
+MAX_LOGGED_CHARS = 2048
+"""Longest log message kept whole; longer ones are cut (and say how long they were)."""
+
+
 class RedactTokens(logging.Filter):
     """Replaces auth tokens in a record's message and traceback with ``[redacted]``.
 
@@ -73,6 +77,10 @@ class RedactTokens(logging.Filter):
         except Exception:  # a malformed record: let the handler report it as usual
             return True
         clean = self.redact(message)
+        if len(clean) > MAX_LOGGED_CHARS:
+            # Client-controlled text (uvicorn's access line holds the whole URL) must not
+            # let one request write megabytes of log.
+            clean = f"{clean[:MAX_LOGGED_CHARS]}...({len(clean)} chars)"
         if clean != message:
             # The formatted text replaces msg/args, so every later handler sees it.
             record.msg, record.args = clean, None

@@ -119,7 +119,9 @@ def test_variable_set_too_late_is_refused(monkeypatch, tmp_path: Path) -> None:
 def test_prepare_clears_an_earlier_run(monkeypatch, tmp_path: Path) -> None:
     from audio2face.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    # setenv first, so the teardown restores "unset" whatever prepare_* exports.
+    monkeypatch.setenv(MULTIPROC_ENV, "")
+    monkeypatch.delenv(MULTIPROC_ENV)
     (tmp_path / "counter_123.db").write_bytes(b"stale")
     assert prepare_multiprocess_dir(tmp_path) == tmp_path
     assert os.environ[MULTIPROC_ENV] == str(tmp_path)

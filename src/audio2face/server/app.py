@@ -59,6 +59,7 @@ def create_app(settings: Settings, *, engines: Mapping[str, Engine] | None = Non
         )
         logger.info("ready: %s", settings.model_dump(exclude={"auth_token"}))
         trimmer = asyncio.create_task(_trim_memory_forever(), name="a2f-malloc-trim")
+        state.capacity.start()  # measure the engines' load once a second from now on
         try:
             yield
         finally:
@@ -68,7 +69,12 @@ def create_app(settings: Settings, *, engines: Mapping[str, Engine] | None = Non
 
     # No docs, no schema: the service exposes exactly its probes, metrics and the socket.
     app = FastAPI(
-        title="audio2face", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="audio2face",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,  # a redirect is built from the client's Host header
     )
     app.state.a2f = state
     install_security(app, settings)
@@ -81,7 +87,10 @@ def create_app(settings: Settings, *, engines: Mapping[str, Engine] | None = Non
     async def ready() -> JSONResponse:
         if state.runtime is None or state.draining:
             return JSONResponse({"ready": False}, status_code=503)
-        return JSONResponse({"ready": True, "engines": sorted(state.runtime.engines)})
+        headroom = state.capacity.headroom(state.open_engines())
+        return JSONResponse(
+            {"ready": True, "engines": sorted(state.runtime.engines), "headroom": headroom}
+        )
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:

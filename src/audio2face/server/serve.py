@@ -48,6 +48,7 @@ import uvicorn
 
 from audio2face.errors import Audio2FaceError, ConfigError
 from audio2face.metrics import process_exited, shared_metrics_dir
+from audio2face.server.admission import connection_cap, guarded_protocols, raise_fd_limit
 from audio2face.server.app import create_app
 from audio2face.server.memory import limit_malloc_arenas
 from audio2face.server.state import ServerState
@@ -141,11 +142,18 @@ def _serve_one(
     on_started: Callable[[], None] | None = None,
 ) -> None:
     limit_malloc_arenas()
+    fd_limit = raise_fd_limit()  # a default ulimit -n of 1024 is a few hundred clients
     listener = bind_listener(settings.host, settings.port, reuse_port=reuse_port)
     try:
         app = create_app(settings, engines=_load_checked(settings, engines))
+        # Header/handshake timeouts, the connection cap with its probe reserve, the
+        # per-connection write-buffer bound and a 1009 reason naming the setting.
+        http, ws, guard = guarded_protocols(settings, connection_cap(settings, fd_limit))
+        app.state.a2f.guard = guard
         config = uvicorn.Config(
             app,
+            http=http,
+            ws=ws,
             host=settings.host,
             port=settings.port,
             log_config=None,

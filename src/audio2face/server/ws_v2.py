@@ -55,7 +55,7 @@ from audio2face.protocol.v2 import (
     parse_client_message,
 )
 from audio2face.protocol.v2 import EndReply as EndReplyMsg
-from audio2face.server.connection import CLOSE_TIMEOUT_S, Connection
+from audio2face.server.connection import CLOSE_TIMEOUT_S, Connection, HeldAudio
 from audio2face.server.state import ServerState
 from audio2face.streaming.runner import Ended, Flushed, FramesEvent, Interrupted, StreamRunner
 from audio2face.types import FloatArray, FrameBatch
@@ -75,7 +75,7 @@ async def handle_v2(websocket: WebSocket) -> None:
     if (refusal := conn.refusal(check_token=False)) is not None:
         await _refuse(conn, refusal)
         return
-    await V2Stream(conn).run()
+    await conn.run(V2Stream(conn).run())  # a shutdown cut: summary line, no traceback
 
 
 async def _send_error(conn: Connection, exc: Audio2FaceError) -> None:
@@ -229,8 +229,12 @@ class V2Stream:
                 await self._fail(conn.bug("start"))
             else:
                 async with runner:
-                    conn.runner = runner
-                    await self._stream(runner)
+                    try:
+                        conn.attach(runner)  # capacity (1013) and the lag bound
+                    except Audio2FaceError as exc:
+                        await self._fail(exc)
+                    else:
+                        await self._stream(runner)
         conn.finish_log()
 
     async def _fail(self, exc: Audio2FaceError) -> None:
@@ -245,6 +249,9 @@ class V2Stream:
         start = parse_client_message(text)
         if not isinstance(start, StartMessage):
             raise ProtocolError(f'the first message must be "start", got "{start.type}"')
+        self.conn.check_name("profile", start.profile or "")
+        if start.emotion is not None:
+            self.conn.check_name("emotion", start.emotion.name or "")
         rates = self.conn.settings.accepted_sample_rates
         if start.sample_rate not in rates:
             raise AudioFormatError(
@@ -273,6 +280,7 @@ class V2Stream:
 
     async def _stream(self, runner: StreamRunner) -> None:
         conn = self.conn
+        conn.idle_means_no_audio = True  # the receive loop reports its audio
         receiver = asyncio.create_task(
             self._receive_loop(runner), name=f"a2f-recv-{conn.stream_id}"
         )
@@ -330,6 +338,8 @@ class V2Stream:
         start = self.start
         track = self.emotions or EmotionTrack((), runner.profile, start.sample_rate)
         max_samples = int(settings.max_utterance_s * start.sample_rate)
+        min_samples = int(settings.min_body_s * start.sample_rate)
+        held = HeldAudio()  # short bodies joined before they reach the engine
         position = 0  # samples received on this stream
         utterance = 0  # samples since the last flush or interrupt
         try:
@@ -338,6 +348,8 @@ class V2Stream:
                 data = message.get("bytes")
                 if data is not None:
                     audio = decode_pcm_v2(data, start.encoding, start.channels)
+                    if audio.shape[0] == 0:
+                        continue  # nothing to animate, and no audio to keep the slot
                     utterance += audio.shape[0]
                     if utterance > max_samples:
                         raise LimitExceededError(
@@ -346,11 +358,19 @@ class V2Stream:
                             limit="max_utterance_s", value=settings.max_utterance_s,
                         )  # fmt: skip
                     for piece, label in track.split(position, audio):
-                        await runner.push(np.ascontiguousarray(piece), label)
+                        if held.samples and held.emotion != label:
+                            await _push(runner, held.take())
+                        held.add(np.ascontiguousarray(piece), label)
+                        if held.samples >= min_samples:
+                            await _push(runner, held.take())
                     position += audio.shape[0]
+                    # After the push, which may wait on backpressure: waiting is not idling.
+                    self.conn.note_audio(audio.shape[0] / start.sample_rate)
                     continue
+                await _push(runner, held.take())  # control messages keep their order
                 msg = parse_client_message(message.get("text") or "")
                 if isinstance(msg, EmotionMessage):
+                    self.conn.check_name("emotion", msg.emotion.name or "")
                     track.set(position, msg.emotion)
                 elif isinstance(msg, FlushMessage):
                     await runner.flush()
@@ -370,7 +390,13 @@ class V2Stream:
             self.error = exc if isinstance(exc, Audio2FaceError) else self.conn.bug("receive")
             # Deliver what the accepted audio is worth before the error is reported.
             with contextlib.suppress(StreamClosedError):
+                await _push(runner, held.take())
                 await runner.finish()
+
+
+async def _push(runner: StreamRunner, run: tuple[FloatArray, str | None] | None) -> None:
+    if run is not None:
+        await runner.push(*run)
 
 
 # --- discovery ----------------------------------------------------------------------------
