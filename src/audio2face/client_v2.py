@@ -98,11 +98,13 @@ class V2Options:
     output: OutputName = "json"
     emotion: EmotionSpec | None = None
     token: str | None = None
+    fps: float | None = None
 
     def start_message(self) -> StartMessage:
         return StartMessage(
             sample_rate=self.sample_rate, encoding=self.encoding, channels=self.channels,
             profile=self.profile, output=self.output, emotion=self.emotion, token=self.token,
+            fps=self.fps,
         )  # fmt: skip
 
 

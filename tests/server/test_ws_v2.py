@@ -105,6 +105,18 @@ def test_frame_clock_over_several_flushes_at_44k_f32(server) -> None:
             assert m.frames == seen
 
 
+@pytest.mark.parametrize("fps", [24.0, 60.0])
+def test_a_stream_at_its_own_frame_rate_keeps_the_clock_at_that_rate(server, fps: float) -> None:
+    rate = 16000
+    lengths = [0.77, 1.3]
+    utterances = [speechlike(s, rate=rate, seed=i) for i, s in enumerate(lengths)]
+    result = run(V2Client(v2_url(server)).run(utterances, V2Options(fps=fps, output="binary")))
+    assert result.ready is not None and result.ready.fps == fps
+    cumulative = np.cumsum([u.shape[0] for u in utterances])
+    assert result.flushed == [frames_for_samples(int(m), rate, fps) for m in cumulative]
+    assert result.end_frames == result.values.shape[0]
+
+
 def test_binary_and_json_output_are_equal(server) -> None:
     pcm = pcm16(speechlike(2.0, seed=5))
     client = V2Client(v2_url(server))
@@ -143,7 +155,7 @@ def test_interrupt_mid_utterance_stops_frames_and_rests(server) -> None:
     assert np.abs(frames[at + release - 1 :, mouth]).max() < 0.05, "the face did not reach rest"
 
 
-def test_emotion_with_ramp_eases_in_through_steps(server) -> None:
+def test_emotion_with_ramp_eases_in(server) -> None:
     async def scenario() -> V2Result:
         result = V2Result()
         async with V2Client(v2_url(server)).connect() as conn:
@@ -373,23 +385,25 @@ def test_pcm_decoding_per_encoding() -> None:
         decode_pcm_v2(np.array([np.nan], "<f4").tobytes(), "pcm_f32le")
 
 
-def test_emotion_track_walks_the_steps_between_emotions() -> None:
-    from audio2face.errors import UnknownNameError
-    from audio2face.protocol.v2 import EmotionSpec
-    from audio2face.server.ws_v2 import EmotionTrack
+def test_emotion_intensity_blends_the_presets_and_ramps_back_to_neutral(server) -> None:
+    """An emotion message is a timed key: intensity 0.5 sits between the profile's
+    presets (happiness_2 of 4), a later neutral eases back out over its ramp."""
 
-    known = tuple(f"{e}_{k}" for e in ("happiness", "sadness") for k in range(1, 5))
-    track = EmotionTrack(known, "vrm", 1000)
-    assert track.names == ("happiness", "sadness")
-    track.set(0, EmotionSpec("happiness", 0.75, ramp_s=0.3))  # step 3, 100 samples a step
-    track.set(1000, EmotionSpec("sadness", 0.5, ramp_s=0.4))  # down 2, 1, then up 1, 2
-    labels = [label for piece, label in track.split(0, np.zeros(2000, np.float32)) for _ in piece]
-    assert labels[0] == "happiness_1" and labels[150] == "happiness_2"
-    assert labels[250] == labels[999] == "happiness_3"
-    steps = [labels[1000 + 100 * i] for i in range(4)]
-    assert steps == ["happiness_2", "happiness_1", "sadness_1", "sadness_2"]
-    assert labels[-1] == "sadness_2"
-    track.set(2000, EmotionSpec(None))
-    assert track.split(2000, np.zeros(10, np.float32))[-1][1] is None
-    with pytest.raises(UnknownNameError, match="known: \\['happiness', 'sadness'\\]"):
-        track.set(2010, EmotionSpec("glee"))
+    async def scenario() -> V2Result:
+        result = V2Result()
+        async with V2Client(v2_url(server)).connect() as conn:
+            result.ready = await conn.start(V2Options(profile="vrm", output="binary"))
+            silence = np.zeros(16000, np.float32)
+            await conn.emotion("happiness", 0.5, ramp_s=0.0)
+            await conn.send_audio(silence)
+            await conn.emotion("neutral", 1.0, ramp_s=0.3)
+            await conn.send_audio(silence)
+            await conn.end()
+            result.messages = [m async for m in conn.messages()]
+        return result
+
+    result = run(scenario())
+    happy = result.values[:, result.names.index("happy")]
+    half, full = happy[20], 0.8  # happiness_4 is 0.8 on "happy" (the test above)
+    assert 0.2 * full < half < 0.8 * full
+    assert np.all(np.diff(happy[30:40]) <= 1e-6) and happy[45:].max() < 1e-5

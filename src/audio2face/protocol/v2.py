@@ -97,6 +97,9 @@ class StartMessage:
     output: OutputName = "json"
     emotion: EmotionSpec | None = None
     token: str | None = None
+    fps: float | None = None
+    """Output frame rate; ``None``: the profile's (30). Engines that cannot run at it
+    are resampled, with the same frame clock."""
 
     @property
     def sample_bytes(self) -> int:
@@ -108,6 +111,8 @@ class StartMessage:
             "channels": self.channels, "profile": self.profile, "output": self.output,
             "emotion": None, "token": self.token,
         }  # fmt: skip
+        if self.fps is not None:
+            out["fps"] = self.fps
         if self.emotion is not None:
             out["emotion"] = _emotion_json(self.emotion)
         return out
@@ -316,10 +321,14 @@ def _emotion(kind: str, obj: Mapping[str, Any]) -> EmotionSpec:
     )
 
 
+MAX_FPS = 240.0
+"""Highest frame rate a v2 stream may ask for (``Runtime.open_stream`` takes the same)."""
+
+
 def _parse_start(obj: Mapping[str, Any]) -> StartMessage:
     f = _Fields(
         "start", obj,
-        ("sample_rate", "encoding", "channels", "profile", "output", "emotion", "token"),
+        ("sample_rate", "encoding", "channels", "profile", "output", "emotion", "token", "fps"),
     )  # fmt: skip
     emotion_raw = obj.get("emotion")
     emotion: EmotionSpec | None
@@ -339,6 +348,7 @@ def _parse_start(obj: Mapping[str, Any]) -> StartMessage:
         output=f.choice("output", OUTPUTS),  # type: ignore[arg-type]  # checked: one of OUTPUTS
         emotion=emotion,
         token=f.str_("token", 4096),
+        fps=f.float_("fps", 0.0, 1.0, MAX_FPS) or None,
     )
 
 

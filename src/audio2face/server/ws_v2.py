@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-from dataclasses import dataclass
 
-import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
@@ -32,9 +29,7 @@ from audio2face.errors import (
     LimitExceededError,
     ProtocolError,
     StreamClosedError,
-    UnknownNameError,
 )
-from audio2face.postprocess.base import base_emotion
 from audio2face.protocol.v2 import (
     ENCODINGS,
     OUTPUTS,
@@ -57,10 +52,17 @@ from audio2face.protocol.v2 import (
 from audio2face.protocol.v2 import EndReply as EndReplyMsg
 from audio2face.server.connection import CLOSE_TIMEOUT_S, Connection, HeldAudio
 from audio2face.server.state import ServerState
-from audio2face.streaming.runner import Ended, Flushed, FramesEvent, Interrupted, StreamRunner
+from audio2face.streaming.runner import (
+    Ended,
+    Flushed,
+    FramesEvent,
+    Interrupted,
+    StreamRunner,
+    emotion_names,
+)
 from audio2face.types import FloatArray, FrameBatch
 
-__all__ = ["V2_INFO_PATH", "V2_PATH", "EmotionTrack", "handle_v2", "v2_info"]
+__all__ = ["V2_INFO_PATH", "V2_PATH", "handle_v2", "v2_info"]
 
 V2_PATH = "/api/v2/stream"
 
@@ -89,109 +91,6 @@ async def _refuse(conn: Connection, refusal: Audio2FaceError) -> None:
     await conn.refuse(refusal)
 
 
-# --- emotions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Level:
-    """An emotion at one of the profile's intensity steps (``level`` 0: neutral)."""
-
-    name: str | None
-    level: int
-    levels: int
-
-    def label(self) -> str | None:
-        if self.name is None or self.level == 0:
-            return None
-        return f"{self.name}_{self.level}" if self.levels else self.name
-
-
-NEUTRAL = _Level(None, 0, 0)
-
-
-class EmotionTrack:
-    """Turns v2 ``emotion`` messages into the per-audio labels the runner takes.
-
-    Profiles know emotions as presets, often in intensity steps (``happiness_1`` ..
-    ``happiness_4``). ``intensity`` picks the step (``ceil(intensity * steps)``, 0:
-    neutral); ``ramp_s`` walks through the steps in between over that much audio,
-    starting at the current audio position (down through the old emotion's steps first
-    when the name changes). Positions count samples at the stream's input rate.
-    """
-
-    def __init__(self, known: tuple[str, ...], profile: str, sample_rate: int) -> None:
-        self.known = frozenset(known)
-        self.profile = profile
-        self.rate = sample_rate
-        self.current = NEUTRAL
-        self._plan: list[tuple[int, str | None]] = [(0, None)]
-        """``(from_sample, label)``, ascending; the last entry holds for ever after."""
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Emotion names a client may send (intensity steps folded into their base)."""
-        return tuple(sorted({base_emotion(n) for n in self.known}))
-
-    def resolve(self, spec: EmotionSpec) -> _Level:
-        """The step ``spec`` asks for; :class:`UnknownNameError` lists the known names."""
-        name = spec.name
-        if name is None or name == "neutral" or spec.intensity <= 0.0:
-            return NEUTRAL
-        if name in self.known:
-            return _Level(name, 1, 0)  # a name without steps (or an explicit "anger_2")
-        levels = sorted(
-            int(n.rsplit("_", 1)[1]) for n in self.known
-            if n.rsplit("_", 1)[0] == name and n.rsplit("_", 1)[-1].isdigit()
-        )  # fmt: skip
-        if not levels:
-            known = list(self.names) or "(none: this profile has no emotion presets)"
-            raise UnknownNameError("emotion", name, known, where=f"profile {self.profile!r}")
-        top = levels[-1]
-        wanted = min(top, max(1, math.ceil(spec.intensity * top - 1e-9)))
-        level = min((lv for lv in levels if lv >= wanted), default=top)
-        return _Level(name, level, top)
-
-    def set(self, position: int, spec: EmotionSpec) -> None:
-        """From ``position`` on, ease towards ``spec`` over ``spec.ramp_s``."""
-        target = self.resolve(spec)
-        steps = self._steps(self.current, target)
-        self.current = target
-        self._plan = [entry for entry in self._plan if entry[0] < position] or [(0, None)]
-        span = spec.ramp_s * self.rate / max(1, len(steps))
-        for i, step in enumerate(steps):
-            self._plan.append((position + int(round(i * span)), step.label()))
-
-    @staticmethod
-    def _steps(old: _Level, new: _Level) -> list[_Level]:
-        if old.name == new.name or old.level == 0 or new.level == 0 or not old.levels:
-            lo, hi = old.level, new.level
-            name = new.name if new.level else old.name
-            levels = new.levels or old.levels
-            if not levels or lo == hi:
-                return [new]
-            way = range(lo + 1, hi + 1) if hi > lo else range(lo - 1, hi - 1, -1)
-            return [_Level(name, lv, levels) for lv in way]
-        down = [_Level(old.name, lv, old.levels) for lv in range(old.level - 1, 0, -1)]
-        up = [_Level(new.name, lv, new.levels) for lv in range(1, new.level + 1)] or [new]
-        return [*down, *up]
-
-    def split(self, position: int, audio: FloatArray) -> list[tuple[FloatArray, str | None]]:
-        """``audio`` (starting at ``position``) cut where the label changes."""
-        end = position + audio.shape[0]
-        # Entries before this audio only matter for the label it starts with.
-        while len(self._plan) > 1 and self._plan[1][0] <= position:
-            self._plan.pop(0)
-        pieces: list[tuple[FloatArray, str | None]] = []
-        for i, (start, label) in enumerate(self._plan):
-            stop = self._plan[i + 1][0] if i + 1 < len(self._plan) else end
-            lo, hi = max(start, position), min(stop, end)
-            if hi > lo or (audio.shape[0] == 0 and not pieces):
-                pieces.append((audio[lo - position : hi - position], label))
-        if not pieces:
-            pieces.append((audio, self._plan[-1][1]))
-        return pieces
-
-
 # --- one stream ---------------------------------------------------------------------------
 
 
@@ -203,7 +102,6 @@ class V2Stream:
         self.start = StartMessage()
         self.error: Audio2FaceError | None = None
         """Why the receive side stopped (reported after the frames), if it failed."""
-        self.emotions: EmotionTrack | None = None
 
     async def run(self) -> None:
         conn = self.conn
@@ -267,11 +165,9 @@ class V2Stream:
                 "the service is not ready", limit="ready", value=False, code=1013
             )
         profile = runtime.profile(start.profile)
-        track = EmotionTrack(profile.emotions, profile.name, start.sample_rate)
+        runner = runtime.open_stream(profile, start.sample_rate, fps=start.fps)
         if start.emotion is not None:
-            track.set(0, EmotionSpec(start.emotion.name, start.emotion.intensity, 0.0))
-        self.emotions = track
-        runner = runtime.open_stream(profile, start.sample_rate)
+            runner.check_emotion_spec(start.emotion.name)  # refused before ready
         conn.log.info(
             "stream %s started: profile=%s rate=%d encoding=%s output=%s",
             conn.stream_id, profile.name, start.sample_rate, start.encoding, start.output,
@@ -286,6 +182,8 @@ class V2Stream:
         )
         conn.state.tasks.add(receiver)
         try:
+            if self.start.emotion is not None:
+                await _key(runner, 0, self.start.sample_rate, self.start.emotion, ramp=False)
             await conn.send_text(encode(self._ready(runner)))
             async for event in runner.events():
                 if isinstance(event, FramesEvent):
@@ -324,7 +222,7 @@ class V2Stream:
             names=runner.names, fps=runner.fps, lookahead_ms=runner.lookahead_s * 1000.0,
             profile=runner.profile, engine=runner.engine, sample_rate=start.sample_rate,
             encoding=start.encoding, output=start.output,
-            emotions=self.emotions.names if self.emotions else (), stream_id=self.conn.stream_id,
+            emotions=runner.emotion_names, stream_id=self.conn.stream_id,
         )  # fmt: skip
 
     async def _close_normally(self) -> None:
@@ -336,7 +234,6 @@ class V2Stream:
         """Feed the runner until ``end``; on any problem stop the input, never raise."""
         settings = self.conn.settings
         start = self.start
-        track = self.emotions or EmotionTrack((), runner.profile, start.sample_rate)
         max_samples = int(settings.max_utterance_s * start.sample_rate)
         min_samples = int(settings.min_body_s * start.sample_rate)
         held = HeldAudio()  # short bodies joined before they reach the engine
@@ -357,12 +254,9 @@ class V2Stream:
                             'send {"type": "flush"} between utterances',
                             limit="max_utterance_s", value=settings.max_utterance_s,
                         )  # fmt: skip
-                    for piece, label in track.split(position, audio):
-                        if held.samples and held.emotion != label:
-                            await _push(runner, held.take())
-                        held.add(np.ascontiguousarray(piece), label)
-                        if held.samples >= min_samples:
-                            await _push(runner, held.take())
+                    held.add(audio, None)
+                    if held.samples >= min_samples:
+                        await _push(runner, held.take())
                     position += audio.shape[0]
                     # After the push, which may wait on backpressure: waiting is not idling.
                     self.conn.note_audio(audio.shape[0] / start.sample_rate)
@@ -371,7 +265,7 @@ class V2Stream:
                 msg = parse_client_message(message.get("text") or "")
                 if isinstance(msg, EmotionMessage):
                     self.conn.check_name("emotion", msg.emotion.name or "")
-                    track.set(position, msg.emotion)
+                    await _key(runner, position, start.sample_rate, msg.emotion)
                 elif isinstance(msg, FlushMessage):
                     await runner.flush()
                     utterance = 0
@@ -399,6 +293,18 @@ async def _push(runner: StreamRunner, run: tuple[FloatArray, str | None] | None)
         await runner.push(*run)
 
 
+async def _key(
+    runner: StreamRunner, position: int, rate: int, spec: EmotionSpec, *, ramp: bool = True
+) -> None:
+    """An emotion message as a timed key at the current audio position: the chain eases
+    from whatever it shows to ``spec`` over ``ramp_s``, blending intensity levels."""
+    neutral = spec.name is None or spec.name == "neutral" or spec.intensity <= 0.0
+    await runner.key_emotion(
+        position / rate, "neutral" if neutral else str(spec.name),
+        1.0 if neutral else spec.intensity, spec.ramp_s if ramp else 0.0,
+    )  # fmt: skip
+
+
 # --- discovery ----------------------------------------------------------------------------
 
 V2_INFO_PATH = "/api/v2/info"
@@ -419,7 +325,7 @@ async def v2_info(request: Request) -> JSONResponse:
             "name": profile.name, "engine": profile.engine, "fps": profile.fps,
             "aliases": list(profile.aliases),
             "names": list(profile.build_chain(engine.output_names).output_names),
-            "emotions": list(EmotionTrack(profile.emotions, name, 16000).names),
+            "emotions": emotion_names(profile.build_chain(engine.output_names).emotions),
         })  # fmt: skip
     settings = state.settings
     return JSONResponse({

@@ -156,26 +156,30 @@ class BatchPusher:
             # Drop pushes whose stream has gone (cancelled while queued).
             live = [item for item in items if not item.future.cancelled()]
             pushes = [i for i in live if i.audio is not None]
-            results: dict[int, PushResult] = {}
+            calls = [i for i in live if i.call is not None]
             try:
                 pushed = push_sessions(
                     [(i.session, i.audio, i.emotion) for i in pushes if i.audio is not None]
                 )
-                results.update(zip(map(id, pushes), pushed, strict=True))
             except Exception as exc:  # a bug in the batch path: fail these pushes only
                 logger.exception("a batch of %d pushes failed", len(pushes))
-                results.update((id(i), exc) for i in pushes)
-            for item in live:
-                if item.call is not None:
-                    results[id(item)] = _call(item.call)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, PushResult]]] = {}
-            for item in live:
-                result = results[id(item)]
-                by_loop.setdefault(item.loop, []).append((item.future, result))
-            for loop, done in by_loop.items():
-                # A closed loop raises RuntimeError: nobody is waiting there any more.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_deliver, done)
+                pushed = [exc] * len(pushes)
+            # The batch's frames leave before the one-off calls (finish, flush) run, so
+            # streams that end do not hold up the ones that go on.
+            _hand_back(list(zip(pushes, pushed, strict=True)))
+            if calls:
+                _hand_back([(i, _call(i.call)) for i in calls if i.call is not None])
+
+
+def _hand_back(done: list[tuple[_Item, PushResult]]) -> None:
+    """Deliver results to their event loops, one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, PushResult]]] = {}
+    for item, result in done:
+        by_loop.setdefault(item.loop, []).append((item.future, result))
+    for loop, ready in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting there any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_deliver, ready)
 
 
 def _call(call: Callable[[], FrameBatch]) -> PushResult:

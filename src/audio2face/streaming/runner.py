@@ -64,6 +64,7 @@ __all__ = [
     "StreamEvent",
     "StreamObserver",
     "StreamRunner",
+    "emotion_names",
 ]
 
 
@@ -190,6 +191,11 @@ _FINISH = _Marker("finish")
 _ABORT = _Marker("abort")
 
 
+def emotion_names(labels: frozenset[str] | set[str]) -> tuple[str, ...]:
+    """Emotion labels with intensity steps folded into their base name, sorted."""
+    return tuple(sorted({n.rsplit("_", 1)[0] if n[-1:].isdigit() else n for n in labels}))
+
+
 def _joinable(first: object, item: object) -> bool:
     """Queued bodies of one emotion can be pushed together; markers cannot."""
     return isinstance(first, _Audio) and isinstance(item, _Audio) and item.emotion == first.emotion
@@ -292,8 +298,7 @@ class StreamRunner:
         ``ramp_s`` to emotion ``name`` at ``intensity`` (0..1), in order with the audio.
         Unknown names are refused now, with the known ones."""
         self._check_input("key an emotion")
-        if name not in ("", "neutral"):
-            self.check_emotion(name)
+        self.check_emotion_spec(name or None)
         if not (0.0 <= intensity <= 1.0) or ramp_s < 0 or time_s < 0:
             raise ValueError("intensity must be in [0, 1], ramp_s and time_s >= 0")
         await self._inbox.put(_Key(time_s, name, intensity, ramp_s), 0.0)
@@ -322,14 +327,29 @@ class StreamRunner:
         self._inbox.clear()
         await self._inbox.put_front(_ABORT)
 
+    @property
+    def emotion_names(self) -> tuple[str, ...]:
+        """The emotions a client may name: presets with their intensity steps folded
+        into the base name (``happiness`` for ``happiness_1`` .. ``happiness_4``)."""
+        return emotion_names(self._known_emotions or frozenset())
+
     def check_emotion(self, emotion: str) -> None:
-        """Raise :class:`UnknownNameError` unless the profile knows ``emotion``."""
+        """Raise :class:`UnknownNameError` unless the profile knows ``emotion`` (a preset
+        such as ``happiness_2`` or a base name such as ``happiness``)."""
         known = self._known_emotions or frozenset()
-        base = emotion.rsplit("_", 1)[0] if emotion[-1:].isdigit() else emotion
-        if emotion not in known and base not in known:
+        if emotion not in known and emotion not in self.emotion_names:
             raise UnknownNameError(
                 "emotion", emotion, sorted(known) or "(none)", where=f"profile {self.profile!r}"
             )
+
+    def check_emotion_spec(self, name: str | None) -> None:
+        """:meth:`check_emotion` for a client's emotion name (``None``/``neutral``: fine),
+        listing the names a client may send."""
+        if name is None or name == "neutral":
+            return
+        if name not in (self._known_emotions or frozenset()) and name not in self.emotion_names:
+            known = list(self.emotion_names) or "(none: this profile has no emotion presets)"
+            raise UnknownNameError("emotion", name, known, where=f"profile {self.profile!r}")
 
     # -- the consumer side ---------------------------------------------------------------
     async def events(self) -> AsyncIterator[StreamEvent]:
