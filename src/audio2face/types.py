@@ -136,6 +136,13 @@ class BatchedEngineStream(EngineStream, Protocol):
         """:meth:`EngineStream.push` for each stream; exactly the frames each would get alone."""
         ...
 
+    @classmethod
+    def finish_many(
+        cls, streams: Sequence[BatchedEngineStream], tails: Sequence[FloatArray]
+    ) -> list[FloatArray]:
+        """``push(tail)`` then :meth:`EngineStream.finish` for each stream, together."""
+        ...
+
 
 Phone = tuple[float, float, str]
 """``(start_s, end_s, label)``: a timed phone, seconds from the stream's first sample."""

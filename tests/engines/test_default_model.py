@@ -298,3 +298,23 @@ def test_opens_on_ah_and_rounds_on_oo(engine: DefaultEngine) -> None:
     round_o = np.mean([rounding(fo)[s].mean() for s in phone_frames(ph_o, "UW", len(fo))])
     assert open_a > 0.25 and open_a > 1.5 * open_o
     assert round_o > 0.15 and round_o > 2.0 * round_a
+
+
+def test_finish_many_equals_each_stream_ending_alone(engine: DefaultEngine) -> None:
+    """Streams that end together share their last model runs (finish_many), and get
+    exactly what push(tail) + finish() gives each alone."""
+    from audio2face.engines.default import DefaultEngineStream
+
+    clips = [bursts(SR // 2 + 137 * k, k) for k in range(5)]
+    cut = [c.shape[0] - 500 * k for k, c in enumerate(clips)]  # some tails are empty
+    together = [engine.open_stream() for _ in clips]
+    alone = [engine.open_stream() for _ in clips]
+    heads = [s.push(c[:n]) for s, c, n in zip(together, clips, cut, strict=True)]
+    ends = DefaultEngineStream.finish_many(together, [c[n:] for c, n in zip(clips, cut, strict=True)])
+    for k, (s, c, n) in enumerate(zip(alone, clips, cut, strict=True)):
+        want = np.concatenate([s.push(c[:n]), s.push(c[n:]), s.finish()])
+        got = np.concatenate([heads[k], ends[k]])
+        assert got.shape == (frames_for_samples(c.shape[0], SR, 30.0), 52)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    with pytest.raises(StreamClosedError):
+        DefaultEngineStream.finish_many(together[:1], [np.zeros(0, np.float32)])

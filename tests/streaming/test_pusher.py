@@ -115,3 +115,30 @@ def test_argument_checks() -> None:
         BatchOptions(max_batch=0)
     with pytest.raises(ValueError):
         BatchOptions(wait_s=-1)
+
+
+def test_streams_that_end_together_finish_in_one_batch(runtime: Runtime) -> None:
+    """Finishes queued together run as one finish_many (one model run) and each gets
+    exactly the frames it would get alone."""
+    runs: list[int] = []
+    runtime.engines["default"].attach_batch_observer(lambda n, _s: runs.append(n))
+    pusher = BatchPusher(BatchOptions(threads=1, max_batch=64, wait_s=0.05))
+    clips = [speech(k, 0.5) for k in range(6)]
+
+    async def main():
+        sessions = open_sessions(runtime, 6)
+        for s, c in zip(sessions, clips, strict=True):
+            await pusher.push(s, c)
+        runs.clear()
+        return await asyncio.gather(*(pusher.finish(s) for s in sessions))
+
+    try:
+        ends = asyncio.run(main())
+    finally:
+        pusher.close()
+        pusher.join(5)
+        runtime.engines["default"].attach_batch_observer(None)
+    assert max(runs) == 6  # all six last steps in one run
+    for session, clip, got in zip(open_sessions(runtime, 6), clips, ends, strict=True):
+        session.push(clip)
+        np.testing.assert_allclose(got.values, session.finish().values, atol=1e-4)

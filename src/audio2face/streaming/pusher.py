@@ -16,8 +16,9 @@ A thread takes everything queued (up to ``max_batch``), so batches grow with the
 load and cost no extra wait when the thread is busy; when it was idle, the first
 push waits ``wait_s`` for company. Results go back to the event loop in one call per
 batch. Sessions whose engine cannot batch a push (see :attr:`Session.batch_key`) run
-here one by one; so do every stream's ``finish``, ``flush`` and ``interrupt``, so a
-stream's calls all happen on pusher threads, in order. The runtime keeps one pusher
+here one by one; every stream's ``finish`` runs here too (batched like the pushes: the
+streams that end together share their last model runs), and so do ``flush`` and
+``interrupt``, so a stream's calls all happen on pusher threads, in order. The runtime keeps one pusher
 per engine, so a slow model never holds up another's streams. Below it, the model
 wrappers only cap concurrent runs (:mod:`audio2face.engines.slots`).
 """
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from audio2face.errors import EngineError
-from audio2face.streaming.session import PushResult, Session, push_sessions
+from audio2face.streaming.session import PushResult, Session, finish_sessions, push_sessions
 from audio2face.types import FloatArray, FrameBatch
 
 __all__ = ["BatchOptions", "BatchPusher"]
@@ -70,6 +71,9 @@ class _Item:
     """Audio to push (batched with others), or ``None`` for a ``call``."""
     emotion: str | None
     call: Callable[[], FrameBatch] | None
+    """A one-off call of the session's (flush, interrupt), or ``None``."""
+    finishing: bool
+    """``session.finish()``, batched with the other streams' that end together."""
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[FrameBatch]
 
@@ -100,6 +104,10 @@ class BatchPusher:
         """``session.push(audio, emotion)``, run on a pusher thread with other streams'."""
         return await self._submit(session, audio, emotion, None)
 
+    async def finish(self, session: Session) -> FrameBatch:
+        """``session.finish()`` on a pusher thread, with other streams' that end now."""
+        return await self._submit(session, None, None, None, finishing=True)
+
     async def call(self, session: Session, call: Callable[[], FrameBatch]) -> FrameBatch:
         """``call()`` (one of ``session``'s own methods: finish, flush, interrupt) on a
         pusher thread, in order with the stream's pushes."""
@@ -111,13 +119,15 @@ class BatchPusher:
         audio: FloatArray | None,
         emotion: str | None,
         call: Callable[[], FrameBatch] | None,
+        *,
+        finishing: bool = False,
     ) -> FrameBatch:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[FrameBatch] = loop.create_future()
         with self._cond:
             if self._closed:
                 raise EngineError("the inference loop is shut down")
-            self._queue.append(_Item(session, audio, emotion, call, loop, future))
+            self._queue.append(_Item(session, audio, emotion, call, finishing, loop, future))
             self._cond.notify()
         return await future
 
@@ -157,6 +167,7 @@ class BatchPusher:
             live = [item for item in items if not item.future.cancelled()]
             pushes = [i for i in live if i.audio is not None]
             calls = [i for i in live if i.call is not None]
+            finishes = [i for i in live if i.finishing]
             try:
                 pushed = push_sessions(
                     [(i.session, i.audio, i.emotion) for i in pushes if i.audio is not None]
@@ -167,6 +178,13 @@ class BatchPusher:
             # The batch's frames leave before the one-off calls (finish, flush) run, so
             # streams that end do not hold up the ones that go on.
             _hand_back(list(zip(pushes, pushed, strict=True)))
+            if finishes:
+                try:
+                    ended = finish_sessions([i.session for i in finishes])
+                except Exception as exc:  # a bug in the batch path: fail these only
+                    logger.exception("a batch of %d finishes failed", len(finishes))
+                    ended = [exc] * len(finishes)
+                _hand_back(list(zip(finishes, ended, strict=True)))
             if calls:
                 _hand_back([(i, _call(i.call)) for i in calls if i.call is not None])
 

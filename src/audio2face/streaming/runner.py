@@ -382,7 +382,7 @@ class StreamRunner:
                         FramesEvent(await self._pusher.call(session, session.interrupt))
                     )
                 elif item is _FINISH:
-                    yield self._count(FramesEvent(await self._pusher.call(session, session.finish)))
+                    yield self._count(FramesEvent(await self._pusher.finish(session)))
                     self._done = True
                     yield Ended(session.frames_out)
         except BaseException:

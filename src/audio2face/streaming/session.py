@@ -41,6 +41,7 @@ __all__ = [
     "FrameRateConverter",
     "PushResult",
     "Session",
+    "finish_sessions",
     "push_sessions",
 ]
 
@@ -321,14 +322,22 @@ class Session:
         return raw[n:]
 
     def _drain(self, action: str) -> FrameBatch:
-        require_open(self.state, action)
-        tail = self._with_lead(self._resampler.finish())
-        last_emotion = self._emotions.at(max(self.samples_in - 1, 0))
+        tail, emotion = self._begin_drain(action)
         parts = []
         if tail.size:
-            parts.append(self._run(lambda: self._engine.push(tail, last_emotion)))
+            parts.append(self._run(lambda: self._engine.push(tail, emotion)))
         parts.append(self._run(self._engine.finish))
-        raw = np.concatenate(parts, axis=0)
+        return self._end_drain(np.concatenate(parts, axis=0))
+
+    def _begin_drain(self, action: str) -> tuple[FloatArray, str | None]:
+        """The audio still inside the resampler (and a pending lead), at the engine's
+        rate, and the emotion it carries."""
+        require_open(self.state, action)
+        tail = self._with_lead(self._resampler.finish())
+        return tail, self._emotions.at(max(self.samples_in - 1, 0))
+
+    def _end_drain(self, raw: FloatArray) -> FrameBatch:
+        """The engine's last frames to the session's: rate, lead, the exact clock."""
         target = frames_for_samples(self.samples_in, self.input_rate, self.fps)
         if self._converter is not None:
             head = self._converter.push(raw)
@@ -475,6 +484,52 @@ def push_sessions(items: Sequence[tuple[Session, FloatArray, str | None]]) -> li
 
 
 _PENDING = RuntimeError("no result")  # placeholder: every slot is overwritten above
+
+
+def finish_sessions(sessions: Sequence[Session]) -> list[PushResult]:
+    """:meth:`Session.finish` for many sessions; results in order. Sessions with the
+    same :attr:`Session.batch_key` end through one ``finish_many`` of their engine (one
+    model run for all of their last steps); the others one by one."""
+    results: list[PushResult] = [_PENDING] * len(sessions)
+    groups: dict[Hashable, list[int]] = {}
+    for i, session in enumerate(sessions):
+        key = session.batch_key
+        if key is None:
+            results[i] = _finish_one(session)
+        else:
+            groups.setdefault(key, []).append(i)
+    for indices in groups.values():
+        ready: list[tuple[int, FloatArray]] = []
+        for i in indices:
+            try:
+                tail, _ = sessions[i]._begin_drain("finish")
+                ready.append((i, tail))
+            except Exception as exc:
+                results[i] = exc
+        if not ready:
+            continue
+        members = [sessions[i] for i, _ in ready]
+        engines = [cast(BatchedEngineStream, s._engine) for s in members]
+        try:
+            outs = type(engines[0]).finish_many(engines, [t for _, t in ready])
+        except Exception as exc:
+            for (i, _), session in zip(ready, members, strict=True):
+                results[i] = session._engine_failed(exc)
+            continue
+        for (i, _), session, out in zip(ready, members, outs, strict=True):
+            try:
+                results[i] = session._end_drain(session._checked(out))
+                session.state = StreamState.FINISHED
+            except Exception as exc:  # a postprocess bug: this session's, not the batch's
+                results[i] = exc
+    return results
+
+
+def _finish_one(session: Session) -> PushResult:
+    try:
+        return session.finish()
+    except Exception as exc:
+        return exc
 
 
 def _push_one(session: Session, audio: FloatArray, emotion: str | None) -> PushResult:

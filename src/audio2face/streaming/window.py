@@ -161,6 +161,16 @@ class WindowedStream:
             outs.append(np.concatenate(parts, axis=0) if parts else empty_frames(stream._n_channels))
         return outs
 
+    @classmethod
+    def finish_many(
+        cls, streams: Sequence[WindowedStream], tails: Sequence[FloatArray]
+    ) -> list[FloatArray]:
+        """``push(tail)`` then :meth:`finish` for each stream (windows at the end of a
+        stream have their own lengths: nothing to share)."""
+        return [
+            np.concatenate([s.push(t), s.finish()]) for s, t in zip(streams, tails, strict=True)
+        ]
+
     def finish(self) -> FloatArray:
         require_open(self.state, "finish")
         total = self._buffer.end

@@ -118,20 +118,52 @@ class DefaultEngineStream:
 
     def finish(self) -> FloatArray:
         """End of audio: pad with silence and return every remaining frame."""
-        require_open(self.state, "finish")
+        return self.finish_many([self], [np.zeros(0, np.float32)])[0]
+
+    @classmethod
+    def finish_many(
+        cls, streams: Sequence[DefaultEngineStream], tails: Sequence[FloatArray]
+    ) -> list[FloatArray]:
+        """``push(tail)`` then :meth:`finish` for several streams of one model at once:
+        the tails' features in one FFT, every stream's last steps in one model run per
+        step length. A server ends dozens of utterances a second; alone, each end would
+        cost its own model run."""
+        if len(streams) != len(tails):
+            raise ValueError(f"{len(streams)} streams but {len(tails)} tails")
+        if not streams:
+            return []
+        model = streams[0]._model
+        for stream in streams:  # all checks before any stream's state changes
+            require_open(stream.state, "finish")
+            if stream._model is not model:
+                raise ValueError("finish_many needs streams of one model")
+        xs = [np.asarray(t, np.float32).reshape(-1) for t in tails]
+        for stream, x in zip(streams, xs, strict=True):
+            stream._n_samples += x.shape[0]
+        rows = streams[0]._extractor.push_many([s._fe_state for s in streams], xs)
+        totals = [s._prepare_finish(new) for s, new in zip(streams, rows, strict=True)]
+        _run_model(model, streams)
+        return [
+            s._emit(total) if total else np.zeros((0, s._n_out), np.float32)
+            for s, total in zip(streams, totals, strict=True)
+        ]
+
+    def _prepare_finish(self, tail_features: FloatArray) -> int:
+        """Close the stream: its last features (the tail's, the extractor's, silence up
+        to the last output's window); return its total frame count."""
         self.state = StreamState.FINISHED
         info = self._model.info
+        self._add_features(tail_features)
         self._add_features(self._extractor.finish(self._fe_state))
         total = frames_for_samples(self._n_samples, info.features.sample_rate, self._fps)
         if total == 0:
-            return np.zeros((0, self._n_out), np.float32)
+            return 0
         last_out = math.ceil((total - 1) * self._rate / self._fps - 1e-9)
         need = info.stride * last_out + info.right_context  # last feature frame required
         have = self._n_feats - 1
         if need > have:
             self._add_features(np.full((need - have, info.features.n_mels), self._silence, np.float32))
-        _run_model(self._model, [self])
-        return self._emit(total)
+        return total
 
     # ------------------------------------------------------------------ internals
     def _add_features(self, rows: FloatArray) -> None:
