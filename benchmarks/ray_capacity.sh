@@ -12,10 +12,10 @@ STREAMS=${STREAMS:-25,50,75,100}
 mkdir -p "$OUT"
 for replicas in 1 2; do
   "$RAY" stop --force >/dev/null 2>&1
-  "$RAY" start --head --num-cpus 2 --include-dashboard=false --disable-usage-stats >/dev/null 2>&1
+  PYTHONPATH="$PWD/deploy/ray${PYTHONPATH:+:$PYTHONPATH}" "$RAY" start --head --num-cpus 2 --include-dashboard=false --disable-usage-stats >/dev/null 2>&1
   # A replica asks for no whole CPU (num_cpus=0.5) so two fit on the 2-core machine; the
   # service's threads are split as for `serve --workers 2` when there are two.
-  AUDIO2FACE_INFERENCE_WORKERS=1 "$SERVE" run --non-blocking --app-dir deploy/ray \
+  PYTHONPATH="$PWD/deploy/ray" AUDIO2FACE_INFERENCE_WORKERS=1 "$SERVE" run --non-blocking --app-dir deploy/ray \
     audio2face_serve:build min_replicas=$replicas max_replicas=$replicas num_cpus=0.5 \
     >"$OUT/ray_serve_$replicas.log" 2>&1
   for _ in $(seq 120); do

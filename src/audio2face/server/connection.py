@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -192,6 +192,35 @@ class Connection:
                 refused, limit="capacity_target", value=self.settings.capacity_target, code=1013
             )
         self.runner = runner
+
+    async def stream_with(
+        self,
+        open_runner: Callable[[], Awaitable[StreamRunner]],
+        stream: Callable[[StreamRunner], Awaitable[None]],
+        fail: Callable[[Audio2FaceError], Awaitable[None]],
+    ) -> None:
+        """A transport's stream, from opening to the end: open the runner (the
+        transport reads its start message here), admit it (capacity, lag bound), run
+        ``stream`` on it. A refusal or error goes to ``fail``, the transport's own way to
+        report one; a client gone before the start is a disconnect; a bug ends this
+        stream only. The summary line is logged in every case."""
+        try:
+            runner = await open_runner()
+        except WebSocketDisconnect:
+            self.outcome = "disconnected"
+        except Audio2FaceError as exc:
+            await fail(exc)
+        except Exception:  # a bug: end this stream only
+            await fail(self.bug("start"))
+        else:
+            async with runner:
+                try:
+                    self.attach(runner)  # capacity (1013) and the lag bound
+                except Audio2FaceError as exc:
+                    await fail(exc)
+                else:
+                    await stream(runner)
+        self.finish_log()
 
     @property
     def buffered_seconds(self) -> float:

@@ -69,24 +69,7 @@ class V1Stream:
         """Why the receive side stopped (reported after the flush), if it failed."""
 
     async def run(self) -> None:
-        conn = self.conn
-        try:
-            runner = await self._open()
-        except WebSocketDisconnect:
-            conn.outcome = "disconnected"
-        except Audio2FaceError as exc:
-            await conn.close_with(exc)
-        except Exception:  # a bug: end this stream only
-            await conn.close_with(conn.bug("start"))
-        else:
-            async with runner:
-                try:
-                    conn.attach(runner)  # capacity (1013) and the lag bound
-                except Audio2FaceError as exc:
-                    await conn.close_with(exc)
-                else:
-                    await self._stream(runner)
-        conn.finish_log()
+        await self.conn.stream_with(self._open, self._stream, self.conn.close_with)
 
     async def _open(self) -> StreamRunner:
         conn = self.conn

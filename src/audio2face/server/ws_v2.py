@@ -119,21 +119,7 @@ class V2Stream:
             await _refuse(conn, refusal)
             return
         with conn.registered():
-            try:
-                runner = self._open(self.start)
-            except Audio2FaceError as exc:
-                await self._fail(exc)
-            except Exception:  # a bug: end this stream only
-                await self._fail(conn.bug("start"))
-            else:
-                async with runner:
-                    try:
-                        conn.attach(runner)  # capacity (1013) and the lag bound
-                    except Audio2FaceError as exc:
-                        await self._fail(exc)
-                    else:
-                        await self._stream(runner)
-        conn.finish_log()
+            await conn.stream_with(self._open, self._stream, self._fail)
 
     async def _fail(self, exc: Audio2FaceError) -> None:
         await _send_error(self.conn, exc)
@@ -157,8 +143,8 @@ class V2Stream:
             )
         return start
 
-    def _open(self, start: StartMessage) -> StreamRunner:
-        conn = self.conn
+    async def _open(self) -> StreamRunner:
+        conn, start = self.conn, self.start
         runtime = conn.state.runtime
         if runtime is None:  # admission checked readiness; the runtime never goes away
             raise LimitExceededError(
