@@ -77,23 +77,13 @@ def load_speech(wav: Path | None = None) -> np.ndarray:
         parts = [resample(*_read(p), WIRE_RATE) for p in _audio_files(wav)]
         audio = np.concatenate(parts)
     else:
-        from audio2face.engines.phonemes.espeak import (
-            EspeakUnavailableError,
-            SynthOptions,
-            synthesize,
-        )
+        from audio2face.runtime import speak
 
         parts = []
-        try:
-            for voice, text in SPEECH_TEXT:
-                speech = synthesize(text, SynthOptions(voice=voice))
-                parts += [resample(speech.audio, speech.sample_rate, WIRE_RATE),
-                          np.zeros(int(SPEECH_GAP_S * WIRE_RATE), np.float32)]  # fmt: skip
-        except EspeakUnavailableError:
-            raise ConfigError(
-                "bench needs speech: pass --wav FILE, or install libespeak-ng "
-                "(`apt-get install espeak-ng`) to synthesise a clip"
-            ) from None
+        for voice, text in SPEECH_TEXT:
+            speech = speak(text, voice, hint="or pass --wav FILE (bench needs speech)")
+            parts += [resample(speech.audio, speech.sample_rate, WIRE_RATE),
+                      np.zeros(int(SPEECH_GAP_S * WIRE_RATE), np.float32)]  # fmt: skip
         audio = np.concatenate(parts)
     if audio.size < WIRE_RATE // 10:
         raise ConfigError(f"--wav {wav}: under 0.1 s of audio; the benchmark needs speech")
