@@ -426,7 +426,8 @@ def _await_workers(
             index, kind, detail = reports.get(timeout=WORKER_POLL_S)
         except queue.Empty:
             for i in sorted(pending):
-                if not procs[i].is_alive():
+                # A worker the shutdown signal reached before it was ready is no failure.
+                if not procs[i].is_alive() and not stopping():
                     return f"worker {i} exited with code {procs[i].exitcode} during startup"
             continue
         if kind == "error":
