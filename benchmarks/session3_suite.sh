@@ -33,14 +33,27 @@ if [[ $what == all || $what == unitalker ]]; then
      --stagger 2 --seconds 15 --keep-going --set unitalker_mode=window
      --set window_left_context_s=0 --set window_hop_s=1.5 --set window_lookahead_s=0 --set window_crossfade_s=0)
   pair unitalker_int8_capacity "${U[@]}" --p95-bound 2.5 --streams 8,14
+  FP32=(--set default_profile=unitalker --stagger 2 --seconds 15 --keep-going --set unitalker_mode=window
+        --set window_left_context_s=0 --set window_hop_s=1.5 --set window_lookahead_s=0 --set window_crossfade_s=0
+        --set unitalker_model=benchmarks/models/unitalker_like.onnx)
+  pair unitalker_fp32_capacity "${FP32[@]}" --p95-bound 2.5 --streams 4,8
+  LAT=(--set default_profile=unitalker --stagger 2 --seconds 15 --keep-going --set unitalker_mode=window
+       --set window_left_context_s=0 --set window_hop_s=0.5 --set window_lookahead_s=0.1 --set window_crossfade_s=0.1
+       --set unitalker_model=benchmarks/models/unitalker_like_int8.onnx)
+  pair unitalker_int8_latency "${LAT[@]}" --p95-bound 1.0 --streams 8
 fi
 if [[ $what == all || $what == live ]]; then
   $PY benchmarks/live_latency.py --seconds 20 --out "$OUT/live_latency.json"
+fi
+if [[ $what == all || $what == ray ]]; then
+  OUT=$OUT benchmarks/ray_capacity.sh
 fi
 if [[ $what == all || $what == overload ]]; then
   $PY benchmarks/overload.py --max-streams 200 --step-s 0.1 --hold-s 15 --out "$OUT/overload_default"
   $PY benchmarks/overload.py --max-streams 10 --step-s 2 --hold-s 15 \
     --unitalker-model benchmarks/models/unitalker_like.onnx --out "$OUT/overload_unitalker_fp32"
+  $PY benchmarks/overload.py --max-streams 16 --step-s 1.5 --hold-s 15 \
+    --unitalker-model benchmarks/models/unitalker_like_int8.onnx --out "$OUT/overload_unitalker_int8"
 fi
 if [[ $what == all || $what == alive ]]; then
   $PY benchmarks/alive.py --seconds 60 --out "$OUT/alive.json"
