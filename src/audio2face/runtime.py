@@ -36,7 +36,13 @@ from audio2face.postprocess.base import DEFAULT_STREAM_OPTIONS, StreamOptions
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings, cpu_count
 from audio2face.streaming.pusher import BatchOptions, BatchPusher
-from audio2face.streaming.runner import FramesEvent, RunnerOptions, StreamObserver, StreamRunner
+from audio2face.streaming.runner import (
+    FramesEvent,
+    RunnerOptions,
+    StreamObserver,
+    StreamRunner,
+    check_emotion,
+)
 from audio2face.streaming.session import Session
 from audio2face.types import (
     BatchObserver,
@@ -228,11 +234,7 @@ class Runtime:
     def check_emotion(self, profile: Profile, emotion: str) -> None:
         """Raise :class:`UnknownNameError` unless ``profile`` knows ``emotion``."""
         known = profile.build_chain(self.engine_for(profile).output_names).emotions
-        base = emotion.rsplit("_", 1)[0] if emotion[-1:].isdigit() else emotion
-        if emotion not in known and base not in known:
-            raise UnknownNameError(
-                "emotion", emotion, sorted(known) or "(none)", where=f"profile {profile.name!r}"
-            )
+        check_emotion(emotion, known, profile.name)
 
     def engine_for(self, profile: Profile, engine: str | None = None) -> Engine:
         """The loaded engine of ``profile`` (or ``engine``, when given)."""

@@ -64,6 +64,7 @@ __all__ = [
     "StreamEvent",
     "StreamObserver",
     "StreamRunner",
+    "check_emotion",
     "emotion_names",
 ]
 
@@ -194,6 +195,15 @@ _ABORT = _Marker("abort")
 def emotion_names(labels: frozenset[str] | set[str]) -> tuple[str, ...]:
     """Emotion labels with intensity steps folded into their base name, sorted."""
     return tuple(sorted({n.rsplit("_", 1)[0] if n[-1:].isdigit() else n for n in labels}))
+
+
+def check_emotion(emotion: str, known: frozenset[str], profile: str) -> None:
+    """Raise :class:`UnknownNameError` unless ``known`` (a profile's emotion labels)
+    has ``emotion`` as a preset (``happiness_2``) or a base name (``happiness``)."""
+    if emotion not in known and emotion not in emotion_names(known):
+        raise UnknownNameError(
+            "emotion", emotion, sorted(known) or "(none)", where=f"profile {profile!r}"
+        )
 
 
 def _joinable(first: object, item: object) -> bool:
@@ -336,11 +346,7 @@ class StreamRunner:
     def check_emotion(self, emotion: str) -> None:
         """Raise :class:`UnknownNameError` unless the profile knows ``emotion`` (a preset
         such as ``happiness_2`` or a base name such as ``happiness``)."""
-        known = self._known_emotions or frozenset()
-        if emotion not in known and emotion not in self.emotion_names:
-            raise UnknownNameError(
-                "emotion", emotion, sorted(known) or "(none)", where=f"profile {self.profile!r}"
-            )
+        check_emotion(emotion, self._known_emotions or frozenset(), self.profile)
 
     def check_emotion_spec(self, name: str | None) -> None:
         """:meth:`check_emotion` for a client's emotion name (``None``/``neutral``: fine),
