@@ -96,22 +96,12 @@ class DefaultEngineStream:
         frames its own :meth:`push` would give; a server pushing a batch of 40 ms
         bodies pays the per-call costs once instead of once per stream. ``emotions``
         is accepted for the engine interface; this model has no emotion input."""
-        if len(streams) != len(audios):
-            raise ValueError(f"{len(streams)} streams but {len(audios)} audio chunks")
         if not streams:
             return []
-        model = streams[0]._model
-        for stream in streams:  # all checks before any stream's state changes
-            require_open(stream.state, "push audio")
-            if stream._model is not model:
-                raise ValueError("push_many needs streams of one model")
-        xs = [np.asarray(audio, np.float32).reshape(-1) for audio in audios]
-        for stream, x in zip(streams, xs, strict=True):
-            stream._n_samples += x.shape[0]
-        extractor = streams[0]._extractor
-        rows = extractor.push_many([s._fe_state for s in streams], xs)
+        rows = _take_audio(streams, audios, "push audio")
         for stream, new in zip(streams, rows, strict=True):
             stream._add_features(new)
+        model = streams[0]._model
         _run_model(model, streams)
         rate = model.info.features.sample_rate
         return [s._emit(frames_for_samples(s._n_samples, rate, s._fps)) for s in streams]
@@ -128,21 +118,11 @@ class DefaultEngineStream:
         the tails' features in one FFT, every stream's last steps in one model run per
         step length. A server ends dozens of utterances a second; alone, each end would
         cost its own model run."""
-        if len(streams) != len(tails):
-            raise ValueError(f"{len(streams)} streams but {len(tails)} tails")
         if not streams:
             return []
-        model = streams[0]._model
-        for stream in streams:  # all checks before any stream's state changes
-            require_open(stream.state, "finish")
-            if stream._model is not model:
-                raise ValueError("finish_many needs streams of one model")
-        xs = [np.asarray(t, np.float32).reshape(-1) for t in tails]
-        for stream, x in zip(streams, xs, strict=True):
-            stream._n_samples += x.shape[0]
-        rows = streams[0]._extractor.push_many([s._fe_state for s in streams], xs)
+        rows = _take_audio(streams, tails, "finish")
         totals = [s._prepare_finish(new) for s, new in zip(streams, rows, strict=True)]
-        _run_model(model, streams)
+        _run_model(streams[0]._model, streams)
         return [
             s._emit(total) if total else np.zeros((0, s._n_out), np.float32)
             for s, total in zip(streams, totals, strict=True)
@@ -210,6 +190,24 @@ class DefaultEngineStream:
             self._outs = self._outs[drop:]
             self._out0 += drop
         return frames
+
+
+def _take_audio(
+    streams: Sequence[DefaultEngineStream], audios: Sequence[FloatArray], action: str
+) -> list[FloatArray]:
+    """Check every stream before any changes (open, one model), count the new audio and
+    return its feature rows, one FFT for all streams."""
+    if len(streams) != len(audios):
+        raise ValueError(f"{len(streams)} streams but {len(audios)} audio chunks")
+    model = streams[0]._model
+    for stream in streams:
+        require_open(stream.state, action)
+        if stream._model is not model:
+            raise ValueError("streams pushed or finished together need one model")
+    xs = [np.asarray(audio, np.float32).reshape(-1) for audio in audios]
+    for stream, x in zip(streams, xs, strict=True):
+        stream._n_samples += x.shape[0]
+    return streams[0]._extractor.push_many([s._fe_state for s in streams], xs)
 
 
 def _run_model(model: DefaultModel, streams: Sequence[DefaultEngineStream]) -> None:
