@@ -36,7 +36,7 @@ from audio2face.engines.default.model import (
 )
 from audio2face.rigs import ARKIT_52
 
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 TOLERANCE = 1e-4
 
 
@@ -71,6 +71,8 @@ def metadata(model, info: dict[str, object]) -> dict[str, str]:  # noqa: ANN001 
         "norm_std": json.dumps([round(float(v), 6) for v in model.std]),
         "architecture": json.dumps(c.as_dict()),
         "training": _training_summary(info),
+        "data_build": json.dumps(info.get("data_build", {})),
+        "train_commit": str(info.get("train_commit", "unknown")),
         "licence": "MIT (model weights); training data licences in docs/model-card.md",
     }
 
@@ -132,6 +134,8 @@ def export(ckpt: Path, out: Path) -> dict[str, object]:
         "max_abs_diff_onnxruntime_vs_torch": worst,
         "lookahead_s": lookahead_s(model.config.right_context, model.config.stride),
         "architecture": model.config.as_dict(),
+        "data_build": state.get("info", {}).get("data_build", {}),
+        "train_commit": state.get("info", {}).get("train_commit", "unknown"),
         "stream": stream,
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n", "utf-8")

@@ -3,8 +3,10 @@
 1. rebuild the corpus (``python -m training.data.build --out data/corpus``);
 2. render augmented variants, build targets and train (:mod:`training.train`);
 3. export ONNX + sidecar into the package (:mod:`training.export`);
-4. run the quality benchmark on the held-out split (:mod:`training.evaluate`),
-   plot one held-out clip into ``docs/``;
+4. run the quality benchmark on the held-out split (:mod:`training.evaluate`), per
+   voice, per language and under noise and GSM, for the new model and for the
+   previous release (``--baseline``, read from git) on the same split; plot one
+   held-out clip into ``docs/``;
 5. write ``docs/model-card.md`` (data and licences from ``training/DATA.md`` and the
    corpus metadata, metrics against the energy and oracle baselines, limits).
 
@@ -53,6 +55,67 @@ def metrics_table(systems: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _cell(row: dict[str, object] | None, metric: str) -> str:
+    if not row:
+        return "-"
+    return _fmt(metric, row.get(metric, math.nan))
+
+
+VOICE_COLS = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc", "silence_rest", "sync_lag_ms")
+
+
+def per_voice_table(new: dict, old: dict | None, report: dict[str, dict[str, object]]) -> str:
+    """One row per unseen voice and per language: the new model's metrics, then the
+    baseline's on the same clips (``new / old``), clips, silence_rest at 10 dB, targets met."""
+    groups = new["systems"]["default"]["groups"]
+    noisy = new.get("conditions", {}).get("noise10", {}).get("default", {}).get("groups", {})
+    old_groups = old["systems"]["default"]["groups"] if old else {}
+    old_noisy = old.get("conditions", {}).get("noise10", {}).get("default", {}).get("groups", {}) if old else {}
+    head = ["group", *VOICE_COLS, "silence_rest @10 dB", "clips", "targets met"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, r in report.items():
+        key, _, value = name.partition(":")
+        row, orow = groups[key][value], old_groups.get(key, {}).get(value)
+        cells = [f"{_cell(row, c)} / {_cell(orow, c)}" if old else _cell(row, c) for c in VOICE_COLS]
+        n10 = _cell(noisy.get(key, {}).get(value), "silence_rest")
+        if old:
+            n10 += f" / {_cell(old_noisy.get(key, {}).get(value), 'silence_rest')}"
+        lines.append(f"| {key} {value} | " + " | ".join(cells) + f" | {n10} | {r['clips']} | "
+                     f"{'yes' if r['met'] else 'NO'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def conditions_table(new: dict, old: dict | None) -> str:
+    """Whole held-out split per listening condition: energy baseline, new model, old model."""
+    cols = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc", "silence_rest", "sync_lag_ms")
+    lines = ["| condition | system | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    for cond in ("clean", *new.get("conditions", {})):
+        for label, doc, system in (("energy", new, "energy"), ("new", new, "default"), ("v1.0.0", old, "default")):
+            if doc is None:
+                continue
+            rows = doc["systems"] if cond == "clean" else doc.get("conditions", {}).get(cond, {})
+            row = rows.get(system)
+            if not row or "error" in row:
+                continue
+            lines.append(f"| {cond} | {label} | " + " | ".join(_cell(row, c) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def extract_baseline(rev: str, out_dir: Path) -> Path | None:
+    """The packaged model files as of git ``rev`` (the previous release), or None."""
+    files = [packaged_model_path(), packaged_model_path().with_suffix(".json")]
+    files.append(files[0].with_name(files[0].stem + "_stream.onnx"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        rel = f.relative_to(ROOT)
+        got = subprocess.run(["git", "show", f"{rev}:{rel.as_posix()}"], cwd=ROOT, capture_output=True)
+        if got.returncode != 0:
+            log.warning("no baseline model at %s: %s", rev, got.stderr.decode(errors="replace").strip())
+            return None
+        (out_dir / f.name).write_bytes(got.stdout)
+    return out_dir / files[0].name
+
+
 def targets_table(report: dict[str, dict[str, object]]) -> str:
     lines = ["| target | goal | default | met |", "|---|---|---|---|"]
     for name, r in report.items():
@@ -61,7 +124,9 @@ def targets_table(report: dict[str, dict[str, object]]) -> str:
 
 
 def write_model_card(out: Path, sidecar: dict, train_info: dict, quality: dict, targets: dict,
-                     corpus_meta: dict, speed: dict | None, plot: str | None) -> None:  # fmt: skip
+                     corpus_meta: dict, speed: dict | None, plot: str | None,
+                     baseline: dict | None = None, voice_report: dict | None = None,
+                     recipe_minutes: float | None = None) -> None:  # fmt: skip
     """Render ``docs/model-card.md`` from the run's JSON outputs."""
     data_md = ROOT / "training" / "DATA.md"
     data_text = data_md.read_text("utf-8") if data_md.exists() else "(training/DATA.md missing)"
@@ -94,6 +159,9 @@ the STFT window 12.5 ms, one 20 ms model step for interpolation), any output fps
   {arch['left_context'] * 10} ms left context. No recurrence, valid convolutions only.
 - Parameters: {sidecar['parameters']:,}; {sidecar['macs_per_second_of_audio'] / 1e6:.1f} M multiply-adds per
   second of audio. Speed: {speed_line}.
+- Provenance: data build at commit `{sidecar.get('data_build', {}).get('commit', 'unknown')}`
+  ({sidecar.get('data_build', {}).get('built_at', '?')}), trained at commit `{sidecar.get('train_commit', 'unknown')}`{
+  f"; the whole recipe took {recipe_minutes:.0f} min on this machine" if recipe_minutes else ""}.
 - Trained for {train_info['options']['steps']} steps ({train_info['train_seconds'] / 60:.1f} min on
   {platform.machine()}, {train_info['options']['threads']} threads) on
   {train_info['train_hours_rendered']:.2f} h of rendered audio ({train_info['variants']} variants per clip).
@@ -120,6 +188,21 @@ Targets of issue 5:
 
 {targets_table(targets)}
 
+### Per unseen voice and per language
+Every voice held out whole (never heard in training or model choice) and every
+language of the held-out split, this model / v1.0.0 on the same clips; targets of
+issue 12 (bilabial closure >= 0.90, nasal >= 0.85, open AUC >= 0.88, round AUC >= 0.85,
+silence rest >= 0.98 clean and at 10 dB SNR, |lag| <= 20 ms):
+
+{per_voice_table(quality, baseline, voice_report or {})}
+
+### Listening conditions
+The whole held-out split clean, with white/pink noise at 10 and 20 dB SNR (scaled to the
+speech level, running through the pauses) and through GSM at 8 kHz
+(`benchmarks/quality/conditions.py`):
+
+{conditions_table(quality, baseline)}
+
 {f'![aperture vs phones]({plot})' if plot else ''}
 
 ## Limits
@@ -140,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reuse training/work/model.pt (export, evaluate, card only)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--plot-clip", default=None, help="held-out clip to plot (default: first asterisk-en)")
+    parser.add_argument("--baseline", default="a167065",
+                        help="git revision whose packaged model is compared on the same split (v1.0.0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     t0 = time.monotonic()
@@ -152,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
              + (["--steps", str(args.steps)] if args.steps else []))  # fmt: skip
     onnx_path = packaged_model_path()
     _run(["-m", "training.export", "--ckpt", str(ckpt), "--out", str(onnx_path)])
-    from training.evaluate import check_targets, run_benchmark
+    from training.evaluate import check_targets, check_voice_targets, run_benchmark
 
     recs = [json.loads(line) for line in (args.corpus / "manifest.jsonl").open(encoding="utf-8")]
     held = [r for r in recs if r["split"] == "heldout" and r["phones"]]
@@ -160,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     plot = ROOT / "docs" / "default-model-aperture.png"
     quality = run_benchmark(onnx_path, args.corpus / "heldout", WORK / "quality.json", clip, plot)
     targets = check_targets(quality["systems"])
+    voice_report = check_voice_targets(quality)
+    baseline = None
+    old_model = extract_baseline(args.baseline, WORK / "baseline")
+    if old_model is not None:
+        baseline = run_benchmark(old_model, args.corpus / "heldout", WORK / "quality_baseline.json")
+    (WORK / "voice_targets.json").write_text(json.dumps(voice_report, indent=1), "utf-8")
     _run(["benchmarks/engine_speed.py", "--out", str(WORK / "engine_speed.json")])
     speed = json.loads((WORK / "engine_speed.json").read_text("utf-8"))
     write_model_card(
@@ -167,10 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         json.loads(onnx_path.with_suffix(".json").read_text("utf-8")),
         json.loads(ckpt.with_suffix(".json").read_text("utf-8")),
         quality, targets, json.loads((args.corpus / "metadata.json").read_text("utf-8")),
-        speed, plot.name,
+        speed, plot.name, baseline, voice_report, (time.monotonic() - t0) / 60,
     )  # fmt: skip
-    log.info("recipe done in %.1f min; targets: %s", (time.monotonic() - t0) / 60,
-             {k: v["met"] for k, v in targets.items()})  # fmt: skip
+    log.info("recipe done in %.1f min; targets: %s; per voice: %s", (time.monotonic() - t0) / 60,
+             {k: v["met"] for k, v in targets.items()}, {k: v["met"] for k, v in voice_report.items()})  # fmt: skip
     return 0
 
 

@@ -257,6 +257,12 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
     return model, {"history": history, "train_seconds": round(time.monotonic() - t0, 1)}
 
 
+def git_commit() -> str:
+    from training.data.build import git_commit as commit
+
+    return commit()
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -286,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         "options": opts.__dict__,
         "config": model.config.as_dict(),
         "corpus_stats": meta.get("stats", {}),
+        # Provenance: which data build and which code made these weights (the exporter
+        # copies both into the shipped model's metadata).
+        "data_build": {k: meta.get(k) for k in ("commit", "built_at", "command", "wall_seconds", "failures")},
+        "train_commit": git_commit(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "config": model.config.__dict__, "info": info}, args.out)

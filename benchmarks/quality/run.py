@@ -2,12 +2,19 @@
 
     python benchmarks/quality/run.py --corpus data/corpus/heldout \
         --systems energy,oracle,default [--fps 30] [--out results.json] [--md] \
+        [--group-by voice,lang] [--conditions noise10,gsm] \
         [--plot CLIP_ID --plot-out clip.png] [--make-synthetic N]
 
 A corpus is a folder of ``<id>.wav`` (16 kHz mono; other rates are resampled) and
 ``<id>.json`` with ``{"phones": [[start_s, end_s, phone], ...]}`` or ``"phones": null``.
 ``--make-synthetic N`` first writes N made-up clips into the corpus folder (for trying
 the benchmark before a real corpus exists). Metrics are defined in ``metrics.py``.
+
+``--group-by`` also pools the metrics per value of sidecar fields (``voice`` is the
+voice with any espeak-ng ``+variant`` folded into its base, ``lang``, ``source``), so
+a voice that does badly is not hidden in the average. ``--conditions`` repeats the
+run on degraded copies of every clip (``conditions.py``: noise at 10 / 20 dB SNR,
+GSM) for the systems that listen (``oracle`` reads only the labels).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import metrics as qm
@@ -33,6 +41,7 @@ class Clip:
     clip_id: str
     audio: npt.NDArray[np.float32]
     phones: list[qm.Phone] | None
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 def load_corpus(directory: Path, limit: int | None = None) -> list[Clip]:
@@ -48,13 +57,28 @@ def load_corpus(directory: Path, limit: int | None = None) -> list[Clip]:
 
             audio = soxr.resample(audio, sr, SR).astype(np.float32)
         meta_path = wav.with_suffix(".json")
-        phones = json.loads(meta_path.read_text(encoding="utf-8")).get("phones") if meta_path.exists() else None
-        clips.append(Clip(wav.stem, audio, qm.normalize_phones(phones) if phones is not None else None))
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        phones = meta.get("phones")
+        keys = {k: str(meta.get(k, "?")) for k in ("voice", "lang", "source")}
+        keys["voice"] = keys["voice"].partition("+")[0]
+        clips.append(Clip(wav.stem, audio, qm.normalize_phones(phones) if phones is not None else None, keys))
     return clips
 
 
-def evaluate(clips: list[Clip], system_names: list[str], fps: float) -> dict[str, dict[str, object]]:
-    """{system: {metric: value, ..., "clips": n, "seconds": runtime}} or {"error": ...}."""
+def degrade(clips: list[Clip], condition: str) -> list[Clip]:
+    """The clips as heard through ``condition`` (conditions.py)."""
+    from conditions import CONDITIONS
+
+    if condition not in CONDITIONS:
+        raise SystemExit(f"unknown condition {condition!r}; known: {sorted(CONDITIONS)}")
+    apply = CONDITIONS[condition]
+    return [Clip(c.clip_id, apply(c.clip_id, c.audio, SR, c.phones), c.phones, c.meta) for c in clips]
+
+
+def evaluate(clips: list[Clip], system_names: list[str], fps: float,
+             group_by: Sequence[str] = ()) -> dict[str, dict[str, object]]:  # fmt: skip
+    """{system: {metric: value, ..., "clips": n, "seconds": runtime}} or {"error": ...};
+    with ``group_by``, each row also has ``"groups": {field: {value: {metric: ...}}}``."""
     results: dict[str, dict[str, object]] = {}
     for name in system_names:
         if name not in SYSTEMS:
@@ -65,17 +89,26 @@ def evaluate(clips: list[Clip], system_names: list[str], fps: float) -> dict[str
             results[name] = {"error": str(exc)}
             continue
         t0 = time.perf_counter()
-        per_clip = []
+        per_clip: list[tuple[Clip, qm.ClipResult]] = []
         for clip in clips:
             frames = system(clip.audio, SR, fps, phones=clip.phones)
             if frames is None:
                 continue
-            per_clip.append(qm.evaluate_clip(clip.clip_id, frames, fps, clip.phones, clip.audio, SR))
-        row: dict[str, object] = dict(qm.aggregate(per_clip))
-        row["clips"] = len(per_clip)
+            per_clip.append((clip, qm.evaluate_clip(clip.clip_id, frames, fps, clip.phones, clip.audio, SR)))
+        row: dict[str, object] = _pooled([r for _, r in per_clip])
         row["seconds"] = round(time.perf_counter() - t0, 3)
+        if group_by:
+            row["groups"] = {key: {value: _pooled([r for c, r in per_clip if c.meta.get(key) == value])
+                                   for value in sorted({c.meta.get(key, "?") for c, _ in per_clip})}
+                             for key in group_by}  # fmt: skip
         results[name] = row
     return results
+
+
+def _pooled(results: list[qm.ClipResult]) -> dict[str, object]:
+    row: dict[str, object] = dict(qm.aggregate(results))
+    row["clips"] = len(results)
+    return row
 
 
 def markdown(results: dict[str, dict[str, object]]) -> str:
@@ -107,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", default=None, help="clip id to plot")
     ap.add_argument("--plot-out", type=Path, default=Path("quality_plot.png"))
     ap.add_argument("--make-synthetic", type=int, default=0, metavar="N")
+    ap.add_argument("--group-by", default="", help="comma-separated sidecar fields: voice, lang, source")
+    ap.add_argument("--conditions", default="", help="comma-separated: noise10, noise20, gsm (see conditions.py)")
     args = ap.parse_args(argv)
 
     if args.make_synthetic:
@@ -117,8 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         raise SystemExit(f"no <id>.wav clips in {args.corpus}")
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
-    results = evaluate(clips, names, args.fps)
-    doc = {"corpus": str(args.corpus), "fps": args.fps, "n_clips": len(clips), "systems": results}
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    results = evaluate(clips, names, args.fps, group_by)
+    doc: dict[str, object] = {"corpus": str(args.corpus), "fps": args.fps, "n_clips": len(clips), "systems": results}
+    listening = [n for n in names if n != "oracle"]  # the oracle reads labels, not audio
+    conditions = {}
+    for cond in (c.strip() for c in args.conditions.split(",") if c.strip()):
+        conditions[cond] = evaluate(degrade(clips, cond), listening, args.fps, group_by)
+    if conditions:
+        doc["conditions"] = conditions
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1, allow_nan=True), encoding="utf-8")
     print(markdown(results) if args.md else json.dumps(doc, indent=1))

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from training.data import asterisk_source, festival_source
+from training.data import asterisk_source, festival_source, flite_source
 from training.data.jobs import Job
 from training.data.plan import PlanOptions, make_plan
 from training.data.split import SplitPolicy
@@ -70,6 +70,8 @@ def _run_job(args: tuple[Job, str]) -> tuple[str, list[dict[str, object]], int]:
                 from training.data import espeak_source
 
                 rec = espeak_source.render(item, root)
+            elif job.source == "flite":
+                rec = flite_source.render(item, root)
             else:
                 rec = asterisk_source.render(item, root, job.source.split("-")[1])
         except Exception:  # noqa: BLE001 - skip the clip, count it, keep going
@@ -82,15 +84,31 @@ def _run_job(args: tuple[Job, str]) -> tuple[str, list[dict[str, object]], int]:
     return job.source, records, failed
 
 
+def git_commit() -> str:
+    """The checkout's commit (with ``+dirty`` for uncommitted changes), or ``unknown``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def _stats(records: list[dict[str, object]]) -> dict[str, object]:
     hours: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     by_lang: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
+    by_voice: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     phones: collections.Counter[str] = collections.Counter()
     clips: collections.Counter[str] = collections.Counter()
     for r in records:
         split, dur = str(r["split"]), float(r["duration"])  # type: ignore[arg-type]
         hours[split][str(r["source"])] += dur / 3600
         by_lang[split][str(r["lang"])] += dur / 3600
+        by_voice[split][str(r["voice"]).partition("+")[0]] += dur / 3600  # espeak variants fold into the base
         clips[split] += 1
         for s, e, p in r["phones"] or []:  # type: ignore[attr-defined]
             phones[p] += e - s
@@ -98,6 +116,7 @@ def _stats(records: list[dict[str, object]]) -> dict[str, object]:
         "clips": dict(clips),
         "hours_by_source": {k: {s: round(v, 3) for s, v in d.items()} for k, d in hours.items()},
         "hours_by_lang": {k: {s: round(v, 3) for s, v in d.items()} for k, d in by_lang.items()},
+        "hours_by_voice": {k: {s: round(v, 3) for s, v in sorted(d.items())} for k, d in by_voice.items()},
         "hours_total": {k: round(sum(d.values()), 3) for k, d in hours.items()},
         "phone_seconds": {p: round(v, 1) for p, v in phones.most_common()},
     }
@@ -107,9 +126,13 @@ def build(opts: BuildOptions) -> dict[str, object]:
     """Render the corpus into ``opts.out``; return its metadata (also saved as metadata.json)."""
     t0 = time.monotonic()
     plan_opts = opts.plan
-    if not festival_source.available():
-        log.warning("festival / voice_kal_diphone not installed: skipping festival")
-        plan_opts = replace(plan_opts, use_festival=False)
+    fest = tuple(festival_source.available_voices()) if plan_opts.use_festival else ()
+    flite = tuple(flite_source.available_voices()) if plan_opts.use_flite else ()
+    for name, wanted, found in (("festival", festival_source.VOICES, fest), ("flite", flite_source.VOICES, flite)):
+        missing = sorted(set(wanted) - set(found))
+        if missing:
+            log.warning("%s voices not installed, skipped: %s", name, ", ".join(missing))
+    plan_opts = replace(plan_opts, festival_voices=fest, flite_voices=flite)
     jobs = make_plan(plan_opts)
     log.info("planned %d jobs (%d clips) in %.1fs", len(jobs), sum(len(j.items) for j in jobs), time.monotonic() - t0)
     out = opts.out
@@ -117,7 +140,7 @@ def build(opts: BuildOptions) -> dict[str, object]:
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     # Slow jobs (alignment, festival batches) first so the pool stays busy to the end.
-    order = {"asterisk-en": 0, "festival": 1, "asterisk-es": 2, "espeak": 3}
+    order = {"asterisk-en": 0, "festival": 1, "flite": 2, "asterisk-es": 3, "espeak": 4}
     jobs = sorted(jobs, key=lambda j: order.get(j.source, 9))
     records: list[dict[str, object]] = []
     failures: collections.Counter[str] = collections.Counter()
@@ -134,6 +157,8 @@ def build(opts: BuildOptions) -> dict[str, object]:
             fh.write(json.dumps({**r, "wav": f"{r['split']}/{r['id']}.wav"}, ensure_ascii=False) + "\n")
     meta = {
         "command": " ".join(sys.argv),
+        "commit": git_commit(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "options": json.loads(json.dumps(asdict(plan_opts), default=sorted)),
         "workers": opts.workers,
         "wall_seconds": round(time.monotonic() - t0, 1),
@@ -141,7 +166,8 @@ def build(opts: BuildOptions) -> dict[str, object]:
         "sample_rate": 16000,
         "sources": {
             "espeak-ng": "libespeak-ng via audio2face.engines.phonemes.espeak; phones from PHONEME events",
-            "festival-kal": "festival voice_kal_diphone; phones from utt.save.segs",
+            "festival": "festival voices (see training/DATA.md); phones from utt.save.segs, per-phoneset maps",
+            "flite": "flite voices awb, rms, kal through libflite; phones from the Segment relation",
             "asterisk-en": "asterisk-core-sounds-en (Allison Smith), pocketsphinx 5.1.1 forced alignment",
             "asterisk-es": "asterisk-core-sounds-es (Allison Smith), UNLABELLED (phones null)",
         },
@@ -158,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/corpus"))
     parser.add_argument("--hours", type=float, default=PlanOptions.hours, help="hours of training audio")
     parser.add_argument("--heldout-fraction", type=float, default=PlanOptions.heldout_fraction)
+    parser.add_argument("--heldout-voice-minutes", type=float, default=PlanOptions.heldout_voice_minutes,
+                        help="minutes of speech for every voice held out whole")
     parser.add_argument("--small", action="store_true", help="quick smoke run: about 2 minutes of audio")
     parser.add_argument("--seed", type=int, default=SplitPolicy.seed)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-festival", action="store_true")
+    parser.add_argument("--no-flite", action="store_true")
     parser.add_argument("--no-asterisk", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -169,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = PlanOptions(
         hours=hours, heldout_fraction=max(args.heldout_fraction, 0.2) if args.small else args.heldout_fraction,
         small=args.small, use_festival=not args.no_festival, use_asterisk=not args.no_asterisk,
+        use_flite=not args.no_flite, heldout_voice_minutes=0.1 if args.small else args.heldout_voice_minutes,
         split=SplitPolicy(seed=args.seed),
     )  # fmt: skip
     meta = build(BuildOptions(out=args.out, plan=plan, workers=args.workers))

@@ -4,20 +4,27 @@ Budget shares (of the training hours; held-out is ``heldout_fraction`` on top):
 
 * asterisk-en: every prompt that can be aligned (~20 min of real speech),
 * asterisk-es: up to 10 min, unlabelled,
-* festival kal: 12 %,
-* espeak-ng: the rest, 45 % English voices and 55 % spread over other languages.
+* festival: 22 %, shared evenly by the training voices (11 voices, 8 languages),
+* flite: 8 %, shared by its training voices (awb, kal),
+* espeak-ng: the rest, 40 % English voices and 60 % spread over other languages.
 
-Held-out espeak audio is half unseen voices (held-out base voices or variants
-reading training sentences) and half unseen sentences read by training voices.
+Held-out audio (``heldout_fraction`` of the training hours on top, plus
+``heldout_voice_minutes`` for every voice held out whole):
+
+* every held-out whole voice (festival, flite, espeak-ng base voices, which include
+  the two held-out languages) reads ``heldout_voice_minutes`` of sentences: it has
+  never been heard, so its sentences may be training ones;
+* training voices of every source read a share of the held-out sentences;
+* espeak-ng's held-out variants (``+f4``, ``+m6``) on training bases.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from training.data import asterisk_source, espeak_source
+from training.data import asterisk_source, espeak_source, festival_source, flite_source
 from training.data.jobs import Item, Job
 from training.data.split import SplitPolicy
 from training.data.texts import (
@@ -26,6 +33,7 @@ from training.data.texts import (
     cmudict_sentences,
     english_prose,
     gettext_sentences,
+    language_sentences,
 )
 
 __all__ = ["PlanOptions", "make_plan"]
@@ -37,19 +45,28 @@ _GSM_BYTES_PER_S = 1650.0  # 33-byte frames of 20 ms
 class PlanOptions:
     """What to plan. ``hours`` is training audio; ``small`` caps everything for a smoke run."""
 
-    hours: float = 2.5
+    hours: float = 3.0
     heldout_fraction: float = 0.06
-    festival_share: float = 0.12
-    english_share: float = 0.45
+    festival_share: float = 0.22
+    flite_share: float = 0.08
+    english_share: float = 0.40
     es_minutes: float = 10.0
+    heldout_voice_minutes: float = 3.0
     small: bool = False
     use_festival: bool = True
+    use_flite: bool = True
     use_asterisk: bool = True
+    festival_voices: tuple[str, ...] = ()
+    """Installed festival voices to use (the builder fills this in; empty: none)."""
+    flite_voices: tuple[str, ...] = ()
+    """Installed flite voices to use (the builder fills this in; empty: none)."""
     split: SplitPolicy = SplitPolicy()
 
     def __post_init__(self) -> None:
         if self.hours <= 0:
             raise ValueError(f"hours must be positive, got {self.hours}")
+        if self.heldout_voice_minutes < 0:
+            raise ValueError(f"heldout_voice_minutes must be >= 0, got {self.heldout_voice_minutes}")
 
 
 @dataclass
@@ -64,7 +81,7 @@ def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
     train: dict[str, list[Sentence]] = {}
     heldout: dict[str, list[Sentence]] = {}
     for lang in sorted(langs):
-        sents = english_prose() + cmudict_sentences(3000, seed) if lang == "en" else gettext_sentences(lang)
+        sents = english_prose() + cmudict_sentences(3000, seed) if lang == "en" else _sentences(lang)
         train[lang] = [s for s in sents if not split.sentence_heldout(s.text)]
         heldout[lang] = [s for s in sents if split.sentence_heldout(s.text)]
         # Prompts held out as recordings are held out as sentences too, for every source.
@@ -72,6 +89,11 @@ def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
             sent = Sentence(text, lang, f"asterisk-{lang} transcript")
             (heldout if _asterisk_heldout(split, name, text) else train)[lang].append(sent)
     return _Pools(train, heldout)
+
+
+def _sentences(lang: str) -> list[Sentence]:
+    # gettext is the fallback for a language the natural-text sources do not cover.
+    return language_sentences(lang) or gettext_sentences(lang)
 
 
 def _asterisk_heldout(split: SplitPolicy, name: str, text: str) -> bool:
@@ -91,16 +113,22 @@ def _pad_params(rng: random.Random) -> tuple[float, float, float]:
 
 
 def _espeak_items(
-    rng: random.Random, pools: _Pools, opts: PlanOptions, budget: float, split_name: str, mode: str, start: int
-) -> list[Item]:
-    """mode: 'train', 'voice' (held-out voices, train sentences) or 'sentence' (held-out sentences)."""
+    rng: random.Random, pools: _Pools, opts: PlanOptions, budget: float, split_name: str, mode: str, start: int,
+    bases: list[str] | None = None,
+) -> list[Item]:  # fmt: skip
+    """mode: 'train', 'voice' (held-out voices, train sentences) or 'sentence' (held-out sentences).
+    ``bases`` limits the base voices drawn from (default: all)."""
     policy = opts.split
-    bases = list(espeak_source.VOICES)
-    english = [v for v in bases if espeak_source.VOICES[v] == "en"]
-    foreign = [v for v in bases if espeak_source.VOICES[v] != "en"]
+    bases = bases or list(espeak_source.VOICES)
+    english = [v for v in bases if espeak_source.VOICES[v] == "en"] or bases
+    foreign = [v for v in bases if espeak_source.VOICES[v] != "en"] or bases
     items: list[Item] = []
     used = 0.0
+    tries = 0
     while used < budget:
+        tries += 1
+        if tries > 100_000 and not items:
+            raise RuntimeError(f"no espeak voice fits mode {mode!r} among {bases}")
         base = rng.choice(english if rng.random() < opts.english_share else foreign)
         variant = rng.choice(espeak_source.VARIANTS)
         voice = f"{base}+{variant}" if variant else base
@@ -120,19 +148,53 @@ def _espeak_items(
     return items
 
 
-def _festival_items(rng: random.Random, pools: _Pools, budget: float, split_name: str, heldout: bool) -> list[Item]:
-    pool = (pools.heldout if heldout else pools.train)["en"]
+def _synth_items(rng: random.Random, source: str, voice: str, lang: str, pool: list[Sentence],
+                 budget: float, split_name: str, start: int) -> list[Item]:  # fmt: skip
+    """Items for one festival or flite voice reading ``budget`` seconds of ``pool``."""
     items: list[Item] = []
     used = 0.0
     while used < budget and pool:
-        text, text_source = _join(rng.sample(pool, rng.choice((1, 1, 2))))
+        text, text_source = _join(rng.sample(pool, min(len(pool), rng.choice((1, 1, 2)))))
         stretch = rng.uniform(0.85, 1.3)
         lead, trail, peak = _pad_params(rng)
         params = (("stretch", stretch), ("f0", rng.uniform(85, 150)), ("f0_std", rng.uniform(8, 25)))
-        items.append(Item(f"festival-{split_name}-{len(items):05d}", split_name, text, "en", text_source,
-                          "kal_diphone", lead, trail, peak, params))  # fmt: skip
+        items.append(Item(f"{source}-{split_name}-{start + len(items):05d}", split_name, text, lang, text_source,
+                          voice, lead, trail, peak, params))  # fmt: skip
         used += len(text) * 0.07 * stretch + lead + trail
     return items
+
+
+def _voice_items(rng: random.Random, pools: _Pools, opts: PlanOptions, source: str,
+                 voices: dict[str, str], share: float) -> list[Item]:  # fmt: skip
+    """festival or flite: ``voices`` maps the corpus voice name to its language.
+
+    Training voices share ``share`` of the hours and read held-out sentences in the
+    held-out split; held-out voices read ``heldout_voice_minutes`` each."""
+    total, held = opts.hours * 3600.0, opts.hours * 3600.0 * opts.heldout_fraction
+    policy = opts.split
+    training = sorted(v for v in voices if not policy.voice_heldout(v))
+    items: list[Item] = []
+    for voice in sorted(voices):
+        lang = voices[voice]
+        if policy.voice_heldout(voice):
+            pool = pools.train.get(lang, []) + pools.heldout.get(lang, [])
+            items += _synth_items(rng, source, voice, lang, pool, opts.heldout_voice_minutes * 60.0, "heldout",
+                                  len(items))  # fmt: skip
+            continue
+        share_s = total * share / max(len(training), 1)
+        items += _synth_items(rng, source, voice, lang, pools.train.get(lang, []), share_s, "train", len(items))
+        items += _synth_items(rng, source, voice, lang, pools.heldout.get(lang, []),
+                              held * share / max(len(training), 1), "heldout", len(items))  # fmt: skip
+    return items
+
+
+def _batches(source: str, items: list[Item], size: int) -> list[Job]:
+    """Jobs of at most ``size`` items, one voice per job (a batch selects its voice once)."""
+    jobs: list[Job] = []
+    for voice in sorted({i.voice for i in items}):
+        mine = [i for i in items if i.voice == voice]
+        jobs += [Job(source, tuple(mine[k : k + size])) for k in range(0, len(mine), size)]
+    return jobs
 
 
 def _asterisk_items(rng: random.Random, opts: PlanOptions, lang: str, cap_s: float) -> list[Item]:
@@ -159,7 +221,9 @@ def make_plan(opts: PlanOptions) -> list[Job]:
     rng = random.Random(opts.split.seed)
     total = opts.hours * 3600.0
     held = total * opts.heldout_fraction
-    langs = set(espeak_source.VOICES.values())
+    fest = {v: festival_source.VOICES[v].lang for v in opts.festival_voices} if opts.use_festival else {}
+    flite = {f"flite-{v}": flite_source.VOICES[v].lang for v in opts.flite_voices} if opts.use_flite else {}
+    langs = set(espeak_source.VOICES.values()) | set(fest.values()) | set(flite.values())
     pools = _pools(langs, opts.split, opts.split.seed)
     jobs: list[Job] = []
     recorded = 0.0
@@ -170,13 +234,23 @@ def make_plan(opts: PlanOptions) -> list[Job]:
         jobs += [Job("asterisk-es", tuple(es[i : i + 16])) for i in range(0, len(es), 16)]
         # Aligned English counts against the training budget (about 80 % align).
         recorded = 0.8 * sum(Path(i.path).stat().st_size / _GSM_BYTES_PER_S for i in en if i.split == "train")
-    if opts.use_festival:
-        fest = _festival_items(rng, pools, total * opts.festival_share, "train", heldout=False)
-        fest += _festival_items(rng, pools, held * opts.festival_share, "heldout", heldout=True)
-        jobs += [Job("festival", tuple(fest[i : i + 20])) for i in range(0, len(fest), 20)]
-    espeak_budget = max(total * (1 - (opts.festival_share if opts.use_festival else 0)) - recorded, 0.0)
+    shares = 0.0
+    if fest:
+        jobs += _batches("festival", _voice_items(rng, pools, opts, "festival", fest, opts.festival_share), 20)
+        shares += opts.festival_share
+    if flite:
+        items_f = _voice_items(rng, pools, opts, "flite", flite, opts.flite_share)
+        # flite renders one item per call; its Item.voice is flite_source's key ("awb").
+        items_f = [replace(i, voice=i.voice.removeprefix("flite-")) for i in items_f]
+        jobs += _batches("flite", items_f, 16)
+        shares += opts.flite_share
+    espeak_budget = max(total * (1 - shares) - recorded, 0.0)
     items = _espeak_items(rng, pools, opts, espeak_budget, "train", "train", 0)
-    items += _espeak_items(rng, pools, opts, held * 0.5, "heldout", "voice", len(items))
-    items += _espeak_items(rng, pools, opts, held * 0.5, "heldout", "sentence", len(items))
+    # Every held-out base voice (and so every held-out language) gets its own minutes.
+    for base in sorted(b for b in espeak_source.VOICES if b in opts.split.heldout_base_voices):
+        items += _espeak_items(rng, pools, opts, opts.heldout_voice_minutes * 60.0, "heldout", "voice",
+                               len(items), bases=[base])  # fmt: skip
+    items += _espeak_items(rng, pools, opts, held * 0.3, "heldout", "voice", len(items))
+    items += _espeak_items(rng, pools, opts, held * 0.4, "heldout", "sentence", len(items))
     jobs += [Job("espeak", tuple(items[i : i + 16])) for i in range(0, len(items), 16)]
     return jobs

@@ -1,0 +1,57 @@
+"""Issue 12's per-voice targets and the model card's per-voice tables."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("torch", reason="the train extra is not installed")  # training.recipe imports the package
+
+from training.evaluate import check_voice_targets, unseen_voices  # noqa: E402
+from training.recipe import conditions_table, per_voice_table  # noqa: E402
+
+GOOD = {"bilabial_closure": 0.95, "bilabial_nasal": 0.9, "open_auc": 0.9, "round_auc": 0.9,
+        "silence_rest": 0.99, "sync_lag_ms": 10.0, "clips": 4}  # fmt: skip
+
+
+def doc(voices: dict[str, dict], langs: dict[str, dict], noisy_rest: float = 0.99) -> dict:
+    noisy = {"voice": {v: {**r, "silence_rest": noisy_rest} for v, r in voices.items()},
+             "lang": {v: {**r, "silence_rest": noisy_rest} for v, r in langs.items()}}  # fmt: skip
+    return {
+        "systems": {"default": {**GOOD, "groups": {"voice": voices, "lang": langs}}, "energy": GOOD},
+        "conditions": {"noise10": {"default": {**GOOD, "groups": noisy}}},
+    }
+
+
+def test_every_unseen_voice_and_language_is_checked_on_its_own() -> None:
+    assert {"lp_diphone", "flite-rms", "ko", "vi"} <= unseen_voices()
+    bad = {**GOOD, "bilabial_closure": 0.7}
+    report = check_voice_targets(doc({"lp_diphone": GOOD, "flite-rms": bad, "en-us": bad}, {"it": GOOD, "en": bad}))
+    # seen voices are not per-voice targets (only languages and unseen voices are)
+    assert set(report) == {"voice:lp_diphone", "voice:flite-rms", "lang:it", "lang:en"}
+    assert report["voice:lp_diphone"]["met"] and report["lang:it"]["met"]
+    assert not report["voice:flite-rms"]["met"] and not report["lang:en"]["met"]
+    assert report["voice:flite-rms"]["clean"]["bilabial_closure"] == {
+        "value": 0.7, "op": ">=", "goal": 0.9, "met": False}  # fmt: skip
+
+
+def test_rest_at_10_db_and_lag_count_and_unlabelled_groups_are_skipped() -> None:
+    report = check_voice_targets(doc({"ko": GOOD}, {"ko": GOOD}, noisy_rest=0.9))
+    assert not report["voice:ko"]["met"] and report["voice:ko"]["noise10"]["silence_rest"]["met"] is False
+    late = {**GOOD, "sync_lag_ms": -40.0}
+    assert not check_voice_targets(doc({"vi": late}, {}))["voice:vi"]["met"]
+    unlabelled = {k: (math.nan if k != "clips" else 3) for k in GOOD}
+    no_bilabials = {**GOOD, "bilabial_closure": math.nan, "bilabial_nasal": math.nan}
+    report = check_voice_targets(doc({}, {"es": unlabelled, "ko": no_bilabials}))
+    assert "lang:es" not in report  # asterisk-es carries no phones
+    assert report["lang:ko"]["met"]  # nothing to measure is not a miss
+
+
+def test_tables_show_new_beside_old() -> None:
+    new = doc({"lp_diphone": GOOD}, {"it": GOOD})
+    old = doc({"lp_diphone": {**GOOD, "bilabial_closure": 0.5}}, {"it": GOOD})
+    table = per_voice_table(new, old, check_voice_targets(new))
+    assert "| voice lp_diphone | 0.950 / 0.500 |" in table and table.count("\n") == 3
+    cond = conditions_table(new, old)
+    assert "| noise10 | new |" in cond and "| clean | v1.0.0 |" in cond and "| clean | energy |" in cond
