@@ -4,13 +4,15 @@ Steps
 -----
 1. **Prepare** (two worker processes): every labelled training clip is rendered in
    ``--variants`` versions. Version 0 is clean; the others draw, from a seeded
-   generator, timing changes (speed 0.85-1.2x, silence padding), pitch shift, then
-   degradations (reverb, white/pink/babble/music noise at 0-30 dB SNR,
-   telephone band, mu-law or GSM codec, level changes). Targets come from
-   :func:`training.targets.make_targets` on the audio *after* the timing and pitch
-   changes but *before* the degradations, so noise never moves the brows; features
-   come from the degraded audio through :func:`audio2face.audio.features.log_mel`,
-   the exact function the engine streams.
+   generator, speaker changes (speed or tempo, pitch, vocal-tract length, silence
+   padding), then channel degradations (reverb, random EQ, telephone / wideband /
+   48 kHz-microphone band, noise at 5-30 dB SNR, a codec, level, a noise floor under
+   digital silence); see :func:`_perturb_speaker` and :func:`_degrade`. Targets come
+   from :func:`training.targets.make_targets` on the audio *after* the speaker changes
+   but *before* the degradations, so noise never moves the brows; features come from
+   the degraded audio through :func:`audio2face.audio.features.log_mel`, the exact
+   function the engine streams. Each example records what was applied
+   (``Example.augmentations``; totals from :func:`augmentation_counts`).
 2. **Train**: random crops of ``--crop-s`` seconds, weighted L1 + MSE on the 52
    weights (mouth/jaw x3, lip aperture channels x6, bilabial frames x4) plus a
    velocity term on first differences (keeps jitter down), AdamW with one-cycle LR.
@@ -52,6 +54,7 @@ class Example:
     feats: npt.NDArray[np.float32]  # [T, n_mels]
     targets: npt.NDArray[np.float32]  # [T, 52]
     weights: npt.NDArray[np.float32]  # [T]
+    augmentations: tuple[str, ...] = ()  # "name:params" in the order applied ("clean" for variant 0)
 
 
 def channel_weights() -> npt.NDArray[np.float32]:
@@ -77,28 +80,101 @@ def _frame_weights(phones: list[tuple[float, float, str]], n: int) -> npt.NDArra
     return w
 
 
-def _degrade(audio: npt.NDArray[np.float32], rng: np.random.Generator,
-             others: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+# Bump when rendering changes in a way the hashed sources below cannot see (a data file, a
+# dependency's behaviour); any edit to those sources already changes the cache key.
+RENDER_VERSION = 2
+
+# Codec mix for degraded variants (renormalised over the codecs this machine has).
+CODEC_WEIGHTS = {"gsm": 0.15, "mulaw": 0.15, "g722": 0.1, "adpcm": 0.1, "opus": 0.15, "vorbis": 0.15, "mp3": 0.2}
+
+Audio = npt.NDArray[np.float32]
+Spans = list[tuple[float, float, str]]
+
+
+def _perturb_speaker(audio: Audio, phones: Spans, rng: np.random.Generator) -> tuple[Audio, Spans, list[str]]:
+    """Speaker and timing changes, made *before* the targets (they move the phones)."""
     from training import augment as A
 
-    x = audio
-    if rng.random() < 0.35:
-        x = A.reverb(x, rng, wet=float(rng.uniform(0.2, 0.7)))
+    x, ph, applied = audio, phones, []
+    r = rng.random()
+    if r < 0.25:  # resampling: faster and higher (pitch and formants), like a smaller speaker talking fast
+        f = float(rng.uniform(0.85, 1.2))
+        x, ph = A.speed(x, f, ph)
+        applied.append(f"speed:{f:.3f}")
+    elif r < 0.6:  # speaking rate alone
+        f = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        x, ph = A.tempo(x, f, ph)
+        applied.append(f"tempo:{f:.3f}")
+    warp = 1.0  # pitch and vocal-tract length share one formant warp (one STFT pass)
+    if rng.random() < 0.3:
+        st = float(rng.uniform(-4.0, 4.0))
+        x = A.pitch_shift(x, st)
+        warp /= 2 ** (st / 12)  # put the formants back: a pitch change, not a chipmunk
+        applied.append(f"pitch:{st:+.2f}st")
+    if rng.random() < 0.5:
+        vtl = float(np.exp(rng.uniform(np.log(0.85), np.log(1.15))))
+        warp *= vtl
+        applied.append(f"vtl:{vtl:.3f}")
+    if warp != 1.0:
+        x = A.vtl_warp(x, warp)
+    if rng.random() < 0.5:
+        lead, trail = float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6))
+        x, ph = A.pad_silence(x, lead, trail, ph)
+        applied.append(f"pad:{lead:.2f}+{trail:.2f}s")
+    return x, ph, applied
+
+
+def _degrade(audio: Audio, rng: np.random.Generator, others: list[Audio]) -> tuple[Audio, list[str]]:
+    """Channel degradations, made *after* the targets, in signal-chain order: room, device
+    colour and band, ambient noise, transmission codec, level, then a noise floor where
+    digital silence survived (so rest is also learnt against a floor)."""
+    from training import augment as A
+
+    x, applied = audio, []
+    if rng.random() < 0.3:
+        rt60, wet = float(rng.uniform(0.15, 0.8)), float(rng.uniform(0.2, 0.7))
+        x = A.reverb(x, rng, rt60_s=(rt60, rt60), wet=wet)
+        applied.append(f"reverb:{rt60:.2f}s/wet{wet:.2f}")
+    if rng.random() < 0.4:
+        bands = A.random_eq(rng)
+        x = A.equalize(x, bands)
+        applied.append("eq:" + ",".join(b.describe() for b in bands))
+    r = rng.random()
+    if r < 0.1:
+        x = A.band_limit(x)
+        applied.append("band.telephone")
+    elif r < 0.25:
+        cutoff, highpass = float(rng.uniform(7000.0, 7900.0)), float(rng.uniform(50.0, 200.0))
+        x = A.wideband(x, cutoff, highpass)
+        applied.append(f"band.wideband:{cutoff:.0f}Hz/hp{highpass:.0f}")
+    elif r < 0.4:
+        chain = A.random_mic_chain(rng)
+        x = A.mic_chain_48k(x, chain)
+        applied.append(f"band.mic48k:{chain.describe()}")
     if rng.random() < 0.6:
-        kind = rng.choice(["white", "pink", "babble", "music"], p=[0.25, 0.3, 0.25, 0.2])
+        kind = str(rng.choice(["white", "pink", "babble", "music"], p=[0.25, 0.3, 0.25, 0.2]))
+        kind = "music" if kind == "babble" and not others else kind
         n = len(x)
         noise = (A.white_noise(n, rng) if kind == "white" else A.pink_noise(n, rng) if kind == "pink"
-                 else A.babble_noise(others, n, rng) if kind == "babble" and others
-                 else A.music_background(n, rng))  # fmt: skip
-        x = A.add_noise(x, noise, float(rng.uniform(0.0, 30.0)))
-    r = rng.random()
-    if r < 0.12:
-        x = A.band_limit(x)
-    elif r < 0.2:
-        x = A.mu_law_roundtrip(A.band_limit(x))
-    elif r < 0.26:
-        x = A.gsm_roundtrip(x)
-    return A.gain(x, float(rng.uniform(-24.0, 6.0)))
+                 else A.babble_noise(others, n, rng) if kind == "babble" else A.music_background(n, rng))  # fmt: skip
+        snr = float(rng.uniform(5.0, 30.0))
+        x = A.add_noise(x, noise, snr, reference_rms=A.active_rms(x))  # SNR against speech, not pauses
+        applied.append(f"noise.{kind}:{snr:.1f}dB")
+    codecs = [c for c in A.available_codecs() if c in CODEC_WEIGHTS]
+    if codecs and rng.random() < 0.3:
+        p = np.array([CODEC_WEIGHTS[c] for c in codecs])
+        codec, quality = str(rng.choice(codecs, p=p / p.sum())), float(rng.uniform(0.0, 1.0))
+        x = A.codec_roundtrip(x, codec, quality)
+        applied.append(f"codec.{codec}:q{quality:.2f}")
+    db = float(rng.uniform(-24.0, 6.0))
+    x = A.gain(x, db)
+    applied.append(f"gain:{db:+.1f}dB")
+    if A.has_digital_silence(x) and rng.random() < 0.7:
+        speech_db = 20 * np.log10(A.active_rms(x) + 1e-12)
+        level = min(float(rng.uniform(-60.0, -35.0)), speech_db - 25.0)  # a floor, never a noise condition
+        x = A.noise_floor(x, rng, level)
+        applied.append(f"floor:{level:.0f}dBFS")
+    return x, applied
 
 
 def render_clip(args: tuple[str, list, int, int, list[str]]) -> list[Example]:
@@ -115,39 +191,72 @@ def render_clip(args: tuple[str, list, int, int, list[str]]) -> list[Example]:
     out = []
     for v in range(variants):
         x, ph = audio, [tuple(p) for p in phones]
+        applied = ["clean"] if v == 0 else []
         if v > 0:
-            if rng.random() < 0.5:
-                x, ph = A.speed(x, float(rng.uniform(0.85, 1.2)), ph)
-            if rng.random() < 0.3:
-                x = A.pitch_shift(x, float(rng.uniform(-4.0, 4.0)))
-            if rng.random() < 0.5:
-                x, ph = A.pad_silence(x, float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6)), ph)
+            x, ph, applied = _perturb_speaker(x, ph, rng)
         targets = make_targets(x, ph, fps=100.0)
-        x = _degrade(x, rng, others) if v > 0 else A.gain(x, float(rng.uniform(-12.0, 0.0)))
+        if v > 0:
+            x, channel = _degrade(x, rng, others)
+            applied += channel
+        else:
+            db = float(rng.uniform(-12.0, 0.0))
+            x = A.gain(x, db)
+            applied.append(f"gain:{db:+.1f}dB")
         feats = log_mel(x)
         n = min(len(feats), len(targets))
-        out.append(Example(feats[:n], targets[:n], _frame_weights(ph, n)))
+        out.append(Example(feats[:n], targets[:n], _frame_weights(ph, n), tuple(applied)))
     return out
+
+
+def augmentation_counts(examples: list[Example]) -> dict[str, int]:
+    """How many examples each augmentation was applied to, by name (the part before ':',
+    e.g. ``codec.opus``, ``noise.pink``, ``vtl``, ``clean``), plus ``examples`` in all."""
+    import collections
+
+    counts = collections.Counter(a.split(":", 1)[0] for e in examples for a in e.augmentations)
+    return {"examples": len(examples), **dict(sorted(counts.items()))}
+
+
+def _render_fingerprint() -> str:
+    """Hash of everything that decides what a rendered example contains besides the corpus
+    and the seed: the augmentation, target and feature code, and this module's render path."""
+    import hashlib
+    import inspect
+
+    import audio2face.audio.features as features
+    import training.augment as augment
+    import training.targets as targets
+
+    h = hashlib.sha256(f"render-v{RENDER_VERSION}".encode())
+    for module in (augment, targets, features):
+        h.update(Path(inspect.getfile(module)).read_bytes())
+    for fn in (_perturb_speaker, _degrade, render_clip, _frame_weights):
+        h.update(inspect.getsource(fn).encode())
+    h.update(json.dumps(CODEC_WEIGHTS, sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def prepare(corpus: Path, variants: int, seed: int, workers: int,
             limit: int | None = None) -> list[Example]:
     """Render the labelled training clips of ``corpus`` (see module doc), cached in
-    ``training/work/`` under a key of the manifest, variants, seed and limit."""
+    ``training/work/`` under a key of the manifest, variants, seed, limit and the render
+    code (:func:`_render_fingerprint`). Logs :func:`augmentation_counts`."""
     import hashlib
     import pickle
 
     manifest = (corpus / "manifest.jsonl").read_bytes()
-    key = hashlib.sha256(manifest + f"{variants},{seed},{limit}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(manifest + f"{variants},{seed},{limit},{_render_fingerprint()}".encode()).hexdigest()[:16]
     cache = Path("training/work") / f"prepared-{key}.pkl"
     if cache.exists():
         log.info("using prepared examples from %s", cache)
         with cache.open("rb") as fh:
-            return pickle.load(fh)
-    examples = _render_all(corpus, variants, seed, workers, limit)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with cache.open("wb") as fh:
-        pickle.dump(examples, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            examples: list[Example] = pickle.load(fh)
+    else:
+        examples = _render_all(corpus, variants, seed, workers, limit)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with cache.open("wb") as fh:
+            pickle.dump(examples, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    log.info("augmentations: %s", json.dumps(augmentation_counts(examples)))
     return examples
 
 
@@ -292,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": opts.__dict__,
         "config": model.config.as_dict(),
         "corpus_stats": meta.get("stats", {}),
+        "augmentations": augmentation_counts(examples),
         # Provenance: which data build and which code made these weights (the exporter
         # copies both into the shipped model's metadata).
         "data_build": {k: meta.get(k) for k in ("commit", "built_at", "command", "wall_seconds", "failures")},

@@ -39,6 +39,14 @@ SAMPLES = {
     "hu": "Árvíztűrő tükörfúrógép, a kutya ugat és a macska nyávog.",
     "da": "Den lille pige løber hurtigt hjem gennem den grønne skov.",
     "fi": "Hyvää huomenta, mökillä on lämmin sauna ja kylmä järvi.",
+    # Issue 12 languages (more of each in tests/training/test_languages.py).
+    "zh": "我们明天早上八点去北京看朋友，然后一起吃饭喝茶。女儿喜欢绿色的鱼和圆圆的月亮。",
+    "yue": "我哋聽日朝早八點去香港探朋友，之後一齊食飯飲茶。佢鍾意綠色嘅魚同埋圓月。",
+    "ja": "わたしはまいあさパンをたべて、ほんをよみます。ふじさんはとてもきれいでした。",
+    "ko": "우리는 내일 아침에 바다에 가서 빵과 사과를 먹을 거예요. 꽃이 피었어요.",
+    "hi": "मैं कल सुबह बाज़ार जाऊँगा और ताज़े फल और सब्ज़ियाँ खरीदूँगा।",
+    "ar": "ذهب الولد إلى المدرسة صباحا وقرأ كتابا جميلا عن البحر والشمس.",
+    "vi": "Tôi muốn ăn phở bò và uống cà phê sữa đá với bạn bè ở Hà Nội.",
 }
 
 
@@ -194,6 +202,7 @@ def small_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(plan, "english_prose", lambda: sentences("en", 300, "prose"))
     monkeypatch.setattr(plan, "cmudict_sentences", lambda n, seed: sentences("en", 200, "cmu"))
     monkeypatch.setattr(plan, "gettext_sentences", lambda lang: sentences(lang, 300, "po"))
+    monkeypatch.setattr(plan, "language_sentences", lambda lang: sentences(lang, 300, "po"))
     monkeypatch.setattr(plan, "asterisk_transcripts",
                         lambda lang: {f"p{i}": f"Please say the number {WORDS[i]} now"
                                       for i in range(len(WORDS))} if lang == "en" else {})  # fmt: skip
@@ -221,6 +230,42 @@ def test_plan_heldout_is_disjoint_from_train(monkeypatch: pytest.MonkeyPatch) ->
     )
     # deterministic: the same options give the same plan
     assert [i.id for i in items] == [i.id for j in make_plan(opts) for i in j.items]
+
+
+def test_plan_holds_out_whole_voices_of_every_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12's split: held-out festival/flite voices and espeak languages appear only in
+    held-out, each with its own minutes; training voices read held-out sentences there."""
+    from training.data import espeak_source, festival_source, flite_source
+    from training.data.plan import PlanOptions, make_plan
+
+    small_corpus(monkeypatch)
+    opts = PlanOptions(hours=0.2, heldout_fraction=0.1, use_asterisk=False, heldout_voice_minutes=0.5,
+                       festival_voices=tuple(festival_source.VOICES), flite_voices=tuple(flite_source.VOICES))  # fmt: skip
+    items = [(j.source, i) for j in make_plan(opts) for i in j.items]
+    policy = opts.split
+
+    def corpus_voice(source: str, voice: str) -> str:
+        return f"flite-{voice}" if source == "flite" else voice
+
+    held_voices = {corpus_voice(s, i.voice) for s, i in items if i.split == "heldout"}
+    train_voices = {corpus_voice(s, i.voice) for s, i in items if i.split == "train"}
+    for voice in policy.heldout_voices:
+        assert voice in held_voices and voice not in train_voices, voice
+        seconds = sum(len(i.text) * 0.07 for s, i in items if corpus_voice(s, i.voice) == voice)
+        assert seconds >= 0.3 * 60, (voice, seconds)  # about heldout_voice_minutes of speech
+    for lang in ("ko", "vi"):  # held-out espeak languages
+        assert any(i.voice.partition("+")[0] == lang for _, i in items if i.split == "heldout")
+        assert not any(i.voice.partition("+")[0] == lang for _, i in items if i.split == "train")
+    assert not any(policy.voice_heldout(corpus_voice(s, i.voice)) for s, i in items if i.split == "train")
+    # trained festival voices also read held-out sentences (unseen sentences, seen voice)
+    for voice in ("kal_diphone", "pc_diphone", "czech_krb", "msu_ru_nsh_clunits"):
+        assert voice in train_voices
+        assert any(i.split == "heldout" and i.voice == voice for _, i in items)
+    # a festival batch selects one voice once: jobs never mix voices
+    assert all(len({i.voice for i in j.items}) == 1 for j in make_plan(opts) if j.source == "festival")
+    # every new espeak language is planned
+    planned = {i.voice.partition("+")[0] for s, i in items if s == "espeak"}
+    assert {"cmn-latn-pinyin", "yue", "ja", "hi", "ar"} <= planned <= set(espeak_source.VOICES)
 
 
 @pytest.mark.skipif(shutil.which("festival") is None, reason="festival not installed")

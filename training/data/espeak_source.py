@@ -1,10 +1,38 @@
-"""espeak-ng speech in many languages and voices, with phone events as labels."""
+"""espeak-ng speech in many languages and voices, with phone events as labels.
+
+Labels are rebuilt here from espeak-ng's raw phone events rather than taken
+from :func:`~audio2face.engines.phonemes.espeak.synthesize`'s tiling, because
+three things in the raw events need the audio or the language to read right:
+
+* espeak-ng emits empty-label events: real pauses (between Chinese syllables,
+  at commas), but also zero-length markers at the same instant as the next
+  phone and a few inside running speech. A pause is ``SIL`` only where the
+  audio is quiet; otherwise the next phone starts there.
+* a zero-length event must not take the span of the phone that starts with it.
+* a few labels mean different sounds in different languages (Vietnamese ``y``
+  is unrounded ư, Mandarin ``o-`` is unrounded [ɤ]): ``_by_language`` in
+  ``espeak_phones.json`` overrides them for that language.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
+from audio2face.engines.phonemes import espeak_phones
 from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
+from audio2face.engines.phonemes.espeak_phones import (
+    Phone,
+    ipa_to_unified,
+    normalize_ipa,
+    tile_phones,
+)
+from audio2face.engines.phonemes.phoneset import PHONE_ID, SILENCE
 from training.data.corpus import (
     SAMPLE_RATE,
     Clip,
@@ -16,7 +44,7 @@ from training.data.corpus import (
 )
 from training.data.jobs import Item
 
-__all__ = ["LICENCE", "VARIANTS", "VOICES", "render"]
+__all__ = ["LICENCE", "VARIANTS", "VOICES", "clip_lang", "map_label", "phones_from_events", "render"]
 
 LICENCE = "espeak-ng output (program GPL-3.0-or-later; generated audio is not restricted by it)"
 
@@ -27,6 +55,8 @@ VOICES: dict[str, str] = {
     "en-gb-scotland": "en", "es": "es", "es-419": "es", "fr": "fr", "de": "de", "it": "it",
     "pt": "pt", "pt-br": "pt_BR", "nl": "nl", "pl": "pl", "sv": "sv", "cs": "cs", "ru": "ru",
     "tr": "tr", "id": "id", "ro": "ro", "hu": "hu", "da": "da", "fi": "fi",
+    # cmn-latn-pinyin reads Hanzi (plain "cmn" reads them as English "Chinese letter"); ja reads kana only.
+    "cmn-latn-pinyin": "zh", "yue": "yue", "ja": "ja", "ko": "ko", "hi": "hi", "ar": "ar", "vi": "vi",
 }  # fmt: skip
 
 VARIANTS: tuple[str, ...] = ("", "f1", "f2", "f3", "f4", "f5", "m1", "m2", "m3", "m4", "m5", "m6", "m7")
@@ -39,24 +69,84 @@ def estimate_seconds(text: str, rate: int) -> float:
     return len(text) * SECONDS_PER_CHAR * 175.0 / rate
 
 
+# An empty-label event whose span is quieter than this share of the clip's RMS is a pause.
+_QUIET = 0.1
+
+
+def clip_lang(voice: str) -> str:
+    """The clip's ``lang``: the voice's language subtag (``en-us+f3`` -> ``en``, ``cmn-latn-pinyin`` -> ``cmn``)."""
+    return voice.split("+")[0].split("-")[0]
+
+
+@lru_cache(maxsize=1)
+def _by_language() -> dict[str, dict[str, tuple[str, ...]]]:
+    text = resources.files(espeak_phones.__package__).joinpath("espeak_phones.json").read_text("utf-8")
+    raw: dict[str, dict[str, str]] = json.loads(text).get("_by_language", {})
+    table = {lang: {label: tuple(v.split()) for label, v in entries.items()} for lang, entries in raw.items()}
+    for lang, entries in table.items():
+        for label, phones in entries.items():
+            if not phones or any(p not in PHONE_ID for p in phones):
+                raise ValueError(f"espeak_phones.json _by_language[{lang!r}][{label!r}] is not unified phones")
+    return table
+
+
+def map_label(label: str, lang: str, *, strict: bool = True) -> tuple[str, ...]:
+    """Unified phones for one raw espeak-ng label spoken in ``lang`` (see ``_by_language``)."""
+    own = _by_language().get(lang, {})
+    if label in own:
+        return own[label]
+    if normalize_ipa(label) in own:
+        return own[normalize_ipa(label)]
+    return ipa_to_unified(label, strict=strict)
+
+
+def phones_from_events(
+    raw: list[tuple[float, str]], audio: npt.NDArray[np.float32], sample_rate: int, lang: str
+) -> list[Phone]:
+    """Unified phones tiling the audio, from espeak-ng's (start_s, raw label) events."""
+    duration = len(audio) / sample_rate
+    level = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    starts: list[tuple[float, tuple[str, ...]]] = []
+    pending: float | None = None  # start of an empty event inside speech: the next phone begins there
+    for i, (start, label) in enumerate(raw):
+        end = raw[i + 1][0] if i + 1 < len(raw) else duration
+        if end <= start:
+            continue  # zero length: it must not steal the span of the phone that starts with it
+        if normalize_ipa(label):
+            starts.append((start if pending is None else pending, map_label(label, lang, strict=False)))
+            pending = None
+            continue
+        span = audio[int(start * sample_rate) : int(end * sample_rate)]
+        rms = float(np.sqrt(np.mean(np.square(span, dtype=np.float64)))) if span.size else 0.0
+        if rms < _QUIET * level:
+            starts.append((start, (SILENCE,)))
+            pending = None
+        elif pending is None:
+            pending = start
+    # Speech after the last phone (pending left over) simply extends that phone: tile_phones runs it to the end.
+    return tile_phones(starts, duration)
+
+
 def render(item: Item, root: Path) -> dict[str, object]:
     params = dict(item.params)
     options = SynthOptions(
         voice=item.voice, rate=int(params["rate"]), pitch=int(params["pitch"]), pitch_range=int(params["range"])
     )
     syn = synthesize(item.text, options)
+    lang = clip_lang(item.voice)
     audio = resample(syn.audio, syn.sample_rate)
     # Phones were timed at espeak's rate; rescale the last end to the resampled length.
     duration = len(audio) / SAMPLE_RATE
     scale = duration / syn.duration if syn.duration > 0 else 1.0
-    phones = [(s * scale, e * scale, p) for s, e, p in syn.phones]
+    events = phones_from_events(syn.raw_phones, syn.audio, syn.sample_rate, lang)
+    phones = [(s * scale, e * scale, p) for s, e, p in events]
     audio, padded = pad(normalize_level(audio, item.peak), phones, item.lead_s, item.trail_s)
     duration = len(audio) / SAMPLE_RATE
     if padded is None:  # pad() keeps labels when given labels; this satisfies the type checker
         raise RuntimeError("phones lost while padding")
     validate_phones(padded, duration)
     clip = Clip(
-        id=item.id, split=item.split, source="espeak-ng", voice=item.voice, lang=item.voice.split("-")[0].split("+")[0],
+        id=item.id, split=item.split, source="espeak-ng", voice=item.voice, lang=lang,
         text=item.text, text_source=item.text_source, licence=LICENCE, duration=duration, phones=padded,
     )  # fmt: skip
     return write_clip(root, clip, audio)
