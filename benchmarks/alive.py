@@ -1,21 +1,31 @@
 """What the "alive" steps cost and what they do, on espeak-ng speech.
 
-    python benchmarks/alive.py [--seconds 120] [--out benchmarks/results/alive.json] [--plot FILE]
+    python benchmarks/alive.py [--seconds 120] [--streams 64] [--repeats 10]
+                               [--out benchmarks/results/alive.json] [--plot FILE]
 
 One stream, one core. Speech: espeak-ng sentences (several voices) joined by pauses
 of 0.3-1.2 s, at 16 kHz, pushed in 40 ms bodies as a client sends them.
 
-* **Cost**: CPU seconds per audio second of (a) the default engine stream alone,
-  (b) the ``arkit-head`` chain with every alive feature off and no prosody (the
-  classic chain), (c) the prosody tracker plus the same chain with everything on.
-  The alive cost is (c) - (b), reported against (a) and against the batched
-  per-stream engine cost in ``benchmarks/results/batching_default.json``.
+* **Cost, as a server pays it** (``--streams``, default 64): that many streams push
+  40 ms bodies of speech through the runtime's pusher (the server's batching layer,
+  as ``benchmarks/batching.py`` does), once with the ``arkit`` profile (lips only)
+  and once with ``arkit-head`` (every alive feature), in 4-second runs alternating
+  ``--repeats`` times; the result is the process's CPU time per audio second per
+  stream, and the alive features' share is the median of (head - arkit) over arkit:
+  their cost against the default engine's per-stream cost, measured the same way
+  next to it.
+* **Cost of one stream alone**: CPU seconds per audio second of (a) the default
+  engine stream, (b) the ``arkit-head`` chain with every alive feature off and no
+  prosody (the classic chain), (c) the prosody tracker plus the same chain with
+  everything on; the alive cost is (c) - (b) against (a). A lone stream pays numpy's
+  per-call overhead for a frame or two at a time, so this is the worst case.
 * **Behaviour**: blink rate and durations; saccade rate, amplitudes and fixation
   durations against the statistics the gaze step cites; head-motion amplitude and
-  its correlation with speech energy; ``tongueOut`` precision and recall on /θ ð/
-  frames (espeak's phone timings); how much the lips change with everything on.
+  its correlation with speech energy; ``tongueOut`` recall on /θ ð/ and on /t d n l/
+  frames and its precision over both (espeak's phone timings), beside the tongue
+  model's held-out scores; how much the lips change with everything on.
 
-Not a load test: it runs one stream for ``--seconds`` of audio.
+The behaviour part runs one stream for ``--seconds`` of audio.
 """
 
 from __future__ import annotations
@@ -32,7 +42,6 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
 FPS = 30.0
 CHUNK = 640  # 40 ms
@@ -50,14 +59,16 @@ VOICES = ["en-us", "en-us+m3", "en+f4", "en-gb-x-rp"]
 
 
 def speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Audio at 16 kHz and a per-frame flag: the phone at that frame is /θ/ or /ð/."""
+    """Audio at 16 kHz and a per-frame label: 1 where the phone is /θ ð/, 2 where it is
+    alveolar /t d n l ɾ/ (the tongue step's classes), 0 elsewhere."""
     import soxr
 
     from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
+    from audio2face.postprocess.tongue_train import ALVEOLAR, DENTAL
 
     rng = np.random.default_rng(seed)
     parts: list[np.ndarray] = []
-    dental: list[tuple[float, float]] = []
+    spans: list[tuple[float, float, int]] = []
     total = 0
     i = 0
     while total < seconds * RATE:
@@ -68,8 +79,9 @@ def speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         for (a, label), nxt in zip(
             s.raw_phones, [*s.raw_phones[1:], (s.duration, "")], strict=True
         ):
-            if label.strip("ˈˌː") in ("θ", "ð"):
-                dental.append((t0 + a, t0 + nxt[0]))
+            phone = label.strip("ˈˌː")
+            if phone in DENTAL or phone in ALVEOLAR:
+                spans.append((t0 + a, t0 + nxt[0], 1 if phone in DENTAL else 2))
         pause = np.zeros(int(rng.uniform(0.3, 1.2) * RATE), np.float32)
         parts += [x, pause]
         total += x.shape[0] + pause.shape[0]
@@ -78,16 +90,71 @@ def speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     audio = audio + np.random.default_rng(1).normal(0, 1e-4, audio.shape).astype(np.float32)
     n = int(np.floor(audio.shape[0] * FPS / RATE + 0.5))
     t = np.arange(n) / FPS
-    flag = np.zeros(n, bool)
-    for a, b in dental:
-        flag |= (t >= a) & (t < b)
-    return audio, flag
+    label = np.zeros(n, np.int8)
+    for a, b, c in spans:
+        label[(t >= a) & (t < b)] = c
+    return audio, label
 
 
 def cpu(fn) -> float:  # noqa: ANN001
     t0 = time.process_time()
     fn()
     return time.process_time() - t0
+
+
+def server_cost(streams: int, repeats: int, pushes: int = 100) -> dict:
+    """CPU ms per audio second per stream through the runtime's pusher, ``arkit``
+    (lips only) against ``arkit-head`` (everything alive), in short runs that
+    alternate (the VM's speed drifts by tens of percent within minutes: only runs next
+    to each other compare); the share is the median of the pairs' differences over the
+    median ``arkit`` cost."""
+    import asyncio
+
+    from audio2face.bench import WIRE_RATE, load_speech
+    from audio2face.runtime import Runtime
+    from audio2face.settings import Settings
+
+    audio = load_speech().astype(np.float32) / 32768.0
+    body = int(0.04 * WIRE_RATE)
+    runtime = Runtime.start(Settings(max_batch_size=64, batch_wait_ms=0.0))
+    pusher = runtime.pushers["default"]
+
+    def run(profile: str, n_pushes: int, offset: int) -> float:
+        async def stream(k: int) -> None:
+            session, _ = runtime.open_session(profile, WIRE_RATE, seed=k)
+            pos = ((k * 7919 + offset) * body) % (len(audio) - body)
+            for _ in range(n_pushes):
+                await pusher.push(session, audio[pos : pos + body])
+                pos = (pos + body) % (len(audio) - body)
+
+        async def main() -> None:
+            await asyncio.gather(*(stream(k) for k in range(streams)))
+
+        spent = cpu(lambda: asyncio.run(main()))
+        return 1000.0 * spent / (streams * n_pushes * body / WIRE_RATE)
+
+    runs: dict[str, list[float]] = {"arkit": [], "arkit-head": []}
+    try:
+        for profile in runs:
+            run(profile, 10, 0)  # warm up
+        for r in range(repeats):
+            for profile, got in runs.items():
+                got.append(run(profile, pushes, r * pushes))
+    finally:
+        runtime.close()
+    lips = float(np.median(runs["arkit"]))
+    extra = float(np.median(np.subtract(runs["arkit-head"], runs["arkit"])))
+    return {
+        "streams": streams,
+        "runs_ms_cpu_per_audio_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+        "engine_arkit_per_stream": round(lips, 3),
+        "alive_extra": round(extra, 3),
+        "alive_share_of_engine": round(extra / lips, 3),
+        "alive_share_quartiles": [
+            round(float(q) / lips, 3)
+            for q in np.percentile(np.subtract(runs["arkit-head"], runs["arkit"]), [25, 75])
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--streams", type=int, default=64, help="streams of the server cost run")
+    ap.add_argument("--repeats", type=int, default=10, help="alternating runs per profile")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args(argv)
 
-    audio, dental = speech(args.seconds)
+    audio, phones = speech(args.seconds)
     seconds = audio.shape[0] / RATE
     engine = load_default_engine(None, OrtOptions(providers="cpu", intra_op_threads=1))
     engine.open_stream().push(audio[:RATE])  # warm up
@@ -136,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
             if tracker is not None:
                 tracker.push(c)
                 p = tracker.take(frames.shape[0], final=k == len(raw) - 1)
+            first = stream.frame_index
             out.append(stream(frames, None, p))
             if on and p is not None:
                 prosody_parts.append(p)
-                seen = saccades[-1][0] if saccades else -1
-                saccades.extend(e for e in stream._shared.get("saccades", ()) if e[0] > seen)
+                amp = stream.events.get("saccade_deg")
+                if amp is not None:
+                    saccades.extend((first + int(i), float(amp[i])) for i in np.flatnonzero(amp))
 
     classic_s = min(cpu(lambda: run_chain(False)) for _ in range(2))
     alive_runs = []
@@ -218,13 +289,20 @@ def main(argv: list[str] | None = None) -> int:
     from audio2face.postprocess.tongue import builtin_model
 
     shown = on[:, col["tongueOut"]] > 0.1
-    m = min(n, dental.shape[0])
-    tp = int((shown[:m] & dental[:m]).sum())
+    m = min(n, phones.shape[0])
+    shown, label = shown[:m], phones[:m]
     meta = builtin_model().meta
+
+    def pr(hit: np.ndarray, truth: np.ndarray) -> dict:
+        tp = int((hit & truth).sum())
+        return {"precision": round(tp / max(int(hit.sum()), 1), 3),
+                "recall": round(tp / max(int(truth.sum()), 1), 3), "frames": int(truth.sum())}  # fmt: skip
+
     tongue = {
-        "bench_precision": round(tp / max(int(shown[:m].sum()), 1), 3),
-        "bench_recall": round(tp / max(int(dental[:m].sum()), 1), 3),
-        "bench_dental_frames": int(dental[:m].sum()),
+        "bench_shown_vs_tongue_frames": pr(shown, label > 0),
+        "bench_recall_interdental": pr(shown, label == 1)["recall"],
+        "bench_recall_alveolar": pr(shown, label == 2)["recall"],
+        "bench_shown_outside_tongue_sounds": round(float((shown & (label == 0)).mean()), 3),
         "held_out": meta.get("held_out"),
         "held_out_unseen_voice": meta.get("held_out_unseen_voice"),
     }
@@ -242,25 +320,17 @@ def main(argv: list[str] | None = None) -> int:
         "mean_ratio_all_on": round(float(on[:, lips].mean() / max(off[:, lips].mean(), 1e-9)), 3),
         "max_abs_change_arousal_off": round(float(np.abs(na[:, lips] - off[:, lips]).max()), 6),
     }
-    batched = None
-    bjson = ROOT / "benchmarks" / "results" / "batching_default.json"
-    if bjson.is_file():
-        rows = json.loads(bjson.read_text("utf-8"))["rows"]
-        best = max(r["audio_s_per_s"] for r in rows)
-        batched = 1000.0 / best
     alive_ms = 1000 * (alive_s - classic_s) / seconds
     doc = {
         "audio_seconds": round(seconds, 1),
-        "cost_ms_cpu_per_audio_s": {
+        "cost_server_ms_cpu_per_audio_s": server_cost(args.streams, args.repeats),
+        "cost_one_stream_ms_cpu_per_audio_s": {
             "engine_one_stream": round(1000 * engine_s / seconds, 2),
-            "engine_batched_per_stream": None if batched is None else round(batched, 2),
             "classic_chain": round(1000 * classic_s / seconds, 2),
             "alive_extra": round(alive_ms, 2),
             "alive_share_of_engine_one_stream": round(alive_ms / (1000 * engine_s / seconds), 3),
-            "alive_share_of_engine_batched": None
-            if batched is None
-            else round(alive_ms / batched, 3),
         },
+        "load_average": [round(v, 2) for v in os.getloadavg()],
         "blinks": blinks,
         "gaze": gaze,
         "head": head_doc,

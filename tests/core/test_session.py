@@ -165,7 +165,9 @@ def test_engine_failure_becomes_engine_error_and_closes_session() -> None:
 
 
 def test_non_finite_engine_output_is_an_error_not_zeros() -> None:
-    session = Session(FakeEngine(NaNStream), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000)
+    session = Session(
+        FakeEngine(NaNStream), TagEmotion(), names=("a", "b"), fps=30.0, input_rate=16000
+    )
     with pytest.raises(EngineError, match="non-finite"):
         session.push(np.zeros(16000, np.float32))
 
@@ -234,7 +236,9 @@ def test_push_sessions_keeps_errors_with_their_session() -> None:
     plain = make_session()
     nan = Session(FakeEngine(NaNStream), TagEmotion(), names=("rms", "index"), fps=30.0,
                   input_rate=16000)  # fmt: skip
-    results = push_sessions([(nan, np.ones(16000, np.float32), None), (plain, np.ones(16000, np.float32), None)])
+    results = push_sessions(
+        [(nan, np.ones(16000, np.float32), None), (plain, np.ones(16000, np.float32), None)]
+    )
     assert isinstance(results[0], EngineError) and "non-finite" in str(results[0])
     assert len(results[1]) > 0
 
@@ -323,3 +327,61 @@ def test_a_finished_session_refuses_with_stream_closed_error() -> None:
                  session.interrupt):  # fmt: skip
         with pytest.raises(StreamClosedError, match="finished"):
             call()
+
+
+# --- alive chains: many streams postprocessed together ----------------------------------
+
+
+class Arkit52(BatchRms):
+    """BatchRms widened to the 52 ARKit channels (the alive chains' input)."""
+
+    def _ready(self, n_frames: int) -> np.ndarray:
+        base = super()._ready(n_frames)
+        return np.tile(base[:, :1], (1, 52)) * np.linspace(0.5, 2.0, 52, dtype=np.float32)
+
+
+def alive_session(chain, seed: int, off: frozenset[str] = frozenset()) -> Session:
+    from audio2face.audio.prosody import ProsodyTracker
+    from audio2face.postprocess import StreamOptions
+
+    engine = FakeEngine(lambda: Arkit52("k"), batched=True)
+    engine.output_names = tuple(f"c{i}" for i in range(52))
+    return Session(engine, chain.new_stream(seed, StreamOptions(off=off)), names=chain.output_names,
+                   fps=30.0, input_rate=16000, prosody=ProsodyTracker(16000, 30.0))  # fmt: skip
+
+
+def test_alive_sessions_batched_give_what_each_gives_alone() -> None:
+    """Sessions of one alive chain are postprocessed together (one prosody analysis,
+    one run of each alive step); each gets exactly what it gets alone, whatever its
+    body sizes, its switches, its emotions and its batch companions."""
+    from audio2face.profiles import ProfileRegistry
+    from audio2face.streaming.session import push_sessions
+
+    chain = ProfileRegistry(engines=("default",)).get("arkit-head").build_chain()
+    rng = np.random.default_rng(3)
+    t = np.arange(16000 * 4) / 16000
+    voice = (0.2 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 2.2 * t) > -0.3)).astype(
+        np.float32
+    )
+    offs = [frozenset(), frozenset(), frozenset({"head", "gaze"}), frozenset({"blinks"})]
+    together = [alive_session(chain, s, off) for s, off in enumerate(offs)]
+    alone = [alive_session(chain, s, off) for s, off in enumerate(offs)]
+    pos = [0] * len(offs)
+    BatchRms.batches, BatchRms.fail_batch = [], False
+    for step in range(60):
+        items, pieces = [], []
+        for i, session in enumerate(together):
+            size = int(rng.choice([320, 640, 1280, 1600]))  # 0 to 3 frames a body
+            piece = voice[pos[i] : pos[i] + size]
+            pos[i] += size
+            emotion = "happiness_1" if (i == 1 and step % 7 == 3) else None
+            items.append((session, piece, emotion))
+            pieces.append((piece, emotion))
+        results = push_sessions(items)
+        for got, single, (piece, emotion) in zip(results, alone, pieces, strict=True):
+            want = single.push(piece, emotion)
+            assert got.first_frame == want.first_frame
+            np.testing.assert_array_equal(got.values, want.values)
+    assert max(BatchRms.batches) == len(offs)
+    out = np.concatenate([s.finish().values for s in together])
+    assert out[:, 52:].any() and np.isfinite(out).all()

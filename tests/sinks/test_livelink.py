@@ -74,3 +74,46 @@ def test_non_arkit_profile_is_refused() -> None:
         LiveLinkSink(load_rig("vrm"), 30.0, LiveLinkOptions())
     with pytest.raises(ValueError, match="subject"):
         LiveLinkOptions(subject="")
+
+
+def test_head_pose_fills_the_head_columns_in_radians() -> None:
+    """``arkit-head``'s head channels go out as Live Link Face's head rotation, in
+    radians and ARKit face-anchor axes (pitch and roll flip: a lifted chin is a
+    negative pitch there); the eye rotations stay 0."""
+    channels = ARKIT_52 + ("headYaw", "headPitch", "headRoll")
+    values = np.zeros((3, 55), np.float32)
+    values[:, 52:] = [(10.0, 5.0, -2.0), (0.0, 0.0, 0.0), (-30.0, -8.0, 12.0)]
+    values[:, 0] = 0.25
+    with LiveLinkReceiver() as rx:
+        sink = LiveLinkSink(channels, 30.0, LiveLinkOptions(UdpTarget("127.0.0.1", rx.port)))
+        for k in range(3):
+            sink.send(k, values[k], k / 30)
+        sink.close()
+        got = rx.wait_packets(3)
+    assert not rx.errors and len(got) == 3
+    for k, (_, packet) in enumerate(got):
+        yaw, pitch, roll = np.radians(values[k, 52:])
+        np.testing.assert_allclose(packet.values[52:55], [yaw, -pitch, -roll], atol=1e-6)
+        assert not packet.values[55:].any()
+        assert packet.values[0] == pytest.approx(0.25)
+
+
+def test_csv_head_columns(tmp_path) -> None:
+    import csv
+
+    from audio2face.formats.livelink import read_livelink_csv, write_livelink_csv
+    from audio2face.types import FrameBatch
+
+    names = ARKIT_52 + ("headYaw", "headPitch", "headRoll")
+    values = np.zeros((2, 55), np.float32)
+    values[:, 52:] = [(10.0, 5.0, -2.0), (0.0, 0.0, 0.0)]
+    write_livelink_csv(tmp_path / "h.csv", FrameBatch(0, names, values, 30.0))
+    rows = list(csv.DictReader((tmp_path / "h.csv").read_text("utf-8").splitlines()))
+    assert float(rows[0]["HeadYaw"]) == pytest.approx(np.radians(10.0), abs=1e-6)
+    assert float(rows[0]["HeadPitch"]) == pytest.approx(-np.radians(5.0), abs=1e-6)
+    assert float(rows[0]["HeadRoll"]) == pytest.approx(np.radians(2.0), abs=1e-6)
+    assert rows[1]["HeadYaw"] == "0" and rows[0]["LeftEyeYaw"] == "0"
+    assert read_livelink_csv(tmp_path / "h.csv").values.shape == (2, 52)
+    write_livelink_csv(tmp_path / "p.csv", FrameBatch(0, ARKIT_52, values[:, :52], 30.0))
+    plain = list(csv.DictReader((tmp_path / "p.csv").read_text("utf-8").splitlines()))
+    assert plain[0]["HeadYaw"] == "0"

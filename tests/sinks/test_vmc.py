@@ -12,7 +12,7 @@ from udp_receivers import VmcReceiver
 from audio2face.errors import UnknownNameError
 from audio2face.rigs import ARKIT_52, load_rig
 from audio2face.sinks import Pacer, UdpTarget, VmcNames, VmcOptions, VmcSink, parse_target
-from audio2face.sinks.vmc import VmcEncoder
+from audio2face.sinks.vmc import VmcEncoder, head_quaternion
 from audio2face.types import FrameBatch
 
 VRM = load_rig("vrm")
@@ -137,3 +137,63 @@ def test_localhost_reaches_an_ipv4_receiver() -> None:
         sink.send(0, np.full(len(VRM), 0.5, np.float32), 0.0)
         sink.close()
         assert len(rx.wait_frames(1)) == 1
+
+
+def _rotate(q: tuple[float, ...], v: tuple[float, float, float]) -> np.ndarray:
+    """``v`` rotated by unit quaternion ``q = (x, y, z, w)`` (the rotation matrix)."""
+    x, y, z, w = q
+    m = np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip
+    return m @ np.asarray(v)
+
+
+def test_head_pose_goes_out_as_the_head_bone_in_unity_axes() -> None:
+    """Unity faces the avatar along +z with +x at its right: a turn to the avatar's
+    left points its nose to -x, a lifted chin points it up, a tilt to the left
+    shoulder moves the top of the head to -x."""
+    channels = ARKIT_52 + ("headYaw", "headPitch", "headRoll")
+    poses = [(20.0, 0.0, 0.0), (0.0, 15.0, 0.0), (0.0, 0.0, 10.0), (4.0, -3.0, 2.0)]
+    values = np.zeros((len(poses), 55), np.float32)
+    values[:, 52:] = poses
+    values[:, ARKIT_52.index("jawOpen")] = 0.5
+    with VmcReceiver() as rx:
+        options = VmcOptions(UdpTarget("127.0.0.1", rx.port), head_position=(0.0, 0.07, 0.01))
+        sink = VmcSink(channels, VmcNames.load("arkit"), options)
+        for k in range(len(poses)):
+            sink.send(k, values[k], k / 30)
+        sink.close()
+        frames = rx.wait_frames(len(poses))
+    assert len(frames) == len(poses) and not rx.unknown
+    assert all(f.values["JawOpen"] == pytest.approx(0.5) for f in frames)
+    assert all(len(f.values) == 52 for f in frames)  # the head is no blend shape
+    quats = []
+    for frame in frames:
+        px, py, pz, *q = frame.bones["Head"]
+        assert (px, py, pz) == pytest.approx((0.0, 0.07, 0.01))
+        assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-6)
+        quats.append(tuple(q))
+    nose = [_rotate(q, (0.0, 0.0, 1.0)) for q in quats]
+    top = [_rotate(q, (0.0, 1.0, 0.0)) for q in quats]
+    assert nose[0][0] == pytest.approx(-np.sin(np.radians(20)), abs=1e-6)  # left: -x
+    assert nose[1][1] == pytest.approx(np.sin(np.radians(15)), abs=1e-6)  # chin up: +y
+    assert top[2][0] == pytest.approx(-np.sin(np.radians(10)), abs=1e-6)  # left shoulder
+    assert quats[3] == pytest.approx(head_quaternion(4.0, -3.0, 2.0), abs=1e-6)
+
+
+def test_no_head_bone_without_a_head_pose_or_when_switched_off() -> None:
+    channels = ARKIT_52 + ("headYaw", "headPitch", "headRoll")
+    with VmcReceiver() as rx:
+        plain = VmcSink(
+            ARKIT_52, VmcNames.load("arkit"), VmcOptions(UdpTarget("127.0.0.1", rx.port))
+        )
+        off = VmcSink(channels, VmcNames.load("arkit"),
+                      VmcOptions(UdpTarget("127.0.0.1", rx.port), send_head=False))  # fmt: skip
+        plain.send(0, np.zeros(52, np.float32), 0.0)
+        off.send(0, np.ones(55, np.float32), 0.0)
+        plain.close()
+        off.close()
+        frames = rx.wait_frames(2)
+    assert len(frames) == 2 and all(not f.bones for f in frames)

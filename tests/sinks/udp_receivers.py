@@ -29,6 +29,8 @@ class VmcFrame:
     t: float
     ok: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    bones: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """``/VMC/Ext/Bone/Pos``: bone name -> (px, py, pz, qx, qy, qz, qw)."""
 
 
 class VmcReceiver:
@@ -39,12 +41,14 @@ class VmcReceiver:
         self._pending: dict[str, float] = {}
         self._ok: list[int] = []
         self._times: list[float] = []
+        self._bones: dict[str, tuple[float, ...]] = {}
         self._lock = threading.Lock()
         dispatcher = Dispatcher()
         dispatcher.map("/VMC/Ext/Blend/Val", self._val)
         dispatcher.map("/VMC/Ext/Blend/Apply", self._apply)
         dispatcher.map("/VMC/Ext/OK", self._okmsg)
         dispatcher.map("/VMC/Ext/T", self._time)
+        dispatcher.map("/VMC/Ext/Bone/Pos", self._bone)
         dispatcher.set_default_handler(self._other)
         self.server = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
         self.port = int(self.server.server_address[1])
@@ -57,10 +61,23 @@ class VmcReceiver:
             return
         self._pending[name] = value
 
+    def _bone(self, address: str, *args: Any) -> None:
+        name, *pose = args
+        if (
+            not isinstance(name, str)
+            or len(pose) != 7
+            or not all(isinstance(v, float) for v in pose)
+        ):
+            self.unknown.append(f"{address} {args!r}")
+            return
+        self._bones[name] = tuple(pose)
+
     def _apply(self, address: str, *args: Any) -> None:
         with self._lock:
-            self.frames.append(VmcFrame(self._pending, time.monotonic(), self._ok, self._times))
-        self._pending, self._ok, self._times = {}, [], []
+            self.frames.append(
+                VmcFrame(self._pending, time.monotonic(), self._ok, self._times, self._bones)
+            )
+        self._pending, self._ok, self._times, self._bones = {}, [], [], {}
 
     def _okmsg(self, address: str, *args: Any) -> None:
         self._ok.append(int(args[0]))

@@ -140,6 +140,59 @@ def test_microphone_streams_and_the_face_moves(page, tmp_path: Path) -> None:
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
 
+def test_head_gaze_and_blinks_move_the_2d_face(page) -> None:
+    """With ``arkit-head`` the stream carries the head pose, and the face turns, nods
+    and tilts with it; the eyes follow eyeLook* and close with eyeBlink*."""
+    page.evaluate("window.a2fDemo.resume()")
+    page.select_option("#profile", "arkit-head")
+    page.click("#mic")
+    page.wait_for_function(
+        "window.a2fDemo.ready && window.a2fDemo.ready.profile === 'arkit-head'"
+        " && window.a2fDemo.framesReceived >= 90",
+        timeout=20_000,
+    )
+    assert page.evaluate("window.a2fDemo.ready.names.slice(52)") == [
+        "headYaw", "headPitch", "headRoll"
+    ]  # fmt: skip
+    yaw, look = page.evaluate(
+        "() => [window.a2fDemo.series('headYaw'), window.a2fDemo.series('eyeLookOutLeft')]"
+    )
+    page.evaluate("window.a2fDemo.stop()")
+    yaw = np.array(yaw, dtype=float)
+    assert np.ptp(yaw) > 0.5, yaw  # the voice moves the head (degrees)
+    assert np.array(look, dtype=float).max() > 0  # and the eyes
+    # Two received frames far apart in yaw draw different faces ...
+    assert page.evaluate(f"window.a2fDemo.renderFrame({int(np.argmin(yaw))})")
+    left = face_pixels(page)
+    assert page.evaluate(f"window.a2fDemo.renderFrame({int(np.argmax(yaw))})")
+    assert np.any(left != face_pixels(page), axis=-1).mean() > 0.01
+    # ... and each channel moves the face the way it says.
+    rest = {"jawOpen": 0.2}
+
+    def drawn(values: dict) -> np.ndarray:
+        page.evaluate("(v) => window.a2fDemo.renderValues(v)", {**rest, **values})
+        return face_pixels(page)
+
+    def centre_x(px: np.ndarray) -> float:
+        cols = np.flatnonzero(px[..., 3].max(axis=0) > 0)
+        return (cols[0] + cols[-1]) / 2
+
+    still = drawn({})
+    turned = drawn({"headYaw": 20.0})  # to the avatar's left: the mirror's left
+    assert centre_x(turned) < centre_x(still) - 5
+    raised = drawn({"headPitch": 20.0})  # chin up: the features move up
+    eyes = (slice(120, 200), slice(110, 310))
+    assert np.any(raised[eyes] != still[eyes], axis=-1).mean() > 0.05
+    tilted = drawn({"headRoll": 15.0})
+    assert np.any(tilted != still, axis=-1).mean() > 0.05
+    looking = drawn({"eyeLookOutLeft": 1.0, "eyeLookInRight": 1.0})
+    assert np.any(looking[eyes] != still[eyes], axis=-1).mean() > 0.01
+    closed = drawn({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    assert np.any(closed[eyes] != still[eyes], axis=-1).mean() > 0.02
+    page.evaluate("window.a2fDemo.resume()")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
 def test_vrm_libraries_load_from_the_service(page) -> None:
     """The vendored three.js and three-vrm resolve through the page's import map."""
     loaded = page.evaluate(
@@ -266,4 +319,41 @@ def test_a_vrm_avatar_is_driven_by_the_vrm_profile(page, tmp_path: Path) -> None
     # the jaw opens on speech: the "aa" morph target follows (it starts at 0)
     page.wait_for_function("window.a2fDemo.vrmInfluences().face[0] > 0.1", timeout=15_000)
     page.evaluate("window.a2fDemo.stop()")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_a_vrm_avatar_turns_its_head_with_vrm_head(page, tmp_path: Path) -> None:
+    """With ``vrm-head`` the avatar's head bone follows the voice's head pose."""
+    page.evaluate("window.a2fDemo.resume()")
+    page.set_input_files("#vrm-file", str(minimal_vrm(tmp_path / "triangle.vrm")))
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('expressions')", timeout=10_000
+    )
+    page.select_option("#profile", "vrm-head")
+    page.click("#mic")
+    page.wait_for_function(
+        "window.a2fDemo.ready && window.a2fDemo.ready.profile === 'vrm-head'"
+        " && window.a2fDemo.framesReceived >= 60",
+        timeout=20_000,
+    )
+    poses = []
+    for _ in range(5):
+        page.wait_for_timeout(150)
+        poses.append(page.evaluate("window.a2fDemo.vrmPose().head"))
+    page.evaluate("window.a2fDemo.stop()")
+    quats = np.array(poses, dtype=float)
+    assert np.allclose(np.linalg.norm(quats, axis=1), 1.0, atol=1e-5)
+    assert np.abs(quats[:, :3]).max() > 1e-3  # turned away from the rest pose
+    assert np.ptp(quats[:, :3], axis=0).max() > 1e-4  # and moving
+    # The pose is the stream's: a frame's head channels set the bone's rotation.
+    frame = int(page.evaluate("window.a2fDemo.framesReceived")) - 1
+    yaw = page.evaluate(f"window.a2fDemo.channel({frame}, 'headYaw')")
+    assert page.evaluate(f"window.a2fDemo.renderFrame({frame})")
+    x, y, z, w = page.evaluate("window.a2fDemo.vrmPose().head")
+    pitch, roll = (
+        page.evaluate(f"window.a2fDemo.channel({frame}, '{n}')") for n in ("headPitch", "headRoll")
+    )
+    if abs(pitch) < 1 and abs(roll) < 1:  # then the rotation is nearly about y alone
+        assert np.degrees(2 * np.arctan2(y, w)) == pytest.approx(yaw, abs=1.0)
+    page.evaluate("window.a2fDemo.resume()")
     assert not page.errors, page.errors  # type: ignore[attr-defined]

@@ -1,7 +1,9 @@
 """CSV in the column layout of Epic's Live Link Face app.
 
 Columns: ``Timecode, BlendShapeCount``, the 52 ARKit shapes in Live Link Face's order
-and PascalCase spelling, then 9 head and eye rotation columns (written as 0).
+and PascalCase spelling, then 9 head and eye rotation columns. The head columns carry
+the profile's ``headYaw``/``headPitch``/``headRoll`` (profile ``arkit-head``) as
+:func:`livelink_head` converts them; otherwise, and for the eyes, they are 0.
 """
 
 from __future__ import annotations
@@ -30,6 +32,27 @@ LIVELINK_EXTRA: tuple[str, ...] = (
     "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
     "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
 )  # fmt: skip
+HEAD_CHANNELS: tuple[str, str, str] = ("headYaw", "headPitch", "headRoll")
+"""The head pose channels of a profile (degrees; see ``postprocess/head.py``)."""
+_HEAD_SIGNS = np.array([1.0, -1.0, -1.0], np.float32)
+
+
+def head_columns(names: tuple[str, ...]) -> np.ndarray | None:
+    """Columns of ``headYaw``, ``headPitch``, ``headRoll`` among ``names`` (``None``
+    when the profile has no head pose)."""
+    index = {name: i for i, name in enumerate(names)}
+    if not all(name in index for name in HEAD_CHANNELS):
+        return None
+    return np.array([index[name] for name in HEAD_CHANNELS], np.intp)
+
+
+def livelink_head(pose_deg: np.ndarray) -> np.ndarray:
+    """Our head pose ``[..., 3]`` (yaw, pitch, roll in degrees: yaw > 0 turns to the
+    avatar's left, pitch > 0 lifts the chin, roll > 0 tilts to the left shoulder) as
+    Live Link Face's ``HeadYaw``, ``HeadPitch``, ``HeadRoll``: radians, in the
+    axes of ARKit's face anchor (x to the face's left, y up, z out of the face), so a
+    positive pitch looks down and a positive roll tilts to the right shoulder."""
+    return np.radians(np.asarray(pose_deg, np.float32)) * _HEAD_SIGNS
 
 
 def _timecode(frame: int, fps: float) -> str:
@@ -62,17 +85,22 @@ def write_livelink_csv(path: Path, batch: FrameBatch) -> None:
     by_key = {name.lower(): i for i, name in enumerate(batch.names)}
     columns = [by_key.get(shape.lower()) for shape in LIVELINK_SHAPES]
     n = len(batch)
-    out = np.zeros((n, len(LIVELINK_SHAPES)), dtype=np.float32)
+    out = np.zeros((n, len(LIVELINK_SHAPES) + len(LIVELINK_EXTRA)), dtype=np.float32)
     for j, col in enumerate(columns):
         if col is not None:
             out[:, j] = batch.values[:, col]
+    head = head_columns(batch.names)
+    if head is not None:
+        out[:, len(LIVELINK_SHAPES) : len(LIVELINK_SHAPES) + 3] = livelink_head(
+            batch.values[:, head]
+        )
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["Timecode", "BlendShapeCount", *LIVELINK_SHAPES, *LIVELINK_EXTRA])
         count = len(LIVELINK_SHAPES) + len(LIVELINK_EXTRA)
         for i in range(n):
-            row = [f"{v:.6f}" for v in out[i]]
-            extra = ["0"] * len(LIVELINK_EXTRA)
+            row = [f"{v:.6f}" for v in out[i, : len(LIVELINK_SHAPES)]]
+            extra = [f"{v:.6f}" if v else "0" for v in out[i, len(LIVELINK_SHAPES) :]]
             writer.writerow([_timecode(batch.first_frame + i, batch.fps), count, *row, *extra])
 
 

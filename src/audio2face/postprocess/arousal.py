@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from pydantic import Field
@@ -31,9 +30,9 @@ from audio2face.postprocess.base import (
     FeatureStep,
     StepContext,
     StepOptions,
-    as_float32,
     channel_indices,
 )
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, clip, key_state
 from audio2face.types import FloatArray
 
 DEFAULT_PREFIXES = ("jaw", "mouth", "brow")
@@ -56,22 +55,16 @@ class ArousalOptions(StepOptions):
     weights: tuple[float, float, float] = (0.4, 0.35, 0.25)  # loudness, pitch range, rate
 
 
-@dataclass(slots=True)
-class ArousalState:
-    """Running statistics of one stream."""
-
-    level_short: float = 0.0
-    level_long: float = 0.0
-    seen: bool = False
-    voiced: int = 0
-    st_mean: float = 0.0
-    st_var: float = 0.0
-    rate: float = 0.0
-    arousal: float = 0.0
+# State columns after the key: syllable rate, short and long voiced level, voiced
+# frames so far, pitch mean and variance (semitones), the estimate.
+_RATE, _SHORT, _LONG, _VOICED, _ST_MEAN, _ST_VAR, _AROUSAL = range(KEY_SLOTS, KEY_SLOTS + 7)
+_SIZE = KEY_SLOTS + 7
 
 
-def _unit(v: float, lo: float, hi: float) -> float:
-    return 0.0 if hi <= lo else min(1.0, max(0.0, (v - lo) / (hi - lo)))
+def _unit(v: Array, lo: float, hi: float) -> Array:
+    if hi <= lo:
+        return np.zeros_like(v)
+    return clip((v - lo) / (hi - lo), 0.0, 1.0)
 
 
 class Arousal(FeatureStep):
@@ -94,54 +87,75 @@ class Arousal(FeatureStep):
         self._a_short = 1.0 - math.exp(-dt / options.short_s)
         self._a_long = 1.0 - math.exp(-dt / options.long_s)
         self._a_smooth = 1.0 - math.exp(-dt / options.smoothing_s)
-        self._fps = env.fps
+        self.fps = env.fps
 
-    def new_state(self, rng: np.random.Generator) -> ArousalState:
-        return ArousalState()
+    @property
+    def state_size(self) -> int:
+        return _SIZE
 
-    def estimate(self, ctx: StepContext) -> FloatArray:
-        """The arousal of each frame of ``ctx.prosody`` (updates the stream's state)."""
-        o, st, p = self.options, ctx.state, ctx.prosody
-        if p is None:
+    def state_from_key(self, key: int) -> Array:
+        return key_state(key, _SIZE)
+
+    def estimate(self, ctx: StepContext) -> Array:
+        """The arousal of each frame of ``ctx.prosody`` for one stream (updates
+        ``ctx.state``; for tests and benchmarks)."""
+        if ctx.prosody is None:
             return np.zeros(0, np.float32)
-        n = len(p)
-        out = np.empty(n, np.float32)
-        w = o.weights
-        total = sum(w) or 1.0
-        for k in range(n):
-            # The moving average of an impulse train (fps per nucleus) is its rate.
-            impulse = self._fps if p.nucleus[k] > 0 else 0.0
-            st.rate += self._a_short * (impulse - st.rate)
-            target = 0.0
-            if p.voiced[k]:
-                level = float(p.rms_db[k])
-                st.voiced += 1
-                st.seen = True
-                # A plain mean until the average has its full length, so the first
-                # seconds are not compared against the first syllable alone.
-                warm = 1.0 / st.voiced
-                st.level_short += max(self._a_short, warm) * (level - st.level_short)
-                st.level_long += max(self._a_long, warm) * (level - st.level_long)
-                semis = 12.0 * math.log2(max(float(p.f0_hz[k]), 1.0))
-                if st.st_mean == 0.0:
-                    st.st_mean = semis
-                d = semis - st.st_mean
-                st.st_mean += self._a_short * d
-                st.st_var += self._a_short * (d * d - st.st_var)
-            if p.speaking[k] and st.seen:
-                loud = _unit(st.level_short - st.level_long, 0.0, o.loudness_db)
-                spread = _unit(math.sqrt(st.st_var), o.calm_range_st, o.excited_range_st)
-                rate = _unit(st.rate, o.calm_rate, o.excited_rate)
-                target = (w[0] * loud + w[1] * spread + w[2] * rate) / total
-            st.arousal += self._a_smooth * (target - st.arousal)
-            out[k] = st.arousal
+        batch = Batch.of(
+            [len(ctx.prosody)], [ctx.frame_index], self.fps, ctx.prosody, [ctx.options]
+        )
+        states = np.array(ctx.state, dtype=np.float64)[None, :]
+        out = self._estimate(batch, states)
+        ctx.state = states[0]
         return out
 
-    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
-        x = as_float32(frames, len(self.output_names), step=self.type_name)
-        out = x.copy()
-        if ctx.prosody is None or out.shape[0] == 0 or self._cols.size == 0:
+    def _estimate(self, b: Batch, states: Array) -> Array:
+        o, p = self.options, b.prosody
+        assert p is not None
+        w = o.weights
+        total = sum(w) or 1.0
+        a_short, a_long = self._a_short, self._a_long
+        # The moving average of an impulse train (fps per nucleus) is its rate.
+        impulse = (p.nucleus > 0) * self.fps
+        level = p.rms_db.astype(np.float64)
+        semis = 12.0 * np.log2(np.maximum(p.f0_hz.astype(np.float64), 1.0))
+        out = np.empty(b.n_rows, np.float32)
+        for sel, rows in b.slots:
+            st = states if sel is None else states[sel]
+            st[:, _RATE] += a_short * (impulse[rows] - st[:, _RATE])
+            v = p.voiced[rows]
+            voiced = st[:, _VOICED] + v
+            # A plain mean until the average has its full length, so the first
+            # seconds are not compared against the first syllable alone.
+            warm = 1.0 / np.maximum(voiced, 1.0)
+            lv = level[rows]
+            short = st[:, _SHORT] + np.maximum(a_short, warm) * (lv - st[:, _SHORT])
+            long = st[:, _LONG] + np.maximum(a_long, warm) * (lv - st[:, _LONG])
+            sm = semis[rows]
+            mean = np.where(st[:, _ST_MEAN] == 0.0, sm, st[:, _ST_MEAN])
+            d = sm - mean
+            st[:, _SHORT] = np.where(v, short, st[:, _SHORT])
+            st[:, _LONG] = np.where(v, long, st[:, _LONG])
+            st[:, _ST_MEAN] = np.where(v, mean + a_short * d, st[:, _ST_MEAN])
+            st[:, _ST_VAR] = np.where(
+                v, st[:, _ST_VAR] + a_short * (d * d - st[:, _ST_VAR]), st[:, _ST_VAR]
+            )
+            st[:, _VOICED] = voiced
+            loud = _unit(st[:, _SHORT] - st[:, _LONG], 0.0, o.loudness_db)
+            spread = _unit(np.sqrt(st[:, _ST_VAR]), o.calm_range_st, o.excited_range_st)
+            rate = _unit(st[:, _RATE], o.calm_rate, o.excited_rate)
+            target = (w[0] * loud + w[1] * spread + w[2] * rate) / total
+            target = np.where(p.speaking[rows] & (voiced > 0), target, 0.0)
+            st[:, _AROUSAL] += self._a_smooth * (target - st[:, _AROUSAL])
+            out[rows] = st[:, _AROUSAL]
+            if sel is not None:
+                states[sel] = st
+        return out
+
+    def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
+        out = frames.copy()
+        if batch.prosody is None or out.shape[0] == 0 or self._cols.size == 0:
             return out
-        gain = 1.0 + self.options.widen * self.estimate(ctx)
+        gain = 1.0 + self.options.widen * self._estimate(batch, states)
         out[:, self._cols] = out[:, self._cols] * gain[:, None]
         return out

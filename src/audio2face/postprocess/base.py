@@ -24,6 +24,7 @@ from audio2face.types import FloatArray
 
 if TYPE_CHECKING:
     from audio2face.audio.prosody import Prosody
+    from audio2face.postprocess.batch import Batch
     from audio2face.postprocess.emotion_keys import EmotionTrack
 
 __all__ = [
@@ -159,9 +160,7 @@ def base_emotion(name: str) -> str:
     return _INTENSITY_SUFFIX.sub("", name)
 
 
-def channel_indices(
-    wanted: Iterable[str], available: Sequence[str], *, step: str
-) -> list[int]:
+def channel_indices(wanted: Iterable[str], available: Sequence[str], *, step: str) -> list[int]:
     """Column indices of ``wanted`` in ``available``.
 
     An exact match wins; otherwise a case-insensitive one, so ``JawOpen`` (UniTalker)
@@ -228,22 +227,72 @@ def as_float32(frames: FloatArray, n_channels: int, *, step: str) -> FloatArray:
 
 
 class FeatureStep:
-    """Mixin of the switchable "alive" steps (head, gaze, blinks, tongue, arousal).
+    """Base of the switchable "alive" steps (head, gaze, blinks, tongue, arousal).
 
     ``feature`` names the switch (:data:`FEATURES`); ``uses_prosody`` tells the chain
-    the step reads voice features. :meth:`bypass` is what a stream that switched the
-    feature off gets: the frames unchanged (steps that add channels override it).
+    the step reads voice features. The work is :meth:`run_batch`, over the new frames
+    of many streams at once (:class:`~audio2face.postprocess.batch.Batch`), with the
+    streams' states as the rows of one float64 matrix; calling the step on one
+    stream's frames (:meth:`__call__`) is a batch of one. :meth:`bypass` is what a
+    stream that switched the feature off gets: the frames unchanged (steps that add
+    channels override :meth:`bypass_rows`).
     """
 
     type_name: ClassVar[str] = ""
     feature: ClassVar[str] = ""
     uses_prosody: ClassVar[bool] = True
     output_names: tuple[str, ...]
+    fps: float
 
     @property
     def emotions(self) -> frozenset[str]:
         return frozenset()
 
-    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+    @property
+    def n_inputs(self) -> int:
+        """Input channels (the output's, unless the step appends some)."""
+        return len(self.output_names)
+
+    def active(self, options: StreamOptions) -> bool:
+        """Whether a stream with ``options`` runs this step (else :meth:`bypass_rows`)."""
+        return self.feature not in options.off
+
+    @property
+    def state_size(self) -> int:
+        """Length of a stream's state row."""
+        raise NotImplementedError
+
+    def new_state(self, rng: np.random.Generator) -> Any:
+        """A stream's fresh state row, its random key drawn from ``rng``."""
+        return self.state_from_key(int(rng.integers(0, 2**63)))
+
+    def state_from_key(self, key: int) -> Any:
+        """A stream's fresh state row with the 63-bit random ``key`` (columns 0 and 1)."""
+        raise NotImplementedError
+
+    def run_batch(self, frames: FloatArray, batch: Batch, states: Any) -> FloatArray:
+        """New frames for the rows of ``batch``; ``states`` (one row per stream) are
+        advanced in place. ``frames`` is float32 ``[rows, n_inputs]``, not modified."""
+        raise NotImplementedError
+
+    def bypass_rows(self, frames: FloatArray) -> FloatArray:
         """The frames as they are (a copy), for streams with this feature off."""
-        return as_float32(frames, len(self.output_names), step=self.type_name).copy()
+        return frames.copy()
+
+    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        return self.bypass_rows(as_float32(frames, self.n_inputs, step=self.type_name))
+
+    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        """One stream's frames: a batch of one (``ctx.state`` is replaced)."""
+        from audio2face.postprocess.batch import Batch
+
+        x = as_float32(frames, self.n_inputs, step=self.type_name)
+        if not self.active(ctx.options):
+            return self.bypass_rows(x)
+        batch = Batch.of(
+            [x.shape[0]], [ctx.frame_index], self.fps, ctx.prosody, [ctx.options], ctx.shared
+        )
+        states = np.array(ctx.state, dtype=np.float64)[None, :]
+        out = self.run_batch(x, batch, states)
+        ctx.state = states[0]
+        return out

@@ -23,7 +23,8 @@
   (170-280 ms), each drawn per blink; some blinks are incomplete (peak
   ``min_peak``..1).
 
-The step writes the blink channels (``names``) whole (``combine = "replace"``), so a
+Random choices come from the stream's counter-based generator, keyed by the frame, so
+they do not depend on chunking or batching. The step writes the blink channels (``names``) whole (``combine = "replace"``), so a
 profile can keep the original's ``custom_blink`` before it as the fallback when a
 stream switches ``blinks`` off; ``combine = "max"`` keeps the input's lid values
 (squints, an engine's own blinks) where they are larger.
@@ -33,22 +34,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from audio2face.postprocess.base import (
-    BindEnv,
-    FeatureStep,
-    StepContext,
-    StepOptions,
-    as_float32,
-    channel_indices,
-)
+from audio2face.postprocess.base import BindEnv, FeatureStep, StepOptions, channel_indices
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, clip, key_state, keys_of, uniforms
 from audio2face.postprocess.gaze import SACCADES
 from audio2face.types import FloatArray
+
+# State columns after the key: last onset time, recent rate of triggered blinks (per
+# second), frames seen, then N_TRIGGERS scheduled onset times (inf: free), then
+# N_BLINKS blinks (onset, close, hold, open, peak; peak 0: none).
+_LAST, _RATE, _SEEN = KEY_SLOTS, KEY_SLOTS + 1, KEY_SLOTS + 2
+N_TRIGGERS = 4
+N_BLINKS = 2
+_TRIG = slice(KEY_SLOTS + 3, KEY_SLOTS + 3 + N_TRIGGERS)
+_BLINK = KEY_SLOTS + 3 + N_TRIGGERS
+_SIZE = _BLINK + 5 * N_BLINKS
 
 
 class NaturalBlinkOptions(StepOptions):
@@ -82,46 +86,17 @@ class NaturalBlinkOptions(StepOptions):
         return self
 
 
-@dataclass(slots=True)
-class Blink:
-    """One blink: onset time and its drawn kinematics (seconds)."""
-
-    t0: float
-    close: float
-    hold: float
-    open: float
-    peak: float
-
-    @property
-    def end(self) -> float:
-        return self.t0 + self.close + self.hold + self.open
-
-    def at(self, t: float) -> float:
-        u = t - self.t0
-        if u < 0.0 or u >= self.close + self.hold + self.open:
-            return 0.0
-        if u < self.close:
-            v = u / self.close
-            return self.peak * v * v * (3.0 - 2.0 * v)  # accelerating close, soft stop
-        u -= self.close
-        if u < self.hold:
-            return self.peak
-        v = (u - self.hold) / self.open
-        return self.peak * (1.0 - v) ** 2  # fast start, long tail, as lids open
-
-
-@dataclass(slots=True)
-class BlinkState:
-    """Per stream: per-frame and per-event generators, blinks playing or scheduled."""
-
-    frames: np.random.Generator
-    events: np.random.Generator
-    blinks: list[Blink] = field(default_factory=list)
-    triggers: list[float] = field(default_factory=list)  # scheduled onset times
-    last_onset: float = -1e9
-    triggered_rate: float = 0.0  # recent rate of triggered blinks, per second
-    seen: int = 0  # frames so far
-    onsets: list[float] = field(default_factory=list)  # recent history, for tests and benches
+def lid_at(t: Array, blinks: Array) -> Array:
+    """Lid closure at times ``t [n]`` of blinks ``[n, k, 5]`` (onset, close, hold, open,
+    peak): an accelerating close with a soft stop, the hold, then a fast start and a
+    long tail as lids open; the largest of the ``k`` blinks."""
+    t0, close, hold, opening, peak = (blinks[..., j] for j in range(5))
+    u = t[:, None] - t0
+    v = clip(u / close, 0.0, 1.0)
+    w = clip((u - close - hold) / opening, 0.0, 1.0)
+    value = np.where(u < close, v * v * (3.0 - 2.0 * v), (1.0 - w) ** 2)
+    live = (u >= 0.0) & (u < close + hold + opening)
+    return (peak * value * live).max(axis=1)
 
 
 class NaturalBlink(FeatureStep):
@@ -138,88 +113,102 @@ class NaturalBlink(FeatureStep):
         )
         self.options = options
         self.fps = env.fps
-        self._r_speak = options.speaking_per_min / 60.0
-        self._r_quiet = options.quiet_per_min / 60.0
+        self._rates = np.array([options.quiet_per_min, options.speaking_per_min]) / 60.0
         self._a_balance = 1.0 - math.exp(-1.0 / (env.fps * options.balance_s))
 
-    def new_state(self, rng: np.random.Generator) -> BlinkState:
-        frames, events = (np.random.default_rng(s) for s in rng.integers(0, 2**63, 2))
-        return BlinkState(frames=frames, events=events)
+    @property
+    def state_size(self) -> int:
+        return _SIZE
 
-    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
-        x = as_float32(frames, len(self.output_names), step=self.type_name)
-        out = x.copy()
+    def state_from_key(self, key: int) -> Array:
+        state = key_state(key, _SIZE)
+        state[_LAST] = -1e9
+        state[_TRIG] = np.inf
+        for j in range(N_BLINKS):  # empty slots: long past, no peak
+            state[_BLINK + 5 * j : _BLINK + 5 * j + 5] = (-1e9, 1.0, 0.0, 1.0, 0.0)
+        return state
+
+    @staticmethod
+    def onsets(state: FloatArray) -> list[float]:
+        """Onset times (s) of the blinks a stream's state still holds (tests, benches)."""
+        blinks = state[_BLINK:].reshape(N_BLINKS, 5)
+        return sorted(float(b[0]) for b in blinks if b[4] > 0)
+
+    def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
+        out = frames.copy()
         n = out.shape[0]
         if n == 0:
             return out
-        o, st, p = self.options, ctx.state, ctx.prosody
+        o, p = self.options, batch.prosody
         dt = 1.0 / self.fps
-        first = ctx.frame_index
-        saccades: dict[int, float] = {}
-        for frame, amp in ctx.shared.get(SACCADES, ()):
-            if first <= frame < first + n:
-                saccades[frame] = max(amp, saccades.get(frame, 0.0))
-        u = st.frames.random(n).tolist()  # one draw per frame, whatever the chunking
-        lid = np.empty(n, np.float32)
-        for k in range(n):
-            frame = first + k
-            t = frame * dt
-            speaking = p is not None and bool(p.speaking[k])
-            chance = 0.0
-            if p is not None:
-                chance = (
-                    o.boundary_p if p.phrase_end[k] else o.start_p if p.phrase_start[k] else 0.0
-                )
-            if chance > 0.0 and st.events.random() < chance:
-                st.triggers.append(t + float(st.events.uniform(*o.boundary_delay_s)))
-            amp = saccades.get(frame)
-            if amp is not None and amp > o.saccade_min_deg:
-                chance = min(o.saccade_max_p, o.saccade_p_per_deg * (amp - o.saccade_min_deg))
-                if st.events.random() < chance:
-                    st.triggers.append(t)
-            ready = t - st.last_onset >= o.refractory_s
-            due = [s for s in st.triggers if s <= t]
-            if due:
-                st.triggers = [s for s in st.triggers if s > t]
-            rate = (self._r_speak if speaking else self._r_quiet) - st.triggered_rate
-            fired = ready and (bool(due) or u[k] < max(rate, 0.0) * dt)
-            if fired:
-                self._start(st, t)
-            # The moving average of an impulse train (fps per blink) is its rate.
-            # A plain mean until the average has its full length.
-            impulse = self.fps if fired and due else 0.0
-            st.seen += 1
-            a = max(self._a_balance, 1.0 / st.seen)
-            st.triggered_rate += a * (impulse - st.triggered_rate)
-            value = 0.0
-            live = []
-            for b in st.blinks:
-                value = max(value, b.at(t))
-                if b.end > t:
-                    live.append(b)
-            st.blinks = live
-            lid[k] = value
-        col = lid[:, None]
+        t_rows = batch.frame * dt
+        # Per frame: the hazard draw, boundary chance and delay, saccade chance, and a
+        # new blink's close, hold, open and peak.
+        u = uniforms(keys_of(states)[batch.owner], batch.frame, 8)
+        boundary = np.full(n, np.inf)
+        speaking = np.zeros(n, np.intp)
+        if p is not None:
+            speaking = p.speaking.astype(np.intp)
+            chance = np.where(p.phrase_end, o.boundary_p, np.where(p.phrase_start, o.start_p, 0.0))
+            lo, hi = o.boundary_delay_s
+            boundary = np.where(u[:, 1] < chance, t_rows + lo + (hi - lo) * u[:, 2], np.inf)
+        after_saccade = np.zeros(n, bool)
+        amp = batch.read(SACCADES)
+        if amp is not None:
+            chance = np.minimum(o.saccade_max_p, o.saccade_p_per_deg * (amp - o.saccade_min_deg))
+            after_saccade = (amp > o.saccade_min_deg) & (u[:, 3] < chance)
+        hazard = self._rates[speaking] * dt
+        lid = np.empty(n)
+        for sel, rows in batch.slots:
+            st = states if sel is None else states[sel]
+            t = t_rows[rows]
+            m = st.shape[0]
+            trig = st[:, _TRIG]
+            # A boundary blink is scheduled in the latest (or a free) trigger slot.
+            new = boundary[rows]
+            slot = np.argmax(trig, axis=1)
+            trig[np.arange(m), slot] = np.where(np.isfinite(new), new, trig[np.arange(m), slot])
+            due_slots = trig <= t[:, None]
+            due = due_slots.any(axis=1) | after_saccade[rows]
+            st[:, _TRIG] = np.where(due_slots, np.inf, trig)
+            ready = t - st[:, _LAST] >= o.refractory_s
+            rate = hazard[rows] - st[:, _RATE] * dt
+            fired = ready & (due | (u[rows, 0] < rate))
+            blinks = st[:, _BLINK:].reshape(m, N_BLINKS, 5)
+            if fired.any():
+                which = np.flatnonzero(fired)
+                ends = blinks[which, :, 0] + blinks[which, :, 1] + blinks[which, :, 2]
+                free = np.argmin(ends + blinks[which, :, 3], axis=1)
+                draw = u[rows[which]]
+                start = np.empty((which.shape[0], 5))
+                start[:, 0] = t[which]
+                start[:, 1] = _between(o.close_s, draw[:, 4])
+                start[:, 2] = _between(o.hold_s, draw[:, 5])
+                start[:, 3] = _between(o.open_s, draw[:, 6])
+                start[:, 4] = o.min_peak + (1.0 - o.min_peak) * draw[:, 7]
+                blinks[which, free] = start
+                st[:, _BLINK:] = blinks.reshape(m, 5 * N_BLINKS)
+                st[:, _LAST] = np.where(fired, t, st[:, _LAST])
+            # The moving average of an impulse train (fps per blink) is its rate; a
+            # plain mean until the average has its full length.
+            seen = st[:, _SEEN] + 1.0
+            a = np.maximum(self._a_balance, 1.0 / seen)
+            st[:, _RATE] += a * ((fired & due) * self.fps - st[:, _RATE])
+            st[:, _SEEN] = seen
+            lid[rows] = lid_at(t, blinks)
+            if sel is not None:
+                states[sel] = st
+        col = lid.astype(np.float32)[:, None]
         if o.combine == "replace":
             out[:, self._cols] = col
         else:
             out[:, self._cols] = np.maximum(out[:, self._cols], col)
         return out
 
-    def _start(self, st: BlinkState, t: float) -> None:
-        o, r = self.options, st.events
-        st.blinks.append(
-            Blink(
-                t0=t,
-                close=float(r.uniform(*o.close_s)),
-                hold=float(r.uniform(*o.hold_s)),
-                open=float(r.uniform(*o.open_s)),
-                peak=float(r.uniform(o.min_peak, 1.0)),
-            )
-        )
-        st.last_onset = t
-        st.onsets.append(t)
-        del st.onsets[:-256]
+
+def _between(bounds: tuple[float, float], u: Array) -> Array:
+    lo, hi = bounds
+    return lo + (hi - lo) * u
 
 
 def blink_rate_per_min(onsets: Sequence[float], seconds: float) -> float:

@@ -14,16 +14,24 @@ Voice features: ``stream(values, emotion, prosody)`` hands each step the
 :class:`~audio2face.audio.prosody.Prosody` of exactly these frames (``None`` when the
 caller has no audio). Steps of a switchable feature (head, gaze, blinks, tongue,
 arousal, emotion) are bypassed for a stream whose :class:`StreamOptions` turn it off.
+
+Many streams: :meth:`Chain.run_many` runs the new frames of several streams of the
+chain together. The alive steps then work on all their rows at once
+(:mod:`~audio2face.postprocess.batch`), row-wise steps (clip, scale, threshold) run
+once, and the others stream by stream. A stream's output is the same whether it runs
+alone or in any batch (a single stream's call is a batch of one).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from audio2face.errors import UnknownNameError
 from audio2face.postprocess.base import (
@@ -34,6 +42,7 @@ from audio2face.postprocess.base import (
     StreamOptions,
     base_emotion,
 )
+from audio2face.postprocess.batch import Batch
 from audio2face.postprocess.emotion_keys import DEFAULT_RAMP_S, EmotionKey, EmotionTrack
 from audio2face.types import FloatArray
 
@@ -43,6 +52,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["Chain", "ChainStream"]
+
+ROWWISE_STEPS = frozenset({"blendshape_clip", "scale", "blendshape_threshold", "unitalker_clip"})
+"""Step types whose output row depends only on the input row (elementwise, no state,
+no emotion): a batch runs them once over every stream's rows."""
 
 MAX_WARNED_EMOTIONS = 256
 """Distinct unknown emotion names warned about per chain; later ones go unlogged."""
@@ -75,6 +88,23 @@ class Chain:
         """The switchable features this chain's steps provide."""
         self.needs_prosody: bool = any(getattr(s, "uses_prosody", False) for s in self.steps)
         """Whether any step reads voice features (a caller without audio may skip them)."""
+        self._kinds = [
+            "batch" if isinstance(s, FeatureStep)
+            else "rowwise" if getattr(s, "type_name", "") in ROWWISE_STEPS
+            else "stream"
+            for s in self.steps
+        ]  # fmt: skip
+        # Every alive step's state of a stream lives in one float64 row, step after
+        # step, so a batch gathers and scatters the streams' states once.
+        self._slices: list[slice | None] = []
+        width = 0
+        for step in self.steps:
+            if isinstance(step, FeatureStep):
+                self._slices.append(slice(width, width + step.state_size))
+                width += step.state_size
+            else:
+                self._slices.append(None)
+        self._rowwise_ctx = StepContext(0, None, None)
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -104,6 +134,93 @@ class Chain:
                 ", ".join(sorted(self.emotions)) or "(none)",
             )
         return None
+
+    def run_many(
+        self,
+        streams: Sequence[ChainStream],
+        values: FloatArray,
+        counts: Sequence[int],
+        emotions: Sequence[str | None],
+        prosody: Prosody | None = None,
+    ) -> FloatArray:
+        """The next ``counts[i]`` frames of each of ``streams`` (streams of this chain,
+        each at most once), whose rows are ``values`` stream after stream; returns the
+        output rows in the same order. ``emotions[i]`` applies to stream ``i``'s frames;
+        ``prosody``, when given, covers exactly these rows (as
+        :meth:`~audio2face.audio.prosody.ProsodyTracker.take_rows` gives them)."""
+        x = np.asarray(values, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != len(self.input_names):
+            raise ValueError(
+                f"expected frames of shape [n, {len(self.input_names)}], got {x.shape}"
+            )
+        if x.shape[0] != sum(counts) or (prosody is not None and len(prosody) != x.shape[0]):
+            raise ValueError("the frame counts, the frames and the prosody do not match")
+        firsts = [s._frame for s in streams]
+        batch: Batch | None = None
+        alive: FloatArray | None = None
+        starts: list[int] = []
+        for j, step in enumerate(self.steps):
+            kind = self._kinds[j]
+            if kind == "rowwise":
+                x = step(x, self._rowwise_ctx)
+                continue
+            if kind == "batch":
+                if batch is None or alive is None:
+                    batch = Batch.of(
+                        counts, firsts, self.fps, prosody, [s.options for s in streams]
+                    )
+                    alive = np.array([s._alive for s in streams])
+                x = self._run_feature(j, cast(FeatureStep, step), streams, x, batch, alive)
+                continue
+            if not starts:
+                starts = [0, *itertools.accumulate(counts)]
+            pieces = []
+            for i, stream in enumerate(streams):
+                run, ctx = stream._runs[j]
+                ctx.frame_index = firsts[i]
+                ctx.emotion = self.resolve_emotion(emotions[i])
+                ctx.emotion_track = stream._track
+                pieces.append(run(x[starts[i] : starts[i + 1]], ctx))
+            x = np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
+        if alive is not None:
+            for stream, row in zip(streams, alive, strict=True):
+                stream._alive = row
+        for stream, n in zip(streams, counts, strict=True):
+            stream._frame += n
+            if stream._track is not None:
+                stream._track.forget_before(stream._frame / self.fps)
+        if batch is not None and len(streams) == 1:
+            streams[0].events = batch.shared
+        return x
+
+    def _run_feature(
+        self,
+        j: int,
+        step: FeatureStep,
+        streams: Sequence[ChainStream],
+        x: FloatArray,
+        b: Batch,
+        alive: FloatArray,
+    ) -> FloatArray:
+        """Step ``j`` (a vectorised feature step) over the batch, on its columns of the
+        streams' states (``alive``, updated in place); streams that switched its
+        feature off get its bypass."""
+        cols = self._slices[j]
+        active = [s._active[j] for s in streams]
+        if all(active):
+            return step.run_batch(x, b, alive[:, cols])
+        if not any(active):
+            return step.bypass_rows(x)
+        on = np.flatnonzero(active)
+        sub, rows = b.subset(on)
+        states = alive[on, cols]
+        y_on = step.run_batch(x[rows], sub, states)
+        alive[on, cols] = states
+        y = np.empty((x.shape[0], len(step.output_names)), np.float32)
+        y[rows] = y_on
+        off_rows = np.setdiff1d(np.arange(x.shape[0]), rows, assume_unique=True)
+        y[off_rows] = step.bypass_rows(x[off_rows])
+        return y
 
     def __repr__(self) -> str:
         kinds = ", ".join(type(s).__name__ for s in self.steps)
@@ -135,21 +252,35 @@ class ChainStream:
         alive = [isinstance(step, FeatureStep) for step in self.chain.steps]
         classic = iter(root.spawn(alive.count(False)))
         extra = iter(root.spawn(alive.count(True)))
-        self._states = [
-            step.new_state(np.random.default_rng(next(extra) if is_alive else next(classic)))
-            for step, is_alive in zip(self.chain.steps, alive, strict=True)
+        # An alive step's randomness is a counter-based hash of its key: the key comes
+        # straight from the seed sequence (a generator per step would cost more than
+        # the rest of a stream's set-up).
+        self._states: list[Any] = [
+            step.state_from_key(int(next(extra).generate_state(1, np.uint64)[0]) >> 1)
+            if isinstance(step, FeatureStep)
+            else step.new_state(np.random.default_rng(next(classic)))
+            for step in self.chain.steps
         ]
+        rows = [st for st, is_alive in zip(self._states, alive, strict=True) if is_alive]
+        self._alive: npt.NDArray[np.float64] = np.concatenate(rows) if rows else np.zeros(0)
+        """The alive steps' states, one after the other (see ``Chain._slices``)."""
         self._frame = 0
-        self._shared: dict[str, Any] = {}
         self._track: EmotionTrack | None = None
-        # Per step, once: the callable this stream runs (the step, or its bypass when
-        # the stream switched the step's feature off) and a context updated per call.
+        self.events: dict[str, Any] = {}
+        """What the steps passed on in the last single-stream call (the gaze step's
+        saccade amplitudes per frame: ``events["saccade_deg"]``), for benchmarks."""
+        # Per step, once: whether this stream runs it (a switched-off feature is
+        # bypassed), and for the per-stream steps the callable and a context.
         off = self.options.off
+        self._active = [
+            step.active(self.options) if isinstance(step, FeatureStep) else True
+            for step in self.chain.steps
+        ]
         self._runs: list[tuple[Any, StepContext]] = []
         for step, state in zip(self.chain.steps, self._states, strict=True):
             feature = getattr(step, "feature", None)
             bypass = getattr(step, "bypass", None) if feature and feature in off else None
-            ctx = StepContext(0, None, state, None, self.options, self._shared, None)
+            ctx = StepContext(0, None, state, None, self.options, {}, None)
             self._runs.append((bypass if bypass is not None else step, ctx))
 
     @property
@@ -193,14 +324,4 @@ class ChainStream:
                 f"prosody covers frames {prosody.first_frame}..+{len(prosody)}, but these "
                 f"frames are {self._frame}..+{n}; take the tracker's frames in step with the chain"
             )
-        emo = self.chain.resolve_emotion(emotion)
-        for run, ctx in self._runs:
-            ctx.frame_index = self._frame
-            ctx.emotion = emo
-            ctx.prosody = prosody
-            ctx.emotion_track = self._track
-            x = run(x, ctx)
-        self._frame += n
-        if self._track is not None:
-            self._track.forget_before(self._frame / self.chain.fps)
-        return x
+        return self.chain.run_many([self], x, [n], [emotion], prosody)

@@ -33,15 +33,16 @@ The eyes hold a fixation, then make a saccade to the next target, then fix again
 Modes (``mode``, overridable per stream): ``camera`` as above; ``idle`` looks about
 the room, at the viewer only ``idle_at_share`` of the time; ``off`` leaves the
 input's eye channels as they are. Without prosody the eyes behave as a listener's.
-Saccades are published in the stream's shared events (``"saccades"``: (frame,
-amplitude)) for the blink step, which blinks more after large ones.
+Saccades are published for the blink step, which blinks more after large ones: the
+batch's ``"saccade_deg"`` array holds, per frame, the largest saccade starting there
+(0: none). Random choices come from the stream's counter-based generator, keyed by the
+saccade's number (and by the frame for the glance at a phrase start).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -50,10 +51,19 @@ from pydantic import Field
 from audio2face.postprocess.base import (
     BindEnv,
     FeatureStep,
-    StepContext,
     StepOptions,
-    as_float32,
+    StreamOptions,
     channel_indices,
+)
+from audio2face.postprocess.batch import (
+    KEY_SLOTS,
+    Array,
+    Batch,
+    clip,
+    key_state,
+    keys_of,
+    normals,
+    uniforms,
 )
 from audio2face.types import FloatArray
 
@@ -62,7 +72,16 @@ ARKIT_EYES = (
     "eyeLookOutRight", "eyeLookInRight", "eyeLookUpRight", "eyeLookDownRight",
 )  # fmt: skip
 VRM_EYES = ("lookLeft", "lookRight", "lookUp", "lookDown")
-SACCADES = "saccades"  # key of the shared event list
+SACCADES = "saccade_deg"  # name of the per-frame saccade amplitudes in the batch
+
+# State columns after the key: where the eyes are, at the viewer or not, the next
+# saccade's time, the current saccade (start, duration, from, to; start < 0: none),
+# a pending glance away (phrase start), saccades so far (the generator's counter).
+(_YAW, _PITCH, _AT, _NEXT, _T0, _DUR, _FROM_Y, _FROM_P, _TO_Y, _TO_P, _PENDING, _COUNT) = range(
+    KEY_SLOTS, KEY_SLOTS + 12
+)
+_SIZE = KEY_SLOTS + 12
+_PHRASE = np.uint64(0x5EED_0F_A7E)  # key offset of the per-frame phrase-start draws
 
 
 class GazeOptions(StepOptions):
@@ -85,22 +104,6 @@ class GazeOptions(StepOptions):
     range_deg: tuple[float, float, float] = (30.0, 20.0, 25.0)  # sideways, up, down at 1.0
 
 
-@dataclass(slots=True)
-class GazeState:
-    """Per stream: the generator, where the eyes are and where they go next."""
-
-    rng: np.random.Generator
-    yaw: float = 0.0
-    pitch: float = 0.0
-    at_viewer: bool = True
-    next_t: float = 0.0  # time of the next saccade (s)
-    sac_t0: float = -1.0  # start of the current saccade (-1: none)
-    sac_dur: float = 0.0
-    sac_from: tuple[float, float] = (0.0, 0.0)
-    sac_to: tuple[float, float] = (0.0, 0.0)
-    pending_aversion: bool = False
-
-
 class Gaze(FeatureStep):
     """Overwrite the eye-direction channels with a fixation/saccade model."""
 
@@ -121,111 +124,143 @@ class Gaze(FeatureStep):
             return 1.0 if share <= 0 else min(1.0, beta * (1.0 - share) / share)
 
         self._beta = beta
-        self._alpha = {
-            "speaking": leave(options.speaking_at_share),
-            "listening": leave(options.listening_at_share),
-            "idle": leave(options.idle_at_share),
-        }
+        # P(at -> away) per fixation: listening, speaking, idle (indexed so).
+        self._alpha = np.array([
+            leave(options.listening_at_share),
+            leave(options.speaking_at_share),
+            leave(options.idle_at_share),
+        ])  # fmt: skip
 
-    def new_state(self, rng: np.random.Generator) -> GazeState:
-        state = GazeState(rng=rng)
-        state.next_t = self._fixation(state)
+    def active(self, options: StreamOptions) -> bool:
+        return self.feature not in options.off and (options.gaze or self.options.mode) != "off"
+
+    @property
+    def state_size(self) -> int:
+        return _SIZE
+
+    def state_from_key(self, key: int) -> Array:
+        state = key_state(key, _SIZE)
+        state[_AT] = 1.0
+        state[_T0] = -1.0
+        state[_COUNT] = 1.0  # saccade 0's draws are the first fixation's
+        keys = keys_of(state[None, :])
+        state[_NEXT] = self.fixations(uniforms(keys, [0], 3))[0]
         return state
 
-    def _fixation(self, st: GazeState) -> float:
-        return float(st.rng.gamma(3.0, self.options.fixation_s / 3.0))
+    def fixations(self, u: Array) -> Array:
+        """Fixation durations (s) from uniforms ``[n, 3]``: gamma, shape 3, mean
+        ``fixation_s`` (a sum of three exponentials)."""
+        return -(self.options.fixation_s / 3.0) * np.log(
+            (1.0 - u[:, 0]) * (1.0 - u[:, 1]) * (1.0 - u[:, 2])
+        )
 
-    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
-        x = as_float32(frames, len(self.output_names), step=self.type_name)
-        mode = ctx.options.gaze or self.options.mode
-        if mode == "off":
-            return x.copy()
-        out = x.copy()
-        n = out.shape[0]
-        st, p = ctx.state, ctx.prosody
-        events = ctx.shared.setdefault(SACCADES, [])
-        rows: list[tuple[float, ...]] = []
-        dt = 1.0 / self.fps
-        for k in range(n):
-            frame = ctx.frame_index + k
-            t = frame * dt
-            speaking = p is not None and bool(p.speaking[k])
-            if (
-                p is not None
-                and p.phrase_start[k]
-                and st.rng.random() < self.options.phrase_aversion
-            ):
-                st.pending_aversion = True
-                st.next_t = min(st.next_t, t + self.options.phrase_aversion_delay_s)
-            while st.next_t <= t:
-                self._saccade(st, st.next_t, mode, speaking, frame, events)
-            if st.sac_t0 >= 0:
-                u = (t - st.sac_t0) / st.sac_dur
-                if u >= 1.0:
-                    st.yaw, st.pitch = st.sac_to
-                    st.sac_t0 = -1.0
-                else:
-                    s = u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)  # minimum jerk
-                    st.yaw = st.sac_from[0] + (st.sac_to[0] - st.sac_from[0]) * s
-                    st.pitch = st.sac_from[1] + (st.sac_to[1] - st.sac_from[1]) * s
-            rows.append(self._channels(st.yaw, st.pitch))
-        if rows:
-            out[:, self._cols] = rows
-        # Only the events a later step can still use: the blink step reads them in the
-        # same call, so one second of history is plenty.
-        del events[: max(0, len(events) - 64)]
+    def aversions(self, u: Array) -> Array:
+        """Glances away ``[n, 2]`` (yaw, pitch in degrees) from uniforms ``[n, 2]``:
+        exponential amplitude from the viewer, uniform direction."""
+        o = self.options
+        amp = np.minimum(
+            o.max_deg, o.min_aversion_deg - o.aversion_mean_deg * np.log(1.0 - u[:, 0])
+        )
+        ang = 2.0 * math.pi * u[:, 1]
+        out = np.empty((amp.shape[0], 2))
+        out[:, 0] = amp * np.cos(ang)
+        out[:, 1] = amp * o.vertical_share * np.sin(ang)
         return out
 
-    def _saccade(
-        self, st: GazeState, t0: float, mode: str, speaking: bool, frame: int, events: list
-    ) -> None:
-        """Choose the next target, start the saccade at ``t0``, schedule the next one."""
-        rng = st.rng
-        alpha = self._alpha["idle" if mode == "idle" else "speaking" if speaking else "listening"]
-        if st.pending_aversion:
-            st.at_viewer, st.pending_aversion = False, False
-            target = self._away(st)
-        elif st.at_viewer:
-            if rng.random() < alpha:
-                st.at_viewer = False
-                target = self._away(st)
-            else:
-                target = self._scan(st)
-        elif rng.random() < self._beta:
-            st.at_viewer = True
-            target = self._scan(st)
-        else:
-            target = self._away(st)
-        amp = math.hypot(target[0] - st.yaw, target[1] - st.pitch)
-        dur = (21.0 + 2.2 * amp) / 1000.0
-        st.sac_t0, st.sac_dur = t0, dur
-        st.sac_from, st.sac_to = (st.yaw, st.pitch), target
-        events.append((frame, amp))
-        st.next_t = t0 + dur + self._fixation(st)
+    @staticmethod
+    def at_viewer(state: FloatArray) -> bool:
+        """Whether a stream's eyes are on the viewer (for tests and benchmarks)."""
+        return bool(state[_AT] > 0.5)
 
-    def _scan(self, st: GazeState) -> tuple[float, float]:
-        """A point on the viewer's face (around straight ahead)."""
-        y, p = st.rng.normal(0.0, self.options.scan_deg, 2)
-        return float(y), float(p)
+    def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
+        out = frames.copy()
+        n = out.shape[0]
+        if n == 0:
+            return out
+        o, p = self.options, batch.prosody
+        dt = 1.0 / self.fps
+        idle = np.array([(opt.gaze or o.mode) == "idle" for opt in batch.options])
+        keys = keys_of(states)
+        t_rows = batch.frame * dt
+        speaking = np.zeros(n, bool) if p is None else p.speaking
+        aversion = None
+        if p is not None and p.phrase_start.any():
+            u = uniforms(keys[batch.owner] ^ _PHRASE, batch.frame, 1)[:, 0]
+            aversion = p.phrase_start & (u < o.phrase_aversion)
+        angles = np.empty((n, 2))
+        amps = np.zeros(n)
+        for sel, rows in batch.slots:
+            st = states if sel is None else states[sel]
+            t = t_rows[rows]
+            if aversion is not None:
+                now = aversion[rows]
+                st[:, _PENDING] = np.maximum(st[:, _PENDING], now)
+                st[:, _NEXT] = np.where(
+                    now, np.minimum(st[:, _NEXT], t + o.phrase_aversion_delay_s), st[:, _NEXT]
+                )
+            due = np.flatnonzero(st[:, _NEXT] <= t)
+            while due.shape[0]:
+                streams = due if sel is None else sel[due]
+                sub = st[due]
+                amp = self._saccade(sub, keys[streams], speaking[rows[due]], idle[streams])
+                st[due] = sub
+                amps[rows[due]] = np.maximum(amps[rows[due]], amp)
+                due = due[sub[:, _NEXT] <= t[due]]
+            # Where the eyes are: along the current saccade (minimum jerk), or at rest.
+            moving = st[:, _T0] >= 0
+            if moving.any():
+                u = clip((t - st[:, _T0]) / np.where(moving, st[:, _DUR], 1.0), 0.0, 1.0)
+                s = u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
+                yaw = st[:, _FROM_Y] + (st[:, _TO_Y] - st[:, _FROM_Y]) * s
+                pitch = st[:, _FROM_P] + (st[:, _TO_P] - st[:, _FROM_P]) * s
+                done = moving & (u >= 1.0)
+                st[:, _YAW] = np.where(done, st[:, _TO_Y], np.where(moving, yaw, st[:, _YAW]))
+                st[:, _PITCH] = np.where(done, st[:, _TO_P], np.where(moving, pitch, st[:, _PITCH]))
+                st[:, _T0] = np.where(done, -1.0, st[:, _T0])
+            angles[rows, 0] = st[:, _YAW]
+            angles[rows, 1] = st[:, _PITCH]
+            if sel is not None:
+                states[sel] = st
+        out[:, self._cols] = self._channels(angles[:, 0], angles[:, 1])
+        batch.publish(SACCADES, amps)
+        return out
 
-    def _away(self, st: GazeState) -> tuple[float, float]:
-        """A glance away: exponential amplitude from the viewer, random direction."""
-        o, rng = self.options, st.rng
-        amp = min(o.max_deg, o.min_aversion_deg + float(rng.exponential(o.aversion_mean_deg)))
-        ang = float(rng.uniform(0.0, 2.0 * math.pi))
-        return amp * math.cos(ang), amp * o.vertical_share * math.sin(ang)
+    def _saccade(self, st: Array, keys: Array, speaking: Array, idle: Array) -> FloatArray:
+        """Start the next saccade of each row of ``st`` (updated in place) at its
+        scheduled time: choose the target, schedule the one after; its amplitudes."""
+        o = self.options
+        u = uniforms(keys, st[:, _COUNT], 10)
+        alpha = self._alpha[np.where(idle, 2, speaking.astype(np.intp))]
+        pending = st[:, _PENDING] > 0.5
+        at = st[:, _AT] > 0.5
+        # At the viewer: stay unless leaving (alpha); away: come back with beta. A
+        # glance away pending from a phrase start wins.
+        at_next = ~pending & np.where(at, u[:, 0] >= alpha, u[:, 0] < self._beta)
+        scan = normals(u[:, 1:3], u[:, 3:5]) * o.scan_deg
+        away = self.aversions(u[:, 5:7])
+        target = np.where(at_next[:, None], scan, away)
+        amp = np.hypot(target[:, 0] - st[:, _YAW], target[:, 1] - st[:, _PITCH])
+        dur = (21.0 + 2.2 * amp) / 1000.0  # the main sequence (Carpenter 1988)
+        t0 = st[:, _NEXT]
+        st[:, _FROM_Y], st[:, _FROM_P] = st[:, _YAW], st[:, _PITCH]
+        st[:, _TO_Y], st[:, _TO_P] = target[:, 0], target[:, 1]
+        st[:, _T0], st[:, _DUR] = t0, dur
+        st[:, _AT] = at_next
+        st[:, _PENDING] = 0.0
+        st[:, _NEXT] = t0 + dur + self.fixations(u[:, 7:10])
+        st[:, _COUNT] += 1.0
+        return amp
 
-    def _channels(self, yaw: float, pitch: float) -> tuple[float, ...]:
-        """Angles (yaw > 0: avatar's left, pitch > 0: up) to eye shapes in [0, 1].
-
-        Scalar code: a stream's call covers a frame or two, where numpy's per-call
-        overhead would cost more than the arithmetic."""
+    def _channels(self, yaw: Array, pitch: Array) -> Array:
+        """Angles (yaw > 0: avatar's left, pitch > 0: up) to eye shapes in [0, 1]."""
         side, up, down = self.options.range_deg
-        left = min(1.0, max(0.0, yaw / side))
-        right = min(1.0, max(0.0, -yaw / side))
-        upv = min(1.0, max(0.0, pitch / up))
-        downv = min(1.0, max(0.0, -pitch / down))
+        out = np.empty((yaw.shape[0], 4))
+        out[:, 0] = yaw / side
+        out[:, 1] = -out[:, 0]
+        out[:, 2] = pitch / up
+        out[:, 3] = -pitch / down
+        out = clip(out, 0.0, 1.0)  # left, right, up, down
         if self.options.layout == "vrm":
-            return (left, right, upv, downv)
+            return out
         # Looking to the avatar's left: the left eye turns out, the right eye in.
-        return (left, right, upv, downv, right, left, upv, downv)
+        return out[:, [0, 1, 2, 3, 1, 0, 2, 3]]

@@ -12,7 +12,9 @@ Three parts, summed and scaled by ``amplitude``:
 * **nods** on stressed syllables (prosody ``nucleus`` above ``stress_threshold``):
   a pitch-down pulse ``nod_deg * prominence`` shaped ``(t/T) e^(1 - t/T)`` (peak at
   ``T = nod_time_s``), with a small random yaw/roll share; Hadar et al. found the
-  largest head movements at stressed syllables and phrase junctures.
+  largest head movements at stressed syllables and phrase junctures. The shape is the
+  impulse response of two equal one-pole filters in series (``k r^k`` in frames), so
+  overlapping nods add up in two state variables per axis.
 * **pitch follows the voice**: the head rises a little with F0 above the speaker's
   running mean (``pitch_follow_deg_per_st`` per semitone, smoothed), the
   eyebrow-and-head raise on pitch accents (Yehia, Kuratate & Vatikiotis-Bateson 2002,
@@ -22,7 +24,9 @@ Sign convention: ``headYaw`` > 0 turns to the avatar's left, ``headPitch`` > 0 l
 the chin, ``headRoll`` > 0 tilts towards the avatar's left shoulder.
 
 Without prosody (no audio: the phonemes path) only the pause-level drift remains, so
-the head is alive but calm. The channels are appended to the frames, or overwritten
+the head is alive but calm. The random parts come from the stream's counter-based
+generator at each frame (:mod:`~audio2face.postprocess.batch`), so they do not depend
+on chunking or batching. The channels are appended to the frames, or overwritten
 where the input already has them (an engine that predicts head pose).
 """
 
@@ -30,27 +34,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field
 
 from audio2face.errors import ConfigError
-from audio2face.postprocess.base import (
-    BindEnv,
-    FeatureStep,
-    StepContext,
-    StepOptions,
-    as_float32,
+from audio2face.postprocess.base import BindEnv, FeatureStep, StepOptions
+from audio2face.postprocess.batch import (
+    KEY_SLOTS,
+    Array,
+    Batch,
+    clip,
+    key_state,
+    keys_of,
+    normals,
+    uniforms,
 )
 from audio2face.types import FloatArray
 
-if TYPE_CHECKING:
-    from audio2face.audio.prosody import Prosody
-
 HEAD_NAMES: tuple[str, str, str] = ("headYaw", "headPitch", "headRoll")
-NOD_SPAN = 6.0  # a nod is evaluated for this many nod_time_s (its tail is then < 2 %)
+
+# State columns after the key: drift per axis, running mean log2 F0 (0: none yet), the
+# F0 follower, then the nod filters' two stages per axis (yaw, pitch, roll).
+_DRIFT = slice(KEY_SLOTS, KEY_SLOTS + 3)
+_F0_MEAN = KEY_SLOTS + 3
+_FOLLOW = KEY_SLOTS + 4
+_NOD_IN = slice(KEY_SLOTS + 5, KEY_SLOTS + 8)
+_NOD_OUT = slice(KEY_SLOTS + 8, KEY_SLOTS + 11)
+_SIZE = KEY_SLOTS + 11
 
 
 class HeadOptions(StepOptions):
@@ -68,19 +79,6 @@ class HeadOptions(StepOptions):
     pitch_follow_deg_per_st: float = Field(0.15, ge=0.0, le=2.0)
     pitch_follow_tau_s: float = Field(0.25, gt=0.0, le=10.0)
     names: tuple[str, str, str] = HEAD_NAMES
-
-
-@dataclass(slots=True)
-class HeadState:
-    """Per stream: the generator, drift per axis, live nods and the F0 follower."""
-
-    rng: np.random.Generator  # per-frame noise: a fixed number of draws per frame
-    events: np.random.Generator  # draws at nods only (a separate stream, so chunking
-    # cannot interleave the two differently)
-    drift: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    nods: list[tuple[int, float, float, float]] = field(default_factory=list)  # frame, p, y, r
-    f0_mean: float = 0.0  # running mean log2 F0 (0: none yet)
-    follow: float = 0.0
 
 
 class HeadMotion(FeatureStep):
@@ -101,80 +99,88 @@ class HeadMotion(FeatureStep):
         names = list(self.output_names)
         self._cols = np.array([names.index(n) for n in options.names], dtype=np.intp)
         self.options = options
+        self.fps = env.fps
         dt = 1.0 / env.fps
-        self._dt = dt
-        self._a_speak = math.exp(-dt / options.drift_tau_s)
-        self._a_pause = math.exp(-dt / options.pause_tau_s)
+        a_speak = math.exp(-dt / options.drift_tau_s)
+        a_pause = math.exp(-dt / options.pause_tau_s)
+        drift = np.array(options.drift_deg)
+        # Per axis: decay and innovation SD of the drift, speaking (row 1) or not (row 0).
+        self._decay = np.array([a_pause, a_speak])
+        self._spread = np.stack([
+            drift * options.pause_drift_scale * math.sqrt(1.0 - a_pause**2),
+            drift * math.sqrt(1.0 - a_speak**2),
+        ])  # fmt: skip
         self._a_follow = 1.0 - math.exp(-dt / options.pitch_follow_tau_s)
-        self._nod_frames = max(1, math.ceil(NOD_SPAN * options.nod_time_s / dt))
+        # (t/T) e^(1 - t/T) at t = k dt is gain * k r^k.
+        self._r = math.exp(-dt / options.nod_time_s)
+        self._nod_gain = math.e * dt / options.nod_time_s
 
-    def new_state(self, rng: np.random.Generator) -> HeadState:
-        frames, events = (np.random.default_rng(s) for s in rng.integers(0, 2**63, 2))
-        return HeadState(rng=frames, events=events)
+    @property
+    def n_inputs(self) -> int:
+        return len(self.output_names) - (3 if self._append else 0)
 
-    def _widen(self, x: FloatArray) -> FloatArray:
-        if not self._append:
-            return x.copy()
-        return np.concatenate([x, np.zeros((x.shape[0], 3), np.float32)], axis=1)
+    @property
+    def state_size(self) -> int:
+        return _SIZE
 
-    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+    def state_from_key(self, key: int) -> Array:
+        return key_state(key, _SIZE)
+
+    def bypass_rows(self, frames: FloatArray) -> FloatArray:
         """Head off for this stream: the neutral pose (0 degrees)."""
-        n_in = len(self.output_names) - (3 if self._append else 0)
-        return self._widen(as_float32(frames, n_in, step=self.type_name))
+        if not self._append:
+            return frames.copy()
+        return np.concatenate([frames, np.zeros((frames.shape[0], 3), np.float32)], axis=1)
 
-    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
-        n_in = len(self.output_names) - (3 if self._append else 0)
-        out = self._widen(as_float32(frames, n_in, step=self.type_name))
+    def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
+        out = self.bypass_rows(frames)
         n = out.shape[0]
         if n == 0:
             return out
-        o, st, p = self.options, ctx.state, ctx.prosody
-        # One fixed-size draw per frame, so the generator advances the same whatever
-        # the chunking.
-        z = st.rng.standard_normal((n, 3)).tolist()
-        sd = [d * math.sqrt(1.0 - self._a_speak**2) for d in o.drift_deg]
-        sd_pause = [
-            d * o.pause_drift_scale * math.sqrt(1.0 - self._a_pause**2) for d in o.drift_deg
-        ]
-        pose = np.empty((n, 3), np.float32)
-        for k in range(n):
-            frame = ctx.frame_index + k
-            speaking = bool(p.speaking[k]) if p is not None else False
-            a, s = (self._a_speak, sd) if speaking else (self._a_pause, sd_pause)
-            d = st.drift
-            for axis in range(3):
-                d[axis] = a * d[axis] + s[axis] * z[k][axis]
-            if p is not None:
-                self._voice(st, p, k, frame)
-            yaw, pitch, roll = d[0], d[1] + st.follow, d[2]
-            live = []
-            for start, amp_p, amp_y, amp_r in st.nods:
-                age = frame - start
-                if age < self._nod_frames:
-                    live.append((start, amp_p, amp_y, amp_r))
-                    u = age * self._dt / o.nod_time_s
-                    h = u * math.exp(1.0 - u)
-                    pitch -= amp_p * h
-                    yaw += amp_y * h
-                    roll += amp_r * h
-            st.nods = live
-            pose[k] = (yaw, pitch, roll)
-        out[:, self._cols] = pose * np.float32(o.amplitude)
+        o, p, owner = self.options, batch.prosody, batch.owner
+        keys = keys_of(states)[owner]
+        u = uniforms(keys, batch.frame, 8)
+        z = normals(u[:, 0:3], u[:, 3:6])
+        speaking = np.zeros(n, np.intp) if p is None else p.speaking.astype(np.intp)
+        decay = self._decay[speaking]
+        step = self._spread[speaking] * z
+        pose = np.empty((n, 3))
+        log_f0 = has_f0 = nods = None
+        if p is not None:
+            f0 = p.f0_hz.astype(np.float64)
+            has_f0 = f0 > 0
+            log_f0 = np.log2(np.maximum(f0, 1.0))
+            if o.nod_deg > 0:
+                # Nod impulses (yaw, pitch, roll): pitch down by nod_deg x prominence
+                # on a stressed syllable, with a random yaw/roll share.
+                amp = np.where(
+                    p.nucleus > o.stress_threshold, o.nod_deg * p.nucleus.astype(np.float64), 0.0
+                )
+                side = (2.0 * u[:, 6:8] - 1.0) * (o.nod_side_share * amp)[:, None]
+                nods = np.stack([side[:, 0], -amp, side[:, 1]], axis=1)
+        # The frame-to-frame part, slot by slot: drift, nods, the F0 follower.
+        r = self._r
+        for sel, rows in batch.slots:
+            st = states if sel is None else states[sel]
+            drift = decay[rows, None] * st[:, _DRIFT] + step[rows]
+            st[:, _DRIFT] = drift
+            pose[rows] = drift
+            if nods is not None:
+                nod_out = r * st[:, _NOD_OUT] + r * st[:, _NOD_IN]
+                st[:, _NOD_IN] = r * st[:, _NOD_IN] + nods[rows]
+                st[:, _NOD_OUT] = nod_out
+                pose[rows] += self._nod_gain * nod_out
+            if log_f0 is not None and has_f0 is not None:
+                lf, hf = log_f0[rows], has_f0[rows]
+                mean = st[:, _F0_MEAN]
+                mean = np.where(hf, np.where(mean == 0.0, lf, mean + 0.01 * (lf - mean)), mean)
+                semis = clip(12.0 * (lf - mean), -6.0, 6.0)
+                target = np.where(hf, o.pitch_follow_deg_per_st * semis, 0.0)
+                follow = st[:, _FOLLOW] + self._a_follow * (target - st[:, _FOLLOW])
+                st[:, _F0_MEAN] = mean
+                st[:, _FOLLOW] = follow
+                pose[rows, 1] += follow
+            if sel is not None:
+                states[sel] = st
+        out[:, self._cols] = pose * o.amplitude
         return out
-
-    def _voice(self, st: HeadState, p: Prosody, k: int, frame: int) -> None:
-        """Update the nods and the F0 follower from frame ``k`` of the prosody."""
-        o = self.options
-        nucleus = float(p.nucleus[k])
-        if nucleus > o.stress_threshold and o.nod_deg > 0:
-            amp = o.nod_deg * nucleus
-            side = st.events.uniform(-1.0, 1.0, 2) * (o.nod_side_share * amp)
-            st.nods.append((frame, amp, float(side[0]), float(side[1])))
-        f0 = float(p.f0_hz[k])
-        target = 0.0
-        if f0 > 0:
-            lf = math.log2(f0)
-            st.f0_mean = lf if st.f0_mean == 0.0 else st.f0_mean + 0.01 * (lf - st.f0_mean)
-            semitones = max(-6.0, min(6.0, 12.0 * (lf - st.f0_mean)))
-            target = o.pitch_follow_deg_per_st * semitones
-        st.follow += self._a_follow * (target - st.follow)

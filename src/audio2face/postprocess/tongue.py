@@ -1,16 +1,22 @@
-"""Tongue: ``tongueOut`` on interdental sounds (English /θ/ and /ð/, "th"), from a
-small logistic classifier over the prosody tracker's spectral-shape bands.
+"""Tongue: ``tongueOut`` on dental and alveolar sounds, from a small classifier on
+the voice.
 
-The classifier (``data/tongue_dental.json``) is a linear model over the frame's
-bands, the previous frame's bands, their difference, the frame level relative to
-the recent speech level and the voicing flag. It was trained by
-:mod:`audio2face.postprocess.tongue_train` on espeak-ng speech with espeak's own
-phone timings; the file records how, and its held-out precision and recall. It is
-weak on real voices (espeak's fricatives are synthetic), so the default ``gain`` is
-modest and the output is smoothed: the tongue shows on clear "th" sounds and stays
-in elsewhere. ``tongueOut = max(input, gain * ramp(p))``, where ``ramp`` maps the
-probability from ``threshold``..1 onto 0..1, with ``attack_s``/``release_s``
-smoothing.
+ARKit has one tongue shape, ``tongueOut``. It shows fully on the interdental
+fricatives (English /θ ð/, "th", where the tongue tip sits between the teeth) and a
+little on the alveolars /t d n l/ (the tip on the ridge behind the upper teeth,
+glimpsed between parted lips). The alveolar sibilants /s z/ are left out on purpose:
+the teeth are nearly closed for them and the tongue is not seen. Nowhere else.
+
+The classifier (``data/tongue.json``) is a 24-unit network over the prosody
+tracker's spectral-shape bands: the frame's bands, the previous frame's, their
+difference, the frame level relative to the recent speech level and the voicing flag.
+It was trained by :mod:`audio2face.postprocess.tongue_train` on espeak-ng speech with
+espeak's own phone timings; the file records how, and its held-out precision and
+recall per class. It is weaker on real voices (espeak's consonants are synthetic), so
+the tongue shows only from a high probability (``threshold``, ``alveolar_threshold``)
+and is smoothed (``attack_s``/``release_s``): ``tongueOut = max(input, v)`` where
+``v`` follows the largest ``gain_c * ramp_c(p_c)``, ``ramp`` mapping the class's
+probability from its threshold..1 onto 0..1.
 
 Without prosody, or when the sample rate cannot carry the bands the model was
 trained on, the step passes frames through (no tongue).
@@ -31,57 +37,100 @@ from pydantic import Field
 
 from audio2face.errors import ConfigError
 from audio2face.postprocess.base import (
+    DEFAULT_STREAM_OPTIONS,
     BindEnv,
     FeatureStep,
-    StepContext,
     StepOptions,
-    as_float32,
     channel_indices,
     load_json_path,
 )
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, clip, key_state
 from audio2face.types import FloatArray
 
 if TYPE_CHECKING:
     from audio2face.audio.prosody import Prosody
 
-BUILTIN_MODEL = "tongue_dental.json"
+BUILTIN_MODEL = "tongue.json"
+TONGUE_CLASSES = ("interdental", "alveolar")
 
 
 @dataclass(frozen=True, slots=True)
 class TongueModel:
-    """Standardisation and logistic weights over :func:`tongue_features`."""
+    """Standardisation and a small network over :func:`tongue_features`: one tanh
+    hidden layer, a softmax over "neither" and the ``classes``. (A file with a flat
+    ``weights`` list and a ``bias`` is a logistic model of the interdental class, the
+    first version's format.)"""
 
     mean: FloatArray
     std: FloatArray
-    weights: FloatArray
-    bias: float
+    w1: FloatArray  # [features, hidden]; for a logistic model [features, 1]
+    b1: FloatArray
+    w2: FloatArray | None  # [hidden, 1 + classes]; None for a logistic model
+    b2: FloatArray | None
+    classes: tuple[str, ...]
     n_bands: int
     meta: dict = field(default_factory=dict)
 
-    def probability(self, features: FloatArray) -> FloatArray:
+    def probabilities(self, features: FloatArray) -> FloatArray:
+        """``[n, len(classes)]`` probabilities of each class per frame."""
         z = (features - self.mean) / self.std
-        # An elementwise product and a row sum, not a matrix product: the result of
-        # each row must not depend on how many rows there are (chunking).
-        logit = (z * self.weights).sum(axis=1) + self.bias
-        return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+        # A stacked product (one row at a time), not one matrix product: a row's
+        # result must not depend on how many rows there are (chunking, batching).
+        h = np.matmul(z[:, None, :], self.w1)[:, 0, :] + self.b1
+        if self.w2 is None or self.b2 is None:
+            return (1.0 / (1.0 + np.exp(-h))).astype(np.float32)
+        logits = np.matmul(np.tanh(h)[:, None, :], self.w2)[:, 0, :] + self.b2
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e[:, 1:] / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
     @classmethod
     def from_json(cls, data: dict, source: str) -> TongueModel:
         try:
+            arr = lambda key: np.asarray(data[key], np.float32)  # noqa: E731
+            n_bands = int(data["n_bands"])
+            w2: FloatArray | None
+            b2: FloatArray | None
+            if "w1" in data:
+                classes = tuple(str(c) for c in data["classes"])
+                w1, b1, w2, b2 = arr("w1"), arr("b1"), arr("w2"), arr("b2")
+            else:
+                classes = ("interdental",)
+                w1, b1 = arr("weights")[:, None], np.asarray([float(data["bias"])], np.float32)
+                w2 = b2 = None
             model = cls(
-                mean=np.asarray(data["mean"], np.float32),
-                std=np.maximum(np.asarray(data["std"], np.float32), 1e-6),
-                weights=np.asarray(data["weights"], np.float32),
-                bias=float(data["bias"]),
-                n_bands=int(data["n_bands"]),
-                meta={k: v for k, v in data.items() if k not in ("mean", "std", "weights")},
+                mean=arr("mean"),
+                std=np.maximum(arr("std"), 1e-6),
+                w1=w1,
+                b1=b1,
+                w2=w2,
+                b2=b2,
+                classes=classes,
+                n_bands=n_bands,
+                meta={k: v for k, v in data.items() if k not in _ARRAYS},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"tongue model {source}: {exc}") from exc
         size = feature_size(model.n_bands)
-        if not model.mean.shape == model.std.shape == model.weights.shape == (size,):
-            raise ConfigError(f"tongue model {source}: expected {size} features per frame")
+        hidden = model.w1.shape[1] if model.w1.ndim == 2 else -1
+        shapes_ok = (
+            model.mean.shape == model.std.shape == (size,)
+            and model.w1.shape == (size, hidden)
+            and model.b1.shape == (hidden,)
+            and (
+                model.w2 is None
+                or (model.w2.shape == (hidden, len(classes) + 1) and model.b2 is not None
+                    and model.b2.shape == (len(classes) + 1,))
+            )
+        )  # fmt: skip
+        if not shapes_ok:
+            raise ConfigError(
+                f"tongue model {source}: arrays do not fit {size} features per frame and "
+                f"classes {list(classes)}"
+            )
         return model
+
+
+_ARRAYS = ("mean", "std", "w1", "b1", "w2", "b2", "weights")
 
 
 def feature_size(n_bands: int) -> int:
@@ -91,27 +140,73 @@ def feature_size(n_bands: int) -> int:
 def tongue_features(
     prosody: Prosody, prev_bands: FloatArray | None, level_ref: float
 ) -> tuple[FloatArray, FloatArray, float]:
-    """Per-frame features ``[n, 3 B + 2]``; returns them, the last bands row and the
-    updated speech level reference (for the next chunk)."""
-    bands = prosody.bands
-    n, b = bands.shape
+    """One stream's per-frame features ``[n, 3 B + 2]``; returns them, the last bands
+    row and the updated speech level reference (for the next chunk)."""
+    n, b = prosody.bands.shape
+    state = np.zeros(_SIZE_OF(b))
+    state[_REF] = level_ref
+    if prev_bands is not None:
+        state[_HAS_PREV] = 1.0
+        state[_PREV : _PREV + b] = prev_bands
+    from audio2face.postprocess.batch import Batch
+
+    batch = Batch.of([n], [prosody.first_frame], prosody.fps, prosody, [DEFAULT_STREAM_OPTIONS])
+    states = state[None, :]
+    feats = batch_features(batch, states)
+    last = states[0, _PREV : _PREV + b].astype(np.float32)
+    return feats, last, float(states[0, _REF])
+
+
+# State columns after the key: the smoothed output, the speech level reference
+# (-100: none yet), whether the previous frame's bands are known, then those bands.
+_VALUE, _REF, _HAS_PREV, _PREV = KEY_SLOTS, KEY_SLOTS + 1, KEY_SLOTS + 2, KEY_SLOTS + 3
+
+
+def _SIZE_OF(n_bands: int) -> int:  # noqa: N802 - a size, like the column constants
+    return _PREV + n_bands
+
+
+def batch_features(b: Batch, states: Array) -> FloatArray:
+    """Features ``[rows, 3 B + 2]`` of a batch's frames: the bands, the previous
+    frame's, their difference, the level relative to the recent speech level, the
+    voicing flag. ``states`` (level reference, last bands) advance in place."""
+    p = b.prosody
+    assert p is not None
+    bands = p.bands
+    nb = bands.shape[1]
     prev = np.empty_like(bands)
-    if n:
-        prev[0] = bands[0] if prev_bands is None else prev_bands
-        prev[1:] = bands[:-1]
-    rel = np.empty(n, np.float32)
-    ref = level_ref
-    for k in range(n):
-        level = float(prosody.rms_db[k])
-        if prosody.speaking[k]:
-            ref = level if ref <= -99.0 else ref + 0.02 * (level - ref)
-        rel[k] = level - (ref if ref > -99.0 else level)
-    feats = np.concatenate(
-        [bands, prev, bands - prev, rel[:, None], prosody.voiced[:, None].astype(np.float32)],
+    prev[1:] = bands[:-1]
+    known = states[:, _HAS_PREV] > 0.5
+    firsts = b.starts[b.counts > 0]
+    first_known = known[b.counts > 0]
+    prev[firsts] = np.where(
+        first_known[:, None], states[b.counts > 0, _PREV : _PREV + nb], bands[firsts]
+    ).astype(np.float32)
+    level = p.rms_db.astype(np.float64)
+    rel = np.empty(b.n_rows)
+    for sel, rows in b.slots:
+        ref = states[:, _REF] if sel is None else states[sel, _REF]
+        lv = level[rows]
+        ref = np.where(p.speaking[rows], np.where(ref <= -99.0, lv, ref + 0.02 * (lv - ref)), ref)
+        rel[rows] = lv - np.where(ref > -99.0, ref, lv)
+        if sel is None:
+            states[:, _REF] = ref
+        else:
+            states[sel, _REF] = ref
+    lasts = b.starts + b.counts - 1
+    has = b.counts > 0
+    states[has, _PREV : _PREV + nb] = bands[lasts[has]]
+    states[has, _HAS_PREV] = 1.0
+    return np.concatenate(
+        [
+            bands,
+            prev,
+            bands - prev,
+            rel[:, None].astype(np.float32),
+            p.voiced[:, None].astype(np.float32),
+        ],
         axis=1,
     ).astype(np.float32)
-    last = bands[-1].copy() if n else prev_bands
-    return feats, last if last is not None else np.zeros(b, np.float32), ref
 
 
 @cache
@@ -121,25 +216,27 @@ def builtin_model() -> TongueModel:
 
 
 class TongueOptions(StepOptions):
-    """Options of :class:`Tongue`."""
+    """Options of :class:`Tongue`: per class, the probability from which the tongue
+    shows (``threshold``) and how far it comes out at certainty (``gain``)."""
 
     name: str = "tongueOut"
     model: str | None = None  # a JSON file like the built-in one; None: built-in
-    gain: float = Field(0.6, ge=0.0, le=1.0)
+    gain: float = Field(0.6, ge=0.0, le=1.0)  # interdental: between the teeth
     threshold: float = Field(0.9, ge=0.0, lt=1.0)
+    alveolar_gain: float = Field(0.25, ge=0.0, le=1.0)  # tip on the ridge: a glimpse
+    alveolar_threshold: float = Field(0.9, ge=0.0, lt=1.0)
     attack_s: float = Field(0.02, gt=0.0, le=1.0)
     release_s: float = Field(0.06, gt=0.0, le=1.0)
 
+    def thresholds(self) -> dict[str, float]:
+        return {"interdental": self.threshold, "alveolar": self.alveolar_threshold}
 
-@dataclass(slots=True)
-class TongueState:
-    prev_bands: FloatArray | None = None
-    level_ref: float = -100.0
-    value: float = 0.0
+    def gains(self) -> dict[str, float]:
+        return {"interdental": self.gain, "alveolar": self.alveolar_gain}
 
 
 class Tongue(FeatureStep):
-    """``tongueOut`` from a dental-sound classifier on the voice."""
+    """``tongueOut`` from a dental and alveolar sound classifier on the voice."""
 
     type_name = "tongue"
     feature = "tongue"
@@ -156,48 +253,52 @@ class Tongue(FeatureStep):
                 raise ConfigError(f"tongue model {path}: expected a JSON object")
             self.model = TongueModel.from_json(data, str(path))
         self.options = options
+        self.fps = env.fps
+        # Per model class: threshold and gain (classes the options do not know: off).
+        thr, gain = options.thresholds(), options.gains()
+        self._thr = np.array([thr.get(c, 0.5) for c in self.model.classes], np.float32)
+        self._gain = np.array([gain.get(c, 0.0) for c in self.model.classes], np.float32)
         dt = 1.0 / env.fps
         self._a_up = 1.0 - math.exp(-dt / options.attack_s)
         self._a_down = 1.0 - math.exp(-dt / options.release_s)
 
-    def new_state(self, rng: np.random.Generator) -> TongueState:
-        return TongueState()
+    @property
+    def state_size(self) -> int:
+        return _SIZE_OF(self.model.n_bands)
 
-    def probability(self, ctx: StepContext) -> FloatArray | None:
-        """P(interdental) per frame of ``ctx.prosody`` (updates the stream's state)."""
-        p, st = ctx.prosody, ctx.state
-        if p is None or not p.bands_valid or p.bands.shape[1] != self.model.n_bands:
-            return None
-        feats, st.prev_bands, st.level_ref = tongue_features(p, st.prev_bands, st.level_ref)
-        return self.model.probability(feats)
+    def state_from_key(self, key: int) -> Array:
+        state = key_state(key, _SIZE_OF(self.model.n_bands))
+        state[_REF] = -100.0
+        return state
 
-    def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
-        x = as_float32(frames, len(self.output_names), step=self.type_name)
-        out = x.copy()
-        if out.shape[0] == 0:
+    def usable(self, prosody: Prosody | None) -> bool:
+        """Whether ``prosody`` carries the bands the model was trained on."""
+        return (
+            prosody is not None
+            and prosody.bands_valid
+            and prosody.bands.shape[1] == self.model.n_bands
+        )
+
+    def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
+        out = frames.copy()
+        p = batch.prosody
+        if out.shape[0] == 0 or p is None or not self.usable(p):
             return out
-        p, o, st = ctx.prosody, self.options, ctx.state
-        if p is not None and st.value == 0.0 and not p.speaking.any():
-            # Nothing to show and no speech to classify: skip the classifier (most
-            # of a listener's frames), but keep the context the next chunk needs.
-            if p.bands_valid and p.bands.shape[1] == self.model.n_bands:
-                st.prev_bands = p.bands[-1].copy()
-            return out
-        prob = self.probability(ctx)
-        if prob is None or p is None:
-            return out
+        prob = self.model.probabilities(batch_features(batch, states))
+        # Per class, the probability from its threshold to 1 mapped onto 0..gain; the
+        # largest wins (a frame is one sound).
+        ramp = clip((prob - self._thr) / (1.0 - self._thr), 0.0, 1.0) * self._gain
+        target = np.where(p.speaking, ramp.max(axis=1), 0.0)
         values = np.empty(out.shape[0], np.float32)
-        v = st.value
-        scale = o.gain / (1.0 - o.threshold)
-        speaking = p.speaking.tolist()
-        # Scalar code: a call covers a frame or two. Only during speech, frame by frame
-        # (which also makes skipping silent chunks above exact: their targets are 0).
-        for k, q in enumerate(prob.tolist()):
-            g = min(o.gain, max(0.0, (q - o.threshold) * scale)) if speaking[k] else 0.0
-            v += (self._a_up if g > v else self._a_down) * (g - v)
-            if g == 0.0 and v < 1e-4:
-                v = 0.0  # exactly at rest, so the silent-chunk shortcut above is exact
-            values[k] = v
-        st.value = v
+        for sel, rows in batch.slots:
+            v = states[:, _VALUE] if sel is None else states[sel, _VALUE]
+            g = target[rows]
+            v = v + np.where(g > v, self._a_up, self._a_down) * (g - v)
+            v = np.where((g == 0.0) & (v < 1e-4), 0.0, v)  # exactly at rest
+            values[rows] = v
+            if sel is None:
+                states[:, _VALUE] = v
+            else:
+                states[sel, _VALUE] = v
         out[:, self._col] = np.maximum(out[:, self._col], values)
         return out

@@ -15,7 +15,10 @@ uint8       value count, 61
             yaw, pitch, roll, left eye yaw, pitch, roll, right eye yaw, pitch, roll
 ==========  ==============================================================
 
-The head and eye rotations are 0: the model animates the face, not the head.
+The head rotation comes from the profile's ``headYaw``/``headPitch``/``headRoll``
+channels when it has them (profile ``arkit-head``), in radians in ARKit's face-anchor
+axes (:func:`~audio2face.formats.livelink.livelink_head`); otherwise it is 0, and the
+eye rotations are always 0 (the gaze travels in the ``eyeLook*`` shapes).
 :func:`decode_packet` reads the same format back (tests use it as the receiver).
 """
 
@@ -28,6 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from audio2face.formats.livelink import head_columns, livelink_head
 from audio2face.rigs import ARKIT_52
 from audio2face.sinks.base import SinkStats, UdpTarget, open_udp
 from audio2face.types import FloatArray
@@ -161,6 +165,7 @@ class LiveLinkSink:
         self._rate = rate_fraction(fps)
         self._device = options.device_id or str(uuid.uuid4()).upper()
         self._take = np.array([-1 if c is None else c for c in columns])
+        self._head = head_columns(channels)
         self._sock, self._address = open_udp(options.target)
         self._stats = SinkStats()
 
@@ -176,6 +181,8 @@ class LiveLinkSink:
         shapes = np.where(self._take >= 0, values[np.maximum(self._take, 0)], 0.0).astype(
             np.float32
         )
+        if self._head is not None:
+            shapes = np.concatenate([shapes, livelink_head(values[self._head])])
         packet = encode_packet(self._device, self.options.subject, index, self._rate, shapes)
         self._stats.frames += 1
         try:

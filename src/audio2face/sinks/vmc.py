@@ -5,6 +5,10 @@ Each frame is, in this order (the VMC protocol's "performer" side):
 * ``/VMC/Ext/OK (int 1)``: a model is loaded and the sender is alive;
 * ``/VMC/Ext/T (float seconds)``: the sender's time, the frame's stream time;
 * one ``/VMC/Ext/Blend/Val (string name, float value)`` per shape;
+* when the profile carries a head pose (``headYaw``/``headPitch``/``headRoll``, profile
+  ``arkit-head``): ``/VMC/Ext/Bone/Pos ("Head", px, py, pz, qx, qy, qz, qw)``, the head
+  bone's local rotation as a Unity quaternion (:func:`head_quaternion`) and the local
+  position ``head_position``;
 * ``/VMC/Ext/Blend/Apply``: the receiver applies the values it got since the last one.
 
 Messages are packed into OSC bundles of at most ``max_packet_bytes`` (default: one
@@ -21,9 +25,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from audio2face.errors import UnknownNameError
+from audio2face.formats.livelink import head_columns
 from audio2face.sinks.base import SinkStats, UdpTarget, open_udp
 from audio2face.types import FloatArray
 
@@ -34,6 +40,7 @@ __all__ = [
     "VmcOptions",
     "VmcSink",
     "encode_frame",
+    "head_quaternion",
 ]
 
 DEFAULT_VMC_PORT = 39539
@@ -112,12 +119,45 @@ class VmcOptions:
     """Largest datagram; a frame that does not fit goes out in several bundles."""
     send_ok: bool = True
     """Send ``/VMC/Ext/OK`` and ``/VMC/Ext/T`` with every frame."""
+    send_head: bool = True
+    """Send the head bone when the profile has a head pose."""
+    head_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """The head bone's local position sent with its rotation (metres, Unity axes).
+    Receivers such as VSeeFace use only the rotation; EVMC4U applies positions unless
+    its "Bone Position Synchronize" is off, so set the model's neck-to-head offset
+    there, or switch that off."""
 
     def __post_init__(self) -> None:
         if not 256 <= self.max_packet_bytes <= 65507:
             raise ValueError(
                 f"max_packet_bytes must be 256..65507 (a UDP datagram), got {self.max_packet_bytes}"
             )
+
+
+def head_quaternion(yaw_deg: float, pitch_deg: float, roll_deg: float) -> tuple[float, ...]:
+    """Our head pose (degrees: yaw > 0 turns to the avatar's left, pitch > 0 lifts the
+    chin, roll > 0 tilts to the left shoulder) as a Unity local rotation ``(x, y, z,
+    w)``.
+
+    Unity is left-handed with the avatar facing +z: a positive turn about y faces it to
+    its right, about x tips the chin down, about z tilts the head to its left; Euler
+    angles apply z, then x, then y (``q = qy * qx * qz``)."""
+    half = np.radians([-pitch_deg, -yaw_deg, roll_deg]) / 2.0
+    (sx, sy, sz), (cx, cy, cz) = np.sin(half), np.cos(half)
+    qx, qy, qz = (sx, 0.0, 0.0, cx), (0.0, sy, 0.0, cy), (0.0, 0.0, sz, cz)
+    return _qmul(_qmul(qy, qx), qz)
+
+
+def _qmul(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
+    """Hamilton product of quaternions ``(x, y, z, w)``."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return (
+        float(aw * bx + ax * bw + ay * bz - az * by),
+        float(aw * by - ax * bz + ay * bw + az * bx),
+        float(aw * bz + ax * by - ay * bx + az * bw),
+        float(aw * bw - ax * bx - ay * by - az * bz),
+    )
 
 
 def _message(address: str, *args: tuple[str | float | int, str]) -> bytes:
@@ -152,13 +192,21 @@ class VmcEncoder:
         self.options = options
         self._prefixes = [_message("/VMC/Ext/Blend/Val", (n, "s"), (0.0, "f"))[:-4] for n in names]
         self._apply = _message("/VMC/Ext/Blend/Apply")
+        # "/VMC/Ext/Bone/Pos" ("Head", 7 floats): the prefix up to the floats.
+        self._bone = _message("/VMC/Ext/Bone/Pos", ("Head", "s"), *[(0.0, "f")] * 7)[:-28]
         self._ok = _message("/VMC/Ext/OK", (1, "i"))
 
-    def encode(self, values: list[float], t: float) -> list[bytes]:
+    def encode(
+        self, values: list[float], t: float, head: tuple[float, float, float] | None = None
+    ) -> list[bytes]:
+        """One frame's datagrams; ``head``: yaw, pitch, roll in degrees, or ``None``."""
         messages: list[bytes] = []
         if self.options.send_ok:
             messages += [self._ok, _message("/VMC/Ext/T", (float(t), "f"))]
         messages += [p + struct.pack(">f", v) for p, v in zip(self._prefixes, values, strict=True)]
+        if head is not None:
+            pose = (*self.options.head_position, *head_quaternion(*head))
+            messages.append(self._bone + struct.pack(">7f", *pose))
         messages.append(self._apply)
         return _bundles(messages, self.options.max_packet_bytes)
 
@@ -178,6 +226,7 @@ class VmcSink:
         self.names = names
         self._columns, self.sent_names = names.select(channels)
         self._encoder = VmcEncoder(self.sent_names, options)
+        self._head = head_columns(channels) if options.send_head else None
         self._sock, self._address = open_udp(options.target)
         self._stats = SinkStats()
 
@@ -191,7 +240,11 @@ class VmcSink:
 
     def send(self, index: int, values: FloatArray, t: float) -> None:
         picked = [float(values[c]) for c in self._columns]
-        for datagram in self._encoder.encode(picked, t):
+        head = None
+        if self._head is not None:
+            yaw, pitch, roll = (float(values[c]) for c in self._head)
+            head = (yaw, pitch, roll)
+        for datagram in self._encoder.encode(picked, t, head):
             try:
                 self._sock.sendto(datagram, self._address)
             except OSError as exc:  # full buffer, no route, ICMP refused: keep streaming

@@ -12,6 +12,7 @@ across :meth:`Session.flush` and :meth:`Session.interrupt` too: the clock runs o
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol, cast, runtime_checkable
@@ -58,6 +59,20 @@ class ChainStream(Protocol):
     ) -> FloatArray: ...
 
 
+class ManyChain(Protocol):
+    """A chain that postprocesses several of its streams' frames in one call
+    (``postprocess.chain.Chain``)."""
+
+    def run_many(
+        self,
+        streams: Sequence[ChainStream],
+        values: FloatArray,
+        counts: Sequence[int],
+        emotions: Sequence[str | None],
+        prosody: Prosody | None = None,
+    ) -> FloatArray: ...
+
+
 @runtime_checkable
 class KeyedChainStream(ChainStream, Protocol):
     """A chain that takes timed emotion keys (``postprocess.chain.ChainStream``)."""
@@ -86,6 +101,11 @@ class EmotionTimeline:
         else:
             self._starts.append(start_sample)
             self._labels.append(emotion)
+
+    @property
+    def single(self) -> bool:
+        """Whether one label holds at every sample still asked about."""
+        return len(self._labels) == 1
 
     def at(self, sample: int) -> str | None:
         return self._labels[bisect.bisect_right(self._starts, sample) - 1]
@@ -143,7 +163,7 @@ class FrameRateConverter:
         j0 = np.minimum(np.floor(u + 1e-9).astype(np.int64), last)
         j1 = np.minimum(j0 + 1, last)
         a = np.clip(u - j0, 0.0, 1.0)[:, None]
-        out = ((1 - a) * self._frames[j0 - self._first] + a * self._frames[j1 - self._first])
+        out = (1 - a) * self._frames[j0 - self._first] + a * self._frames[j1 - self._first]
         self._next = end
         drop = min(int(j0[-1]) - self._first, self._frames.shape[0] - 1)
         if drop > 0:
@@ -178,10 +198,21 @@ class Session:
         self._engine_def = engine
         self._engine_fps = self.fps if native else engine.fps
         self._open_engine: Callable[[], EngineStream] = (
-            (lambda: engine.open_stream(self.fps)) if self.capabilities.any_fps else engine.open_stream
+            (lambda: engine.open_stream(self.fps))
+            if self.capabilities.any_fps
+            else engine.open_stream
         )
         self._chain = chain_stream
         self._prosody = prosody
+        # A postprocess chain stream that can run with others of its chain (its
+        # ``chain.run_many``); sessions with the same group key are postprocessed
+        # together (see ``_emit_many``).
+        runner = getattr(chain_stream, "chain", None)
+        self._runner: ManyChain | None = runner if hasattr(runner, "run_many") else None
+        self._group_key: Hashable = (
+            id(self._runner) if self._runner is not None else id(self),
+            None if prosody is None else (prosody.sample_rate, prosody.fps, prosody.options),
+        )
         self._emotions = EmotionTimeline()
         self.samples_in = 0
         self.frames_out = 0
@@ -206,7 +237,9 @@ class Session:
     def push(self, audio: FloatArray, emotion: str | None = None) -> FrameBatch:
         """Feed mono float32 audio at ``input_rate``; return the frames now ready."""
         resampled = self._begin_push(audio, emotion)
-        return self._emit(self._after_engine(self._run(lambda: self._engine.push(resampled, emotion))))
+        return self._emit(
+            self._after_engine(self._run(lambda: self._engine.push(resampled, emotion)))
+        )
 
     def push_phones(self, phones: Sequence[Phone]) -> None:
         """Phone timings (seconds from the start of the current segment, i.e. since the
@@ -393,39 +426,53 @@ class Session:
         values = np.asarray(out, dtype=np.float32)
         if values.ndim != 2:
             self.state = StreamState.FAILED
-            raise EngineError(f"engine returned an array of shape {values.shape}, not [n, channels]")
+            raise EngineError(
+                f"engine returned an array of shape {values.shape}, not [n, channels]"
+            )
         if not np.isfinite(values).all():
             self.state = StreamState.FAILED
             raise EngineError("engine produced non-finite values (NaN or infinity)")
         return values
 
     def _emit(self, raw: FloatArray) -> FrameBatch:
-        first = self.frames_out
-        n = int(raw.shape[0])
-        if n:
-            self._last_raw = raw[-1].copy()
-        pieces = []
+        result = _emit_many([self], [raw])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _runs_of(self, first: int, n: int) -> list[tuple[int, int, str | None]]:
+        """Frames ``first .. first + n`` as runs ``(start, stop, emotion)`` of constant
+        emotion, each frame taking the emotion of the audio it shows."""
+        if self._emotions.single:
+            return [(0, n, self._emotions.at(0))] if n else []
+        runs: list[tuple[int, int, str | None]] = []
         start = 0
-        prosody = self._prosody.take(n) if self._prosody is not None and n else None
-        # Postprocess in runs of constant emotion, each frame taking the emotion of
-        # the audio it shows.
         while start < n:
             label = self._emotion_of_frame(first + start)
             stop = start + 1
             while stop < n and self._emotion_of_frame(first + stop) == label:
                 stop += 1
+            runs.append((start, stop, label))
+            start = stop
+        return runs
+
+    def _postprocess(self, raw: FloatArray, first: int, prosody: Prosody | None) -> FloatArray:
+        """This session's frames through its chain alone, run by run of emotion."""
+        pieces = []
+        for start, stop, label in self._runs_of(first, raw.shape[0]):
             if prosody is None:
                 pieces.append(self._chain(raw[start:stop], label))
             else:
                 pieces.append(self._chain(raw[start:stop], label, prosody.slice(start, stop)))
-            start = stop
-        self.frames_out += n
-        self._emotions.forget_before(self._sample_of_frame(self.frames_out))
-        values = (
-            np.concatenate(pieces, axis=0).astype(np.float32, copy=False)
-            if pieces
-            else np.zeros((0, len(self.names)), dtype=np.float32)
+        return (
+            np.concatenate(pieces, axis=0) if pieces else np.zeros((0, len(self.names)), np.float32)
         )
+
+    def _emitted(self, first: int, values: FloatArray) -> FrameBatch:
+        """Account for frames leaving; their batch."""
+        self.frames_out += int(values.shape[0])
+        self._emotions.forget_before(self._sample_of_frame(self.frames_out))
+        values = values.astype(np.float32, copy=False)
         return FrameBatch(first_frame=first, names=self.names, values=values, fps=self.fps)
 
     def _sample_of_frame(self, frame: int) -> int:
@@ -437,6 +484,62 @@ class Session:
 
 PushResult = FrameBatch | Exception
 """A session's frames, or the exception its own :meth:`Session.push` would have raised."""
+
+
+def _emit_many(sessions: Sequence[Session], raws: Sequence[FloatArray]) -> list[PushResult]:
+    """Postprocess each session's new raw frames and count them out.
+
+    Sessions of one chain (and one kind of prosody tracker) go through it together:
+    their voices' features in one :meth:`ProsodyTracker.take_rows` and their frames
+    in one :meth:`Chain.run_many`, so the alive steps cost per batch, not per stream.
+    A session whose frames change emotion part-way runs alone, run by run. Results
+    are the same either way; a postprocess error fails the sessions it ran with."""
+    results: list[PushResult] = [_PENDING] * len(sessions)
+    groups: dict[Hashable, list[int]] = {}
+    for i, (session, raw) in enumerate(zip(sessions, raws, strict=True)):
+        if raw.shape[0]:
+            session._last_raw = raw[-1].copy()
+            groups.setdefault(session._group_key, []).append(i)
+        else:
+            results[i] = session._emitted(
+                session.frames_out, np.zeros((0, len(session.names)), np.float32)
+            )
+    for indices in groups.values():
+        members = [sessions[i] for i in indices]
+        counts = [raws[i].shape[0] for i in indices]
+        firsts = [m.frames_out for m in members]
+        try:
+            trackers = [m._prosody for m in members]
+            prosody = None
+            if trackers[0] is not None:
+                prosody = ProsodyTracker.take_rows(cast(list[ProsodyTracker], trackers), counts)
+            runs = [m._runs_of(f, n) for m, f, n in zip(members, firsts, counts, strict=True)]
+            runner = members[0]._runner
+            outs: list[FloatArray] = []
+            if runner is not None and all(len(r) == 1 for r in runs):
+                values = (
+                    np.concatenate([raws[i] for i in indices])
+                    if len(indices) > 1
+                    else raws[indices[0]]
+                )
+                out = runner.run_many(
+                    [m._chain for m in members], values, counts, [r[0][2] for r in runs], prosody
+                )
+                bounds = [0, *itertools.accumulate(counts)]
+                outs = [out[a:b] for a, b in itertools.pairwise(bounds)]
+            else:
+                lo = 0
+                for m, i, f, n in zip(members, indices, firsts, counts, strict=True):
+                    rows = None if prosody is None else prosody.rows(lo, lo + n, f)
+                    outs.append(m._postprocess(raws[i], f, rows))
+                    lo += n
+        except Exception as exc:  # a postprocess bug: these sessions', not the whole batch's
+            for i in indices:
+                results[i] = exc
+            continue
+        for i, m, f, values in zip(indices, members, firsts, outs, strict=True):
+            results[i] = m._emitted(f, values)
+    return results
 
 
 def push_sessions(items: Sequence[tuple[Session, FloatArray, str | None]]) -> list[PushResult]:
@@ -475,11 +578,15 @@ def push_sessions(items: Sequence[tuple[Session, FloatArray, str | None]]) -> li
             for (i, _), session in zip(ready, sessions, strict=True):
                 results[i] = session._engine_failed(exc)
             continue
+        done: list[tuple[int, Session, FloatArray]] = []
         for (i, _), session, out in zip(ready, sessions, outs, strict=True):
             try:
-                results[i] = session._emit(session._after_engine(session._checked(out)))
-            except Exception as exc:  # a postprocess bug: this session's, not the batch's
+                done.append((i, session, session._after_engine(session._checked(out))))
+            except Exception as exc:  # this session's frames are bad, not the batch's
                 results[i] = exc
+        emitted = _emit_many([s for _, s, _ in done], [raw for _, _, raw in done])
+        for (i, _, _), result in zip(done, emitted, strict=True):
+            results[i] = result
     return results
 
 

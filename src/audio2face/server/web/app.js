@@ -247,7 +247,10 @@ async function loadVrm(file) {
     await state.vrmView.load(file);
     ui.vrm.hidden = false;
     ui.face.hidden = true;
-    if (state.info && state.info.profiles.some((p) => p.name === "vrm")) {
+    // The vrm profile, unless another VRM profile is picked (vrm-head adds the gaze,
+    // natural blinks and the head bone).
+    const offered = new Set(state.info ? state.info.profiles.map((p) => p.name) : []);
+    if (!ui.profile.value.startsWith("vrm") && offered.has("vrm")) {
       ui.profile.value = "vrm";
       fillEmotions();
     }
@@ -266,8 +269,7 @@ function currentValues() {
   return timeline.latest();
 }
 
-function render(values) {
-  const names = state.ready ? state.ready.names : [];
+function render(values, names = state.ready ? state.ready.names : []) {
   if (state.vrmView && !ui.vrm.hidden) {
     state.vrmView.apply(names, values);
     state.vrmView.render();
@@ -359,6 +361,14 @@ window.a2fDemo = {
   },
   resume() { state.frozen = false; },
   vrmInfluences() { return state.vrmView ? state.vrmView.influences() : null; },
+  vrmPose() { return state.vrmView ? state.vrmView.pose() : null; },
+  /** Draw one frame given as {channel: value} over the current stream's names (tests). */
+  renderValues(byName) {
+    const names = state.ready ? state.ready.names : Object.keys(byName);
+    if (!state.ready) state.faceInput = new FaceInput(names);
+    state.frozen = true;
+    render(names.map((n) => byName[n] || 0), names);
+  },
   stop: stopAll,
 };
 

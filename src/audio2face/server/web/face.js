@@ -2,8 +2,11 @@
 //
 // It shows what a lip-sync engine must get right: jaw opening, lips pressed together
 // on p/b/m (mouthClose, mouthPress, mouthRoll*), funnel (o) and pucker (u), smile and
-// frown, blinks and brows. Values are looked up by name, so any channel order works;
-// VRM expressions (aa, ih, ou, ee, oh, blink, happy, ...) are mapped onto it as well.
+// frown, blinks and brows, and what the alive profiles add: the gaze (eyeLook*), the
+// blinks, and the head pose (headYaw, headPitch, headRoll in degrees: the face turns,
+// nods and tilts). Values are looked up by name, so any channel order works; VRM
+// expressions (aa, ih, ou, ee, oh, blink, look*, happy, ...) are mapped onto it as well.
+// The face is drawn as a mirror (a selfie view): the avatar's left is on the left.
 
 const SKIN = "#f2c9a5";
 const SKIN_SHADE = "#d9a682";
@@ -57,12 +60,31 @@ export class FaceInput {
       cheekSquintRight: happy * 0.5,
       eyeWideLeft: surprised * 0.6,
       eyeWideRight: surprised * 0.6,
+      // lookLeft: to the avatar's left, the left eye out and the right eye in.
+      eyeLookOutLeft: get("lookLeft"),
+      eyeLookInRight: get("lookLeft"),
+      eyeLookInLeft: get("lookRight"),
+      eyeLookOutRight: get("lookRight"),
+      eyeLookUpLeft: get("lookUp"),
+      eyeLookUpRight: get("lookUp"),
+      eyeLookDownLeft: get("lookDown"),
+      eyeLookDownRight: get("lookDown"),
+      headYaw: get("headYaw"),
+      headPitch: get("headPitch"),
+      headRoll: get("headRoll"),
     };
     return (name) => map[name] || 0;
   }
 }
 
 const clamp01 = (x) => Math.max(0, Math.min(1, x));
+const clampDeg = (x) => Math.max(-30, Math.min(30, Number(x) || 0));
+
+/** The head pose in degrees (yaw > 0: to the avatar's left, pitch > 0: chin up, roll >
+ * 0: towards the left shoulder), 0 where the profile has none. */
+export function headPose(get) {
+  return { yaw: clampDeg(get("headYaw")), pitch: clampDeg(get("headPitch")), roll: clampDeg(get("headRoll")) };
+}
 
 /** Draw the face for one frame on a 2D canvas context. */
 export function drawFace(ctx, get, width, height) {
@@ -72,6 +94,15 @@ export function drawFace(ctx, get, width, height) {
   ctx.clearRect(0, 0, width, height);
   ctx.translate(width / 2, height / 2);
   ctx.scale(s, s);
+  // Head pose, in the mirror: a turn to the avatar's left moves the face to the left
+  // and its features further (they sit in front of the skull), a raised chin lifts
+  // them, a tilt to the left shoulder turns the face anticlockwise about the neck.
+  const pose = headPose(get);
+  const turn = -pose.yaw * 1.6;
+  const rise = -pose.pitch * 1.4;
+  ctx.translate(0, 150);
+  ctx.rotate((-pose.roll * Math.PI) / 180);
+  ctx.translate(turn * 0.5, -150 + rise * 0.4);
 
   const jaw = v("jawOpen");
   const jawSide = (v("jawRight") - v("jawLeft")) * 10;
@@ -97,6 +128,7 @@ export function drawFace(ctx, get, width, height) {
     ctx.fill();
   }
 
+  ctx.translate(turn * 0.5, rise * 0.6); // the features: in front of the skull
   drawEyesAndBrows(ctx, v);
 
   // Nose (sneer lifts the wings).

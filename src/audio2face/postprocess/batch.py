@@ -1,0 +1,193 @@
+"""Many streams' frames at once: what the alive steps' vectorised code runs on.
+
+A server pushes the 40 ms bodies of tens of streams together; each body gives a frame
+or two. Per-frame Python per stream would cost more than the model (the first version
+did: 4.5 ms CPU per audio second), so the alive steps run on a :class:`Batch`: the
+rows of every stream's new frames, stream after stream, with each step's per-stream
+state stacked into one float64 matrix (one row per stream). Work that does not carry
+from frame to frame is done for all rows at once; what does (filters, schedules) runs
+once per *frame slot* (the k-th new frame of every stream that has one) on arrays
+across streams.
+
+Determinism: a stream's rows only ever meet its own state and its own values, every
+operation is elementwise or within a row, and random numbers come from a counter-based
+generator (:func:`uniforms`: a hash of the stream's key, a counter such as the frame
+number, and a lane), not from a sequential generator. So a stream's output does not
+depend on how its frames are chunked or on which other streams share its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from audio2face.audio.prosody import Prosody
+    from audio2face.postprocess.base import StreamOptions
+
+__all__ = ["KEY_SLOTS", "Array", "Batch", "clip", "key_state", "keys_of", "normals", "uniforms"]
+
+IntArray = npt.NDArray[np.intp]
+F64 = npt.NDArray[np.float64]
+Array = npt.NDArray[Any]
+"""Any numeric array (states, draws, per-row values)."""
+
+KEY_SLOTS = 2
+"""State columns 0 and 1 of every vectorised step hold its stream's 64-bit random key
+as two 32-bit halves (exact in float64)."""
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_LANE = np.uint64(0xD1B54A32D192ED03)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 2.0**-53
+
+
+def clip(x: npt.ArrayLike, lo: float, hi: float) -> F64:
+    """``np.clip`` without its Python overhead (4 us a call in numpy 2 on a few
+    elements; this is two ufunc calls)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+def key_state(key: int, size: int) -> F64:
+    """A fresh state row of ``size`` columns (zeros) holding the 64-bit ``key``."""
+    row = np.zeros(size)
+    row[0], row[1] = float(key >> 32), float(key & 0xFFFFFFFF)
+    return row
+
+
+def keys_of(states: Array) -> npt.NDArray[np.uint64]:
+    """The streams' 64-bit keys from state columns 0 and 1."""
+    return (states[:, 0].astype(np.uint64) << np.uint64(32)) | states[:, 1].astype(np.uint64)
+
+
+def uniforms(keys: Array, counter: npt.ArrayLike, lanes: int) -> F64:
+    """``[len(keys), lanes]`` numbers in [0, 1): a SplitMix64 hash of (key, counter,
+    lane), so the same key, counter and lane always give the same number, whatever
+    else is computed alongside."""
+    c = np.asarray(counter).astype(np.uint64)
+    z = keys + c * _GOLDEN
+    z = z[:, None] + np.arange(1, lanes + 1, dtype=np.uint64)[None, :] * _LANE
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+
+
+def normals(u1: Array, u2: Array) -> F64:
+    """Standard normal numbers from pairs of uniforms (Box-Muller)."""
+    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Frames of several streams, stream after stream.
+
+    Stream ``i`` has ``counts[i]`` rows from row ``starts[i]``, showing its frames
+    ``first[i]`` on; ``owner[r]`` and ``frame[r]`` are row ``r``'s stream and frame
+    number. ``prosody`` covers exactly these rows (or is ``None``: no audio).
+    ``options[i]`` are stream ``i``'s switches. ``shared`` holds per-row arrays that a
+    step passes to later ones (the gaze step's saccade amplitudes to the blink step);
+    a sub-batch (:meth:`subset`) reads and writes its rows of its parent's arrays.
+    """
+
+    counts: IntArray
+    starts: IntArray
+    first: IntArray
+    fps: float
+    prosody: Prosody | None
+    options: Sequence[StreamOptions]
+    owner: IntArray = field(init=False)
+    frame: IntArray = field(init=False)
+    slots: list[tuple[IntArray | None, IntArray]] = field(init=False)
+    shared: dict[str, Any] = field(default_factory=dict)
+    parent_rows: IntArray | None = None
+    top_rows: int = -1
+
+    def __post_init__(self) -> None:
+        n = int(self.counts.sum())
+        if self.top_rows < 0:
+            self.top_rows = n
+        self.owner = np.repeat(np.arange(self.counts.shape[0]), self.counts)
+        self.frame = self.first[self.owner] + (np.arange(n) - self.starts[self.owner])
+        # Frame slot k: the streams with a k-th new frame (``None``: all of them), and
+        # those frames' rows.
+        self.slots = []
+        top = int(self.counts.max()) if self.counts.shape[0] else 0
+        for k in range(top):
+            sel = np.flatnonzero(self.counts > k)
+            if sel.shape[0] == self.counts.shape[0]:
+                self.slots.append((None, self.starts + k))
+            else:
+                self.slots.append((sel, self.starts[sel] + k))
+
+    @classmethod
+    def of(
+        cls,
+        counts: Sequence[int],
+        first: Sequence[int],
+        fps: float,
+        prosody: Prosody | None,
+        options: Sequence[StreamOptions],
+        shared: dict[str, Any] | None = None,
+    ) -> Batch:
+        c = np.asarray(counts, np.intp)
+        starts = np.zeros_like(c)
+        if c.shape[0] > 1:
+            np.cumsum(c[:-1], out=starts[1:])
+        return cls(c, starts, np.asarray(first, np.intp), fps, prosody, options,
+                   shared={} if shared is None else shared)  # fmt: skip
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.owner.shape[0])
+
+    @property
+    def n_streams(self) -> int:
+        return int(self.counts.shape[0])
+
+    def subset(self, streams: IntArray) -> tuple[Batch, IntArray]:
+        """The batch of some of the streams, and its rows' indices in this one."""
+        rows = np.concatenate(
+            [np.arange(self.starts[i], self.starts[i] + self.counts[i]) for i in streams]
+        ).astype(np.intp)
+        prosody = None
+        if self.prosody is not None:
+            p = self.prosody
+            prosody = type(p)(
+                first_frame=p.first_frame, fps=p.fps, rms_db=p.rms_db[rows], f0_hz=p.f0_hz[rows],
+                voiced=p.voiced[rows], speaking=p.speaking[rows], phrase_start=p.phrase_start[rows],
+                phrase_end=p.phrase_end[rows], nucleus=p.nucleus[rows], bands=p.bands[rows],
+                bands_valid=p.bands_valid,
+            )  # fmt: skip
+        sub = Batch.of(
+            self.counts[streams].tolist(), self.first[streams].tolist(), self.fps, prosody,
+            [self.options[i] for i in streams], self.shared,
+        )  # fmt: skip
+        sub.parent_rows = rows if self.parent_rows is None else self.parent_rows[rows]
+        sub.top_rows = self.top_rows
+        return sub, rows
+
+    def publish(self, name: str, values: Array) -> None:
+        """Store per-row ``values`` under ``name`` for later steps."""
+        if self.parent_rows is None:
+            self.shared[name] = values
+            return
+        full = self.shared.get(name)
+        if full is None or full.shape[0] != self.top_rows:
+            full = np.zeros(self.top_rows, values.dtype)
+            self.shared[name] = full
+        full[self.parent_rows] = values
+
+    def read(self, name: str) -> Array | None:
+        """This batch's rows of what a step published under ``name`` (``None``: nothing)."""
+        full = self.shared.get(name)
+        if full is None:
+            return None
+        if self.parent_rows is None:
+            return full if full.shape[0] == self.n_rows else None
+        return full[self.parent_rows]
