@@ -41,6 +41,14 @@ SPEECH = phrases([(3.0, 1.5), (2.5, 1.5), (3.0, 2.0)] * 2, seed=5)
 P = prosody_of(SPEECH)
 N = len(P)
 ZEROS = np.zeros((N, 52), np.float32)
+OPEN = ZEROS.copy()
+OPEN[:, COL["jawOpen"]] = 0.3  # lips well apart (the tongue's lip gate is open)
+
+
+def _fit(frames: np.ndarray, n: int) -> np.ndarray:
+    """``frames`` cut or padded (last row repeated) to ``n`` rows."""
+    frames = np.asarray(frames, np.float32)[:n]
+    return np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), axis=0)]) if len(frames) < n else frames
 
 
 # -- head -----------------------------------------------------------------------------
@@ -253,6 +261,10 @@ def test_tongue_on_th_a_little_on_t_d_n_l_and_not_on_s() -> None:
         pytest.skip("libespeak-ng not installed")
     import soxr
 
+    from audio2face.engines.default import load_default_engine
+    from audio2face.engines.onnx import OrtOptions
+
+    engine = load_default_engine(ort_options=OrtOptions(providers="cpu"))
     step = bind({"type": "tongue"})
     shown = {}
     for text in (
@@ -264,12 +276,29 @@ def test_tongue_on_th_a_little_on_t_d_n_l_and_not_on_s() -> None:
         s = espeak.synthesize(text, espeak.SynthOptions(voice="en-us"))
         audio = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
         p = prosody_of(audio)
-        out = run(step, np.zeros((len(p), 52), np.float32), p)[:, COL["tongueOut"]]
+        # The lips as the default engine moves them: the tongue hides behind closed lips.
+        stream = engine.open_stream()
+        lips = np.concatenate([stream.push(audio), stream.finish()])
+        out = run(step, _fit(lips, len(p)), p)[:, COL["tongueOut"]]
         shown[text[:5]] = (float((out > 0.1).mean()), float(out.max()))
     th, alveolar, s_only, none = shown.values()
     assert th[0] > 0.15 and th[1] > 0.4, shown
     assert alveolar[0] > 0.1 and alveolar[1] < 0.5 * th[1], shown  # a glimpse only
     assert s_only[0] < 0.06 and none[0] < 0.03, shown
+
+
+def test_the_tongue_hides_behind_closed_lips() -> None:
+    """The same voice, the same classifier: lips apart show the tongue, lips closed
+    (jaw shut, or jaw open with ``mouthClose`` pressing them) show none."""
+    step = bind({"type": "tongue", "threshold": 0.0, "alveolar_threshold": 0.0})
+    pressed = OPEN.copy()
+    pressed[:, COL["mouthClose"]] = OPEN[:, COL["jawOpen"]]
+    apart = run(step, OPEN, P)[:, COL["tongueOut"]]
+    assert apart[P.speaking].max() > 0.2
+    assert not run(bind({"type": "tongue", "threshold": 0.0, "alveolar_threshold": 0.0}), ZEROS, P)[:, COL["tongueOut"]].any()
+    assert not run(bind({"type": "tongue", "threshold": 0.0, "alveolar_threshold": 0.0}), pressed, P)[:, COL["tongueOut"]].any()
+    ungated = bind({"type": "tongue", "threshold": 0.0, "alveolar_threshold": 0.0, "lips_open": 0.0})
+    np.testing.assert_allclose(run(ungated, ZEROS, P)[:, COL["tongueOut"]], apart, atol=1e-6)
 
 
 def test_a_first_version_tongue_model_file_still_loads(tmp_path) -> None:
@@ -282,6 +311,6 @@ def test_a_first_version_tongue_model_file_still_loads(tmp_path) -> None:
     cls, options = parse_step({"type": "tongue", "model": "old.json"})
     step = cls(options, ARKIT_52, BindEnv(fps=FPS, base_dir=tmp_path))
     assert step.model.classes == ("interdental",)
-    out = run(step, ZEROS, P)[:, COL["tongueOut"]]
+    out = run(step, OPEN, P)[:, COL["tongueOut"]]
     first = int(np.argmax(P.speaking))
     assert out[P.speaking].max() > 0.4 and first > 0 and not out[:first].any()
