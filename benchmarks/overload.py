@@ -15,7 +15,8 @@ until ``--max-streams`` clients run for ``--hold-s`` more. A refused stream (101
 
 writes ``<out>.json`` (every utterance) and ``<out>.md``: per ramp level, the clients
 running, utterances completed, refusals at capacity (1013 "at capacity"), streams
-closed for lag (1013 ``max_lag_s``), other errors and the admitted streams' p50/p95
+shed newest first (1013 "shedding the newest stream"), streams closed at their own lag
+bound (1013 ``max_lag_s``), other errors and the admitted streams' p50/p95
 per-frame latency. The run passes (exit status 0) when the admitted streams' p95 stays
 within ``max_lag_s`` at every level: past capacity, the server refuses instead of
 falling behind.
@@ -59,6 +60,7 @@ class Level:
     clients: int
     done: int = 0
     at_capacity: int = 0
+    shed: int = 0
     lagged: int = 0
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -67,7 +69,7 @@ class Level:
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
         return {
             "clients": self.clients, "done": self.done, "at_capacity": self.at_capacity,
-            "lagged": self.lagged, "errors": self.errors,
+            "shed": self.shed, "lagged": self.lagged, "errors": self.errors,
             "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 1),
             "p95_ms": round(float(np.percentile(lat, 95)) * 1e3, 1),
         }  # fmt: skip
@@ -137,6 +139,7 @@ async def client_loop(client: V1Client, utterance: Utterance, levels: list[Level
             reason = exc.reason or ""
             kind = (
                 "at_capacity" if exc.code == 1013 and "at capacity" in reason
+                else "shed" if exc.code == 1013 and "shedding" in reason
                 else "lagged" if exc.code == 1013 and "max_lag_s" in reason
                 else "errors"
             )  # fmt: skip
@@ -177,28 +180,42 @@ async def run(args: argparse.Namespace) -> bool:
             ))  # fmt: skip
             await asyncio.sleep(args.step_s)
         await asyncio.gather(*tasks)
-        return report(args, [lv.row() for lv in levels if lv.clients], log)
+        ran = [lv for lv in levels if lv.clients]
+        return report(args, [lv.row() for lv in ran], log, total(ran).row())
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def report(args: argparse.Namespace, rows: list[dict], log: list[dict]) -> bool:
+def total(levels: list[Level]) -> Level:
+    """Every level together (``clients`` 0): the admitted streams' latency over the run."""
+    out = Level(0)
+    for lv in levels:
+        for name in ("done", "at_capacity", "shed", "lagged", "errors"):
+            setattr(out, name, getattr(out, name) + getattr(lv, name))
+        out.latencies.extend(lv.latencies)
+    return out
+
+
+def report(args: argparse.Namespace, rows: list[dict], log: list[dict], overall: dict) -> bool:
     bound_ms = args.max_lag_s * 1e3
     ok = all(r["p95_ms"] <= bound_ms for r in rows if r["done"])
     engine = f"unitalker ({args.unitalker_model.name})" if args.unitalker_model else "default"
     doc = {"engine": engine, "max_streams": args.max_streams, "step_s": args.step_s,
-           "max_lag_s": args.max_lag_s, "passed": ok, "levels": rows, "utterances": log}  # fmt: skip
+           "max_lag_s": args.max_lag_s, "passed": ok, "levels": rows, "all": overall,
+           "utterances": log}  # fmt: skip
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     lines = [
         f"Overload ramp: 1..{args.max_streams} clients, one more every {args.step_s:g} s, "
         f"{engine} engine, max_lag_s={args.max_lag_s:g}: {'PASS' if ok else 'FAIL'}",
         "",
-        "| clients | utterances done | refused at capacity | closed for lag | other errors "
-        "| p50 ms | p95 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        *[f"| {r['clients']} | {r['done']} | {r['at_capacity']} | {r['lagged']} | "
+        "| clients | utterances done | refused at capacity | shed (newest) | closed for lag "
+        "| other errors | p50 ms | p95 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {r['clients']} | {r['done']} | {r['at_capacity']} | {r['shed']} | {r['lagged']} | "
           f"{r['errors']} | {r['p50_ms']} | {r['p95_ms']} |" for r in rows],
+        f"| all | {overall['done']} | {overall['at_capacity']} | {overall['shed']} | "
+        f"{overall['lagged']} | {overall['errors']} | {overall['p50_ms']} | {overall['p95_ms']} |",
     ]  # fmt: skip
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

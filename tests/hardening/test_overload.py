@@ -189,33 +189,3 @@ def test_capacity_estimate_from_measured_load(monkeypatch) -> None:
     window(2.0)
     off.update()
     assert off.refusal("e", ["e"] * 100) is None
-
-
-def test_overload_is_shed_newest_first() -> None:
-    """Past half of max_lag_s on an engine, its youngest stream gets that half as its
-    bound (it ends first); other engines and single streams are left alone."""
-    from types import SimpleNamespace
-
-    from audio2face.server.state import ServerState
-
-    state = ServerState(Settings(max_lag_s=2.0), Metrics())
-    bounds: dict[str, float] = {}
-
-    class Conn:  # hashable, as the server's connections
-        def __init__(self, runner: SimpleNamespace, opened_at: float) -> None:
-            self.runner, self.opened_at = runner, opened_at
-
-    def conn(name: str, engine: str, opened: float, lag: float) -> Conn:
-        def bound_lag(value: float, *, shed_note: str | None = None) -> None:
-            bounds[name] = value
-            assert shed_note is not None and "max_lag_s=2" in shed_note
-
-        return Conn(SimpleNamespace(engine=engine, lag_s=lag, bound_lag=bound_lag), opened)
-
-    state.streams.update({
-        conn("old", "a", 1.0, 1.4), conn("mid", "a", 2.0, 1.3), conn("new", "a", 3.0, 1.2),
-        conn("b-old", "b", 1.0, 0.2), conn("b-new", "b", 2.0, 0.9),  # under half: kept
-        conn("alone", "c", 1.0, 1.9),  # a single stream: only its own bound applies
-    })  # fmt: skip
-    state.shed_overload()
-    assert bounds == {"new": 1.0}

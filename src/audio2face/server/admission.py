@@ -13,6 +13,13 @@ a burst of arrivals. Before anything has been measured, only ``max_streams`` lim
 ``/ready`` and the ``a2f_capacity_headroom`` gauge show the streams still admissible
 (extrapolated linearly from the load now: a lower bound for batching engines).
 
+**Shedding** (:class:`LoadShedder`, every ``SHED_TICK_S``): admission works on a load
+measured once a second, so a burst of arrivals or a slower machine can still overload
+an engine. Then all its streams fall behind together; while one is more than half of
+``max_lag_s`` behind, the engine's newest stream is closed (1013), then the next
+newest after ``max_lag_s / 4`` if the lag has not started to fall, so the older
+streams catch up before their own bound closes them.
+
 **The TCP edge** (:func:`guarded_protocols`): uvicorn protocol classes that
 
 * close a connection whose request headers (or WebSocket handshake) have not arrived
@@ -47,6 +54,7 @@ __all__ = [
     "RESERVED_PATHS",
     "CapacityEstimate",
     "ConnectionGuard",
+    "LoadShedder",
     "connection_cap",
     "guarded_protocols",
     "raise_fd_limit",
@@ -63,6 +71,9 @@ SMOOTHING = 0.6
 are a second or more, already averages; the load must follow a ramp within seconds."""
 TICK_S = 1.0
 """How often the load is measured while the server runs."""
+SHED_TICK_S = 0.2
+"""How often overload is shed (``on_tick``): a stream past half of ``max_lag_s`` has
+the other half left, so shedding once a second would often come too late."""
 
 RESERVED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """What the last connections below the cap may still ask for."""
@@ -99,9 +110,10 @@ class CapacityEstimate:
     open_engines: Callable[[], list[str]] = field(default=list)
     """The engine of each open stream: set by the server state."""
     on_tick: Callable[[], None] | None = None
-    """Called after each measurement (the server state sheds overload there)."""
+    """Called every ``SHED_TICK_S`` (the server state sheds overload there)."""
     _engines: dict[str, _EngineLoad] = field(default_factory=dict)
     _timer: asyncio.TimerHandle | None = None
+    _measured_at: float = 0.0
 
     def __post_init__(self) -> None:
         self._gauge = Gauge(
@@ -122,20 +134,25 @@ class CapacityEstimate:
         return float(hist._sum.get())  # noqa: SLF001 (prometheus_client has no public read)
 
     def start(self) -> None:
-        """Measure every ``TICK_S`` from now on, on the running event loop (idempotent).
-        A timer, not a task: nothing is left pending when the loop closes."""
+        """Measure every ``TICK_S`` and call ``on_tick`` every ``SHED_TICK_S`` from now
+        on, on the running event loop (idempotent). A timer, not a task: nothing is left
+        pending when the loop closes."""
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # called from plain code (tests): measured on demand only
                 return
-            self._timer = loop.call_later(TICK_S, self._tick)
+            self._measured_at = time.monotonic()
+            self._timer = loop.call_later(SHED_TICK_S, self._tick)
 
     def _tick(self) -> None:
-        self.headroom(self.open_engines())
+        now = time.monotonic()
+        if now - self._measured_at >= TICK_S - SHED_TICK_S / 2:
+            self._measured_at = now
+            self.headroom(self.open_engines())
         if self.on_tick is not None:
             self.on_tick()
-        self._timer = asyncio.get_running_loop().call_later(TICK_S, self._tick)
+        self._timer = asyncio.get_running_loop().call_later(SHED_TICK_S, self._tick)
 
     def update(self) -> None:
         """Fold the compute and audio since each engine's last window into its load."""
@@ -204,6 +221,47 @@ class CapacityEstimate:
             return None
         n = engines.count(engine)
         return f"at capacity: {n} streams on the {engine!r} engine; try again later"
+
+
+@dataclass
+class LoadShedder:
+    """Newest-first shedding (module doc). Call it with the open streams (objects with
+    ``opened_at`` and a ``runner``: :class:`~audio2face.streaming.runner.StreamRunner`)
+    every ``SHED_TICK_S``; it returns the streams it shed."""
+
+    max_lag_s: float
+    clock: Callable[[], float] = time.monotonic
+    _last: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per engine: when it last shed a stream, and its worst lag then."""
+
+    def __call__(self, streams: Iterable[Any]) -> list[Any]:
+        half, hold = self.max_lag_s / 2.0, self.max_lag_s / 4.0
+        now = self.clock()
+        by_engine: dict[str, list[Any]] = {}
+        for conn in streams:
+            if conn.runner is not None and not conn.runner.ending:
+                by_engine.setdefault(conn.runner.engine, []).append(conn)
+        shed = []
+        for engine, conns in by_engine.items():
+            worst = max(c.runner.lag_s for c in conns)
+            if worst <= half:
+                self._last.pop(engine, None)
+                continue
+            if len(conns) < 2:
+                continue  # a single stream: only its own bound applies
+            last = self._last.get(engine)
+            # After a shed, give the engine time to catch up: the next one goes only
+            # once ``hold`` has passed with the lag still not falling.
+            if last is not None and (now - last[0] < hold or worst < last[1]):
+                continue
+            youngest = max(conns, key=lambda c: c.opened_at)
+            youngest.runner.shed(
+                f"shedding the newest stream (max_lag_s={self.max_lag_s:g}; "
+                f"one is {worst:.1f} s behind)"
+            )
+            self._last[engine] = (now, worst)
+            shed.append(youngest)
+        return shed
 
 
 def _count(engines: Iterable[str]) -> dict[str, int]:

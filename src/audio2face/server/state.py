@@ -8,7 +8,7 @@ from typing import Any
 
 from audio2face.metrics import Metrics
 from audio2face.runtime import Runtime
-from audio2face.server.admission import CapacityEstimate, ConnectionGuard
+from audio2face.server.admission import CapacityEstimate, ConnectionGuard, LoadShedder
 from audio2face.settings import Settings
 
 
@@ -41,6 +41,8 @@ class ServerState:
     guard: ConnectionGuard | None = None
     """The TCP edge's connection count, when the server runs the guarded protocols."""
     upload_slots: asyncio.Semaphore = field(init=False)
+    shedder: LoadShedder = field(init=False)
+    """Closes the newest stream of an overloaded engine (see ``server/admission.py``)."""
 
     def __post_init__(self) -> None:
         self.capacity = CapacityEstimate(
@@ -48,6 +50,7 @@ class ServerState:
             self.shed_overload,
         )  # fmt: skip
         self.upload_slots = asyncio.Semaphore(self.settings.max_uploads)
+        self.shedder = LoadShedder(self.settings.max_lag_s)
 
     def buffered_seconds(self) -> float:
         """Audio queued for inference, all streams."""
@@ -66,22 +69,10 @@ class ServerState:
         self.audio_done[engine] = self.audio_done.get(engine, 0.0) + seconds
 
     def shed_overload(self) -> None:
-        """Shed load newest first: when a stream on an engine is more than half of
-        ``max_lag_s`` behind real time (all of its streams fall behind together when it
-        is overloaded), the engine's youngest stream gets that half as its bound, so it
-        ends (1013) before the older streams reach theirs. Called once a second."""
-        half = self.settings.max_lag_s / 2.0
-        by_engine: dict[str, list[Any]] = {}
-        for conn in self.streams:
-            if conn.runner is not None:
-                by_engine.setdefault(conn.runner.engine, []).append(conn)
-        for conns in by_engine.values():
-            if len(conns) < 2 or max(c.runner.lag_s for c in conns) <= half:
-                continue
-            youngest = max(conns, key=lambda c: c.opened_at)
-            youngest.runner.bound_lag(
-                half, shed_note=f"shedding the newest stream at half of max_lag_s={2 * half:g}"
-            )
+        """Shed load newest first (``LoadShedder``: while a stream on an engine is more
+        than half of ``max_lag_s`` behind real time, its youngest stream is closed with
+        1013). Called every ``SHED_TICK_S`` (0.2 s)."""
+        self.shedder(self.streams)
 
     def open_engines(self) -> list[str]:
         """The engine of each open stream."""

@@ -102,26 +102,31 @@ class BatchPusher:
 
     async def push(self, session: Session, audio: FloatArray, emotion: str | None = None) -> FrameBatch:
         """``session.push(audio, emotion)``, run on a pusher thread with other streams'."""
-        return await self._submit(session, audio, emotion, None)
+        return await self.submit(session, audio, emotion)
 
     async def finish(self, session: Session) -> FrameBatch:
         """``session.finish()`` on a pusher thread, with other streams' that end now."""
-        return await self._submit(session, None, None, None, finishing=True)
+        return await self.submit(session, finishing=True)
 
     async def call(self, session: Session, call: Callable[[], FrameBatch]) -> FrameBatch:
         """``call()`` (one of ``session``'s own methods: finish, flush, interrupt) on a
         pusher thread, in order with the stream's pushes."""
-        return await self._submit(session, None, None, call)
+        return await self.submit(session, call=call)
 
-    async def _submit(
+    def submit(
         self,
         session: Session,
-        audio: FloatArray | None,
-        emotion: str | None,
-        call: Callable[[], FrameBatch] | None,
+        audio: FloatArray | None = None,
+        emotion: str | None = None,
         *,
+        call: Callable[[], FrameBatch] | None = None,
         finishing: bool = False,
-    ) -> FrameBatch:
+    ) -> asyncio.Future[FrameBatch]:
+        """Queue a push (``audio``), a ``call`` or a finish; the future of its frames.
+
+        The caller may end the future early (cancel it, or set an exception: a stream
+        closed for lag while its push waits behind a long batch). A batch then skips it
+        if it has not started, or drops its result."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[FrameBatch] = loop.create_future()
         with self._cond:
@@ -129,7 +134,7 @@ class BatchPusher:
                 raise EngineError("the inference loop is shut down")
             self._queue.append(_Item(session, audio, emotion, call, finishing, loop, future))
             self._cond.notify()
-        return await future
+        return future
 
     def close(self) -> None:
         """Stop the threads once the queue is empty; later pushes are refused."""
@@ -163,8 +168,8 @@ class BatchPusher:
 
     def _run(self) -> None:
         while (items := self._take()) is not None:
-            # Drop pushes whose stream has gone (cancelled while queued).
-            live = [item for item in items if not item.future.cancelled()]
+            # Drop pushes whose stream has gone (cancelled or failed while queued).
+            live = [item for item in items if not item.future.done()]
             pushes = [i for i in live if i.audio is not None]
             calls = [i for i in live if i.call is not None]
             finishes = [i for i in live if i.finishing]
@@ -209,7 +214,7 @@ def _call(call: Callable[[], FrameBatch]) -> PushResult:
 
 def _deliver(done: list[tuple[asyncio.Future, PushResult]]) -> None:
     for future, result in done:
-        if future.cancelled():
+        if future.done():  # cancelled, or ended early by its stream (closed for lag)
             continue
         if isinstance(result, Exception):
             future.set_exception(result)

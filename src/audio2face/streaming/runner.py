@@ -21,13 +21,17 @@ A transport decodes and validates what its client sends, then talks to a
 * **Re-chunking**: with ``chunk_frames``, the frames of one run leave in multiples of
   it (the rest waits for the next piece), so the bodies a client sees do not depend on
   how the runner cut the audio.
-* **Lag bound** (live transports, :meth:`StreamRunner.bound_lag`): audio whose turn
-  comes more than ``max_lag_s`` after it was due in real time (its arrival, or its
-  place on the stream's clock for a client that sends ahead) means the engine cannot
-  keep up: the stream ends with :class:`~audio2face.errors.LimitExceededError` 1013
-  instead of falling further behind. ``lag_s`` tells a server how far behind each
-  stream is, so it can shed its newest stream first (``server/state.py``). A frame seconds late is worse than none for a
-  live face, and the backlog of one stream delays every other.
+* **Lag bound** (live transports, :meth:`StreamRunner.bound_lag`): audio still not
+  animated ``max_lag_s`` after it was due in real time (its arrival, or its place on
+  the stream's clock for a client that sends ahead) means the engine cannot keep up:
+  the stream ends with :class:`~audio2face.errors.LimitExceededError` 1013 instead of
+  falling further behind. The bound is watched while a push waits for the engine (a
+  timer at the oldest audio's deadline), not only when a run is taken: one long batch
+  would otherwise deliver frames a whole batch past it. ``lag_s`` tells a server how
+  far behind each stream is, so it can shed its newest stream first
+  (:meth:`StreamRunner.shed`, ``LoadShedder`` in ``server/admission.py``). A frame
+  seconds late is worse than none for a live face, and the backlog of one stream
+  delays every other.
 * **Metrics**: audio in, frames out, latency from a body's arrival to its frames, and
   the time of pushes of engines that do not time their own model runs, reported to a
   :class:`StreamObserver` (the runtime connects it to Prometheus).
@@ -39,6 +43,8 @@ through the inbox bound, its producer).
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import dataclasses
 import functools
 import time
@@ -190,6 +196,10 @@ _FLUSH = _Marker("flush")
 _INTERRUPT = _Marker("interrupt")
 _FINISH = _Marker("finish")
 _ABORT = _Marker("abort")
+_SHED = _Marker("shed")
+
+REARM_MIN_S = 0.01
+"""Shortest wait before the lag watchdog looks again (no busy loop at the deadline)."""
 
 
 def emotion_names(labels: frozenset[str] | set[str]) -> tuple[str, ...]:
@@ -229,6 +239,7 @@ class StreamRunner:
         options: RunnerOptions = DEFAULT_RUNNER,
         known_emotions: frozenset[str] | None = None,
         observer: StreamObserver = NO_OBSERVER,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
         self.profile = profile
@@ -241,11 +252,20 @@ class StreamRunner:
         self._inbox = AudioInbox(options.max_buffered_s, depth=observer.queue_depth)
         self._input_ended = False
         self._done = False
+        self._clock = clock
+        """Seconds, monotonic: when audio arrives and how late it is (tests inject one)."""
         self._clock_start: float | None = None
         self._pushed_s = 0.0
-        self._shed_note: str | None = None
-        self.lag_s = 0.0
-        """How far behind real time the last audio taken from the inbox was."""
+        self._queued_due: collections.deque[float] = collections.deque()
+        """When each queued audio item is due, oldest first (in step with the inbox)."""
+        self._waiting: asyncio.Future[FrameBatch] | None = None
+        """The engine's answer being awaited (a push or call in flight), if any."""
+        self._waiting_due: float | None = None
+        """When the audio of the push in flight was due (``None``: a call, or nothing)."""
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._last_lag = 0.0
+        self._shed: LimitExceededError | None = None
+        self._wake: asyncio.Task[None] | None = None
 
     # -- what the stream is -------------------------------------------------------------
     @property
@@ -269,11 +289,39 @@ class StreamRunner:
         """Audio queued and not yet pushed."""
         return self._inbox.seconds
 
-    def bound_lag(self, max_lag_s: float | None, *, shed_note: str | None = None) -> None:
-        """Hold this stream to ``max_lag_s`` behind real time (``None``: no bound).
-        ``shed_note``: the bound was tightened to shed load (said in the reason)."""
+    @property
+    def lag_s(self) -> float:
+        """How far behind real time the engine has left this stream: while the stream
+        waits for its engine, the age of its oldest audio not yet animated (in the push
+        in flight, or queued behind a call); otherwise that age when it last waited or
+        took audio (0 once its inbox is empty). Time spent waiting for the *client*
+        (sending frames to a slow reader) does not count: that is not the engine's load."""
+        due = self._oldest_due()
+        return self._last_lag if due is None else max(0.0, self._clock() - due)
+
+    @property
+    def ending(self) -> bool:
+        """The stream is over or on its way out (ended, failed, or :meth:`shed`)."""
+        return self._done or self._shed is not None
+
+    def bound_lag(self, max_lag_s: float | None) -> None:
+        """Hold this stream to ``max_lag_s`` behind real time (``None``: no bound)."""
         self.options = dataclasses.replace(self.options, max_lag_s=max_lag_s)
-        self._shed_note = shed_note
+
+    def shed(self, why: str) -> None:
+        """End this stream now, with :class:`LimitExceededError` 1013 from :meth:`events`
+        (the server sheds load): a wait for the engine ends at once, its frames are
+        dropped; otherwise the next item ends it. ``why`` goes in the reason."""
+        if self._done or self._shed is not None:
+            return
+        self._shed = LimitExceededError(
+            f"the server is overloaded: {why}; try again later",
+            limit="max_lag_s", value=self.options.max_lag_s or 0.0, code=1013,
+        )  # fmt: skip
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_exception(self._shed)
+        else:  # idle on the inbox or handing frames to the transport: jump the queue
+            self._wake = asyncio.get_running_loop().create_task(self._inbox.put_front(_SHED))
 
     # -- the producer side ---------------------------------------------------------------
     async def push(self, audio: FloatArray, emotion: str | None = None) -> None:
@@ -285,7 +333,7 @@ class StreamRunner:
         seconds = audio.shape[0] / self.session.input_rate
         if self._observer.audio_in is not None:
             self._observer.audio_in(seconds)
-        now = time.monotonic()
+        now = self._clock()
         if self._clock_start is None:
             self._clock_start = now
         # A client may send ahead of real time (a file): its audio is not late until
@@ -293,6 +341,7 @@ class StreamRunner:
         due = max(now, self._clock_start + self._pushed_s)
         self._pushed_s += seconds
         await self._inbox.put(_Audio(audio, emotion or None, now, due), seconds)
+        self._queued_due.append(due)  # no await since the put: in step with the inbox
 
     async def push_phones(self, phones: Sequence[Phone], *, end: bool = False) -> None:
         """Queue phone timings (engines with ``phone_input``), in order with the audio."""
@@ -323,6 +372,7 @@ class StreamRunner:
         to rest follow the frames already being made."""
         self._check_input("interrupt")
         await self._inbox.drop(lambda item: isinstance(item, _Audio | _Phones))
+        self._queued_due.clear()
         await self._inbox.put_front(_INTERRUPT)
 
     async def finish(self) -> None:
@@ -335,6 +385,7 @@ class StreamRunner:
         """Stop now (the client left): the events iterator ends, queued audio is dropped."""
         self._input_ended = True
         self._inbox.clear()
+        self._queued_due.clear()
         await self._inbox.put_front(_ABORT)
 
     @property
@@ -366,29 +417,37 @@ class StreamRunner:
         session = self.session
         try:
             while not self._done:
+                if self._shed is not None:
+                    raise self._shed
+                if not len(self._inbox):
+                    self._last_lag = 0.0  # caught up: nothing of this stream is late
                 run = await self._inbox.get_run(_joinable, self.options.max_push_s)
                 item = run[0]
                 if item is _ABORT:
                     return
+                if item is _SHED:
+                    continue  # raised at the top of the loop
                 if isinstance(item, _Audio):
+                    for _ in run:
+                        self._queued_due.popleft()
                     self._check_lag(item)
                     async for event in self._push_run(run):
                         self._count(event)
                         yield event
                 elif isinstance(item, _Phones):
-                    await self._pusher.call(session, functools.partial(self._phones, item))
+                    await self._engine(session, call=functools.partial(self._phones, item))
                 elif isinstance(item, _Key):
-                    await self._pusher.call(session, functools.partial(self._key, item))
+                    await self._engine(session, call=functools.partial(self._key, item))
                 elif item is _FLUSH:
-                    yield self._count(FramesEvent(await self._pusher.call(session, session.flush)))
+                    yield self._count(FramesEvent(await self._engine(session, call=session.flush)))
                     yield Flushed(session.frames_out)
                 elif item is _INTERRUPT:
                     yield Interrupted(session.frames_out)
                     yield self._count(
-                        FramesEvent(await self._pusher.call(session, session.interrupt))
+                        FramesEvent(await self._engine(session, call=session.interrupt))
                     )
                 elif item is _FINISH:
-                    yield self._count(FramesEvent(await self._pusher.finish(session)))
+                    yield self._count(FramesEvent(await self._engine(session, finishing=True)))
                     self._done = True
                     yield Ended(session.frames_out)
         except BaseException:
@@ -401,13 +460,21 @@ class StreamRunner:
         """Push one run's audio in pieces of ``max_push_s``; yield its frames, re-chunked."""
         audio = np.concatenate([b.audio for b in run]) if len(run) > 1 else run[0].audio
         emotion, arrived = run[0].emotion, run[-1].arrived
-        step = max(1, int(self.options.max_push_s * self.session.input_rate))
+        rate = self.session.input_rate
+        step = max(1, int(self.options.max_push_s * rate))
         chunk = self.options.chunk_frames
         carry: FrameBatch | None = None
+        body, body_start = 0, 0  # the body holding the piece's first sample
         for start in range(0, max(1, audio.shape[0]), step):
             piece = audio[start : start + step]
+            while body < len(run) - 1 and start >= body_start + run[body].audio.shape[0]:
+                body_start += run[body].audio.shape[0]
+                body += 1
+            # Due: the piece's first sample on its body's clock (the end of a long body
+            # sent at once is not late before real time reaches it).
+            due = run[body].due + (start - body_start) / rate
             began = time.perf_counter()
-            pushed = await self._pusher.push(self.session, piece, emotion)
+            pushed = await self._engine(self.session, piece, emotion, due=due)
             if self._observer.push_seconds is not None:
                 self._observer.push_seconds(time.perf_counter() - began)
             batch = carry.then(pushed) if carry is not None else pushed
@@ -418,16 +485,81 @@ class StreamRunner:
                 yield FramesEvent(batch, time.monotonic() - arrived)
 
     def _check_lag(self, item: _Audio) -> None:
-        self.lag_s = lag = time.monotonic() - item.due
+        """At a run's turn: its audio may have waited too long already (a consumer that
+        was busy, a long call before it)."""
+        self._last_lag = lag = self._clock() - item.due
         bound = self.options.max_lag_s
-        if bound is None or lag <= bound:
-            return
-        why = self._shed_note or f"max_lag_s={bound:g}"
-        raise LimitExceededError(
+        if bound is not None and lag > bound:
+            raise self._lag_error(lag, bound)
+
+    @staticmethod
+    def _lag_error(lag: float, bound: float) -> LimitExceededError:
+        return LimitExceededError(
             f"the server is overloaded: this stream fell {lag:.1f} s behind real time "
-            f"({why}); try again later",
+            f"(max_lag_s={bound:g}); try again later",
             limit="max_lag_s", value=bound, code=1013,
         )  # fmt: skip
+
+    # -- waiting for the engine, watched ----------------------------------------------------
+    def _oldest_due(self) -> float | None:
+        """While the stream waits for its engine: when its oldest audio not yet animated
+        was due (``None``: not waiting, or no audio waits)."""
+        if self._waiting is None:
+            return None
+        if self._waiting_due is not None:
+            return self._waiting_due
+        return self._queued_due[0] if self._queued_due else None
+
+    async def _engine(
+        self,
+        session: Session,
+        audio: FloatArray | None = None,
+        emotion: str | None = None,
+        *,
+        due: float | None = None,
+        call: Callable[[], FrameBatch] | None = None,
+        finishing: bool = False,
+    ) -> FrameBatch:
+        """One call on the pusher (a push of audio ``due`` then, a ``call`` or the
+        finish), awaited under the lag bound: a watchdog fails the wait with 1013 as
+        soon as the oldest audio not yet animated is over ``max_lag_s`` (one long batch
+        must not deliver its frames a whole batch late), and :meth:`shed` ends it."""
+        if self._shed is not None:
+            raise self._shed
+        future = self._pusher.submit(session, audio, emotion, call=call, finishing=finishing)
+        self._waiting, self._waiting_due = future, due
+        self._arm()
+        try:
+            return await future
+        finally:
+            self._last_lag = self.lag_s
+            self._waiting = self._waiting_due = None
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+
+    def _arm(self, at_least_s: float = 0.0) -> None:
+        """Wake the watchdog when the oldest waiting audio reaches the lag bound."""
+        bound, due = self.options.max_lag_s, self._oldest_due()
+        if bound is None or due is None:
+            return
+        delay = max(at_least_s, due + bound - self._clock())
+        self._watchdog = asyncio.get_running_loop().call_later(delay, self.check_lag)
+
+    def check_lag(self) -> None:
+        """Fail the wait for the engine (1013) if the stream is now over its lag bound;
+        called by the watchdog (and by tests with an injected clock)."""
+        if self._watchdog is not None:  # called early by hand: one watchdog at a time
+            self._watchdog.cancel()
+            self._watchdog = None
+        waiting, bound = self._waiting, self.options.max_lag_s
+        if waiting is None or waiting.done() or bound is None:
+            return
+        lag = self.lag_s
+        if lag > bound:
+            waiting.set_exception(self._lag_error(lag, bound))
+        else:  # early (a clock that drifts from the loop's): look again
+            self._arm(REARM_MIN_S)
 
     def _count(self, event: FramesEvent) -> FramesEvent:
         if self._observer.frames_out is not None and len(event.batch):
@@ -480,5 +612,6 @@ class StreamRunner:
         self._done = True
         self._input_ended = True
         self._inbox.clear()
+        self._queued_due.clear()
         if self.session.state is StreamState.OPEN:
             self.session.fail()
