@@ -20,6 +20,7 @@ Held-out audio (``heldout_fraction`` of the training hours on top, plus
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from training.data.texts import (
 )
 
 __all__ = ["PlanOptions", "make_plan"]
+log = logging.getLogger(__name__)
 
 _GSM_BYTES_PER_S = 1650.0  # 33-byte frames of 20 ms
 
@@ -199,9 +201,16 @@ def _batches(source: str, items: list[Item], size: int) -> list[Job]:
 
 def _asterisk_items(rng: random.Random, opts: PlanOptions, lang: str, cap_s: float) -> list[Item]:
     if not asterisk_source.available(lang):
+        log.warning("asterisk-%s: no sounds or no sox; the corpus has no recorded speech in %s "
+                    "(apt-get install sox asterisk-core-sounds-%s-gsm)", lang, lang, lang)
         return []
     # Transcripts are keyed by prompt name; the pools use the same names.
     found = asterisk_source.prompts(lang, asterisk_transcripts(lang))
+    if not found:
+        # The plain package ships WAV or nothing; the GSM files the source reads are in -gsm.
+        log.warning("asterisk-%s: no GSM prompts with a transcript under %s; apt-get install "
+                    "asterisk-core-sounds-%s asterisk-core-sounds-%s-gsm", lang,
+                    asterisk_source.SOUNDS[lang], lang, lang)
     items: list[Item] = []
     used = 0.0
     for key, name, path, text in found:
