@@ -7,6 +7,8 @@ oracle needs phone timings). Add a system by adding an entry to :data:`SYSTEMS`.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -81,11 +83,13 @@ def _engine_system(engine: object) -> System:
 
 
 def default_model() -> System:
-    """The embedded default model engine; raises SystemUnavailableError if absent."""
+    """The embedded default model engine, or the model file ``AUDIO2FACE_DEFAULT_MODEL``
+    names (the recipe compares a previous release that way); raises
+    SystemUnavailableError if absent."""
     try:
         from audio2face.engines.default import load_default_engine  # type: ignore[attr-defined]
 
-        engine = load_default_engine()
+        engine = load_default_engine(os.environ.get("AUDIO2FACE_DEFAULT_MODEL") or None)
     except Exception as exc:  # any failure means "not available here", reported by name
         raise SystemUnavailableError(f"default engine unavailable: {exc!r}") from exc
     return _engine_system(engine)

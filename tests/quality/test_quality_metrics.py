@@ -134,3 +134,14 @@ def test_run_script_end_to_end(tmp_path: Path) -> None:
     assert doc["systems"]["oracle"]["clips"] == 1  # two of three synthetic clips have no phones
     assert doc["systems"]["energy"]["clips"] == 3
     assert "default" in doc["systems"]
+
+
+def test_default_system_loads_the_model_the_environment_names(monkeypatch, tmp_path) -> None:
+    """The recipe compares a previous release through ``AUDIO2FACE_DEFAULT_MODEL``: the
+    benchmark must load that file, not the packaged one (it once scored the packaged
+    model twice and reported it as both releases)."""
+    monkeypatch.setenv("AUDIO2FACE_DEFAULT_MODEL", str(tmp_path / "missing.onnx"))
+    with pytest.raises(systems.SystemUnavailableError, match="missing.onnx"):
+        systems.default_model()
+    monkeypatch.delenv("AUDIO2FACE_DEFAULT_MODEL")
+    assert callable(systems.default_model())
