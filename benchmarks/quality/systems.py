@@ -8,7 +8,6 @@ oracle needs phone timings). Add a system by adding an entry to :data:`SYSTEMS`.
 from __future__ import annotations
 
 import os
-
 from collections.abc import Callable, Sequence
 
 import numpy as np

@@ -301,7 +301,7 @@ class Tongue(FeatureStep):
         state[_REF] = -100.0
         return state
 
-    def _lip_gate(self, frames: FloatArray) -> FloatArray:
+    def _lip_gate(self, frames: FloatArray) -> Array:
         """0..1 per frame: how far apart the incoming frame's lips are (module doc)."""
         assert self._lips is not None
         jaw, close, lower, upper = self._lips
