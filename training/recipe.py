@@ -11,7 +11,7 @@
    corpus metadata, metrics against the energy and oracle baselines, limits).
 
 Every step is seeded; on the 2-core development machine the whole run takes about
-an hour (see ``training/README.md``). Intermediate files go to ``training/work/``.
+26 minutes (see ``training/README.md``). Intermediate files go to ``training/work/``.
 """
 
 from __future__ import annotations
