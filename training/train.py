@@ -91,11 +91,31 @@ Audio = npt.NDArray[np.float32]
 Spans = list[tuple[float, float, str]]
 
 
-def _perturb_speaker(audio: Audio, phones: Spans, rng: np.random.Generator) -> tuple[Audio, Spans, list[str]]:
-    """Speaker and timing changes, made *before* the targets (they move the phones)."""
+def _perturb_speaker(
+    audio: Audio, phones: Spans, rng: np.random.Generator, warps: bool = True
+) -> tuple[Audio, Spans, list[str]]:
+    """Speaker and timing changes, made *before* the targets (they move the phones).
+
+    ``warps=False`` (``--no-speaker-warps``) is v1.0.0's speaker stage: speed (resampling)
+    on half the variants and a plain pitch shift (formants move with it), no tempo and no
+    vocal-tract warp; for testing whether the warps cost lip closure (issue 12)."""
     from training import augment as A
 
     x, ph, applied = audio, phones, []
+    if not warps:
+        if rng.random() < 0.5:
+            f = float(rng.uniform(0.85, 1.2))
+            x, ph = A.speed(x, f, ph)
+            applied.append(f"speed:{f:.3f}")
+        if rng.random() < 0.3:
+            st = float(rng.uniform(-4.0, 4.0))
+            x = A.pitch_shift(x, st)
+            applied.append(f"pitch:{st:+.2f}st")
+        if rng.random() < 0.5:
+            lead, trail = float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6))
+            x, ph = A.pad_silence(x, lead, trail, ph)
+            applied.append(f"pad:{lead:.2f}+{trail:.2f}s")
+        return x, ph, applied
     r = rng.random()
     if r < 0.25:  # resampling: faster and higher (pitch and formants), like a smaller speaker talking fast
         f = float(rng.uniform(0.85, 1.2))
@@ -177,12 +197,12 @@ def _degrade(audio: Audio, rng: np.random.Generator, others: list[Audio]) -> tup
     return x, applied
 
 
-def render_clip(args: tuple[str, list, int, int, list[str]]) -> list[Example]:
+def render_clip(args: tuple[str, list, int, int, list[str], bool]) -> list[Example]:
     """All variants of one clip (worker entry point; deterministic given its seed)."""
     from training import augment as A
     from training.targets import make_targets
 
-    wav, phones, variants, seed, other_wavs = args
+    wav, phones, variants, seed, other_wavs, warps = args
     audio, sr = sf.read(wav, dtype="float32")
     if sr != SR:
         raise ValueError(f"{wav}: expected {SR} Hz, got {sr}")
@@ -193,7 +213,7 @@ def render_clip(args: tuple[str, list, int, int, list[str]]) -> list[Example]:
         x, ph = audio, [tuple(p) for p in phones]
         applied = ["clean"] if v == 0 else []
         if v > 0:
-            x, ph, applied = _perturb_speaker(x, ph, rng)
+            x, ph, applied = _perturb_speaker(x, ph, rng, warps)
         targets = make_targets(x, ph, fps=100.0)
         if v > 0:
             x, channel = _degrade(x, rng, others)
@@ -237,7 +257,7 @@ def _render_fingerprint() -> str:
 
 
 def prepare(corpus: Path, variants: int, seed: int, workers: int,
-            limit: int | None = None) -> list[Example]:
+            limit: int | None = None, warps: bool = True) -> list[Example]:
     """Render the labelled training clips of ``corpus`` (see module doc), cached in
     ``training/work/`` under a key of the manifest, variants, seed, limit and the render
     code (:func:`_render_fingerprint`). Logs :func:`augmentation_counts`."""
@@ -245,14 +265,16 @@ def prepare(corpus: Path, variants: int, seed: int, workers: int,
     import pickle
 
     manifest = (corpus / "manifest.jsonl").read_bytes()
-    key = hashlib.sha256(manifest + f"{variants},{seed},{limit},{_render_fingerprint()}".encode()).hexdigest()[:16]
+    # The default (warps on) keeps the key it always had, so existing caches stay valid.
+    tag = "" if warps else ",no-warps"
+    key = hashlib.sha256(manifest + f"{variants},{seed},{limit},{_render_fingerprint()}{tag}".encode()).hexdigest()[:16]
     cache = Path("training/work") / f"prepared-{key}.pkl"
     if cache.exists():
         log.info("using prepared examples from %s", cache)
         with cache.open("rb") as fh:
             examples: list[Example] = pickle.load(fh)
     else:
-        examples = _render_all(corpus, variants, seed, workers, limit)
+        examples = _render_all(corpus, variants, seed, workers, limit, warps)
         cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("wb") as fh:
             pickle.dump(examples, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -260,7 +282,8 @@ def prepare(corpus: Path, variants: int, seed: int, workers: int,
     return examples
 
 
-def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int | None) -> list[Example]:
+def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int | None,
+                warps: bool = True) -> list[Example]:  # fmt: skip
     recs = [json.loads(line) for line in (corpus / "manifest.jsonl").open(encoding="utf-8")]
     train = [r for r in recs if r["split"] == "train" and r["phones"]]
     if limit:
@@ -270,7 +293,7 @@ def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int
     jobs = []
     for k, r in enumerate(train):
         babble = [pool_wavs[i] for i in rng.choice(len(pool_wavs), size=min(4, len(pool_wavs)), replace=False)]
-        jobs.append((str(corpus / r["wav"]), r["phones"], variants, seed * 100003 + k, babble))
+        jobs.append((str(corpus / r["wav"]), r["phones"], variants, seed * 100003 + k, babble, warps))
     t0 = time.monotonic()
     ctx = multiprocessing.get_context("spawn")
     examples: list[Example] = []
@@ -381,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips")
+    parser.add_argument("--no-speaker-warps", dest="warps", action="store_false",
+                        help="v1.0.0's speaker stage (speed, plain pitch shift): no tempo, no vocal-tract warp")
     parser.add_argument("--steps", type=int, default=TrainOptions.steps)
     parser.add_argument("--batch", type=int, default=TrainOptions.batch)
     parser.add_argument("--lr", type=float, default=TrainOptions.lr)
@@ -389,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
-    examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit)
+    examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
     prep_s = time.monotonic() - t0
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
     model, info = train(examples, opts)
@@ -398,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare_seconds": round(prep_s, 1),
         "train_hours_rendered": round(sum(len(e.feats) for e in examples) / 360000, 3),
         "variants": args.variants,
+        "speaker_warps": args.warps,
         "options": opts.__dict__,
         "config": model.config.as_dict(),
         "corpus_stats": meta.get("stats", {}),

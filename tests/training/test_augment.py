@@ -258,7 +258,7 @@ def test_render_clip_logs_and_is_deterministic(tmp_path) -> None:  # noqa: ANN00
         [0.75, 1.125, "IY"],
         [1.125, 1.5, "SIL"],
     ]
-    job = (str(wav), phones, 4, 11, [str(wav)])
+    job = (str(wav), phones, 4, 11, [str(wav)], True)
     a, b = T.render_clip(job), T.render_clip(job)
     assert [e.augmentations for e in a] == [e.augmentations for e in b]
     for ea, eb in zip(a, b, strict=True):
@@ -268,6 +268,21 @@ def test_render_clip_logs_and_is_deterministic(tmp_path) -> None:  # noqa: ANN00
     assert all(e.augmentations and e.augmentations[0] != "clean" for e in a[1:])
     counts = T.augmentation_counts(a)
     assert counts["examples"] == 4 and counts["clean"] == 1 and counts["gain"] == 4
+
+
+def test_without_speaker_warps_only_speed_pitch_and_padding_move_the_speaker() -> None:
+    rng = np.random.default_rng(3)
+    phones = [(0.0, 0.5, "AA"), (0.5, 1.0, "M")]
+    seen: set[str] = set()
+    for _ in range(40):
+        _, ph, applied = T._perturb_speaker(speechlike(1.0), phones, rng, warps=False)
+        seen |= {a.split(":")[0] for a in applied}
+        assert ph[-1][1] > 0.5  # the phones still tile the (possibly resampled) clip
+    assert seen <= {"speed", "pitch", "pad"} and {"speed", "pitch"} <= seen
+    seen = set()
+    for _ in range(40):
+        seen |= {a.split(":")[0] for a in T._perturb_speaker(speechlike(1.0), phones, rng)[2]}
+    assert {"tempo", "vtl"} <= seen
 
 
 def test_render_cache_key_follows_the_render_code(monkeypatch: pytest.MonkeyPatch) -> None:
