@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -378,35 +378,22 @@ class ProsodyTracker:
         fps = trackers[0].fps if trackers else 30.0
         key = (trackers[0].sample_rate, trackers[0].options, trackers[0].fps) if trackers else None
         if all((t.sample_rate, t.options, t.fps) == key for t in trackers):
-            feats = _take_group(trackers, counts)
+            rows = _take_group(trackers, counts)
         else:
             # Mixed rates or options: per group, then back into the callers' order.
             groups: dict[tuple[int, ProsodyOptions, float], list[int]] = {}
             for i, tr in enumerate(trackers):
                 groups.setdefault((tr.sample_rate, tr.options, tr.fps), []).append(i)
             starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
-            parts: list[_Features] = []
+            parts: list[Prosody] = []
             order: list[npt.NDArray[np.intp]] = []
             for members in groups.values():
                 parts.append(
                     _take_group([trackers[i] for i in members], [counts[i] for i in members])
                 )
                 order += [np.arange(starts[i], starts[i + 1]) for i in members]
-            where = np.argsort(np.concatenate(order), kind="stable")
-            feats = _Features.join(parts).reorder(where)
-        return Prosody(
-            first_frame=first,
-            fps=fps,
-            rms_db=feats.rms_db,
-            f0_hz=feats.f0_hz,
-            voiced=feats.voiced,
-            speaking=feats.speaking,
-            phrase_start=feats.phrase_start,
-            phrase_end=feats.phrase_end,
-            nucleus=feats.nucleus,
-            bands=feats.bands,
-            bands_valid=feats.bands_valid,
-        )
+            rows = _gather(parts, np.argsort(np.concatenate(order), kind="stable"))
+        return replace(rows, first_frame=first, fps=fps)
 
     # -- internals -----------------------------------------------------------------------
     def _window_end(self, frame: int) -> int:
@@ -445,36 +432,26 @@ class ProsodyTracker:
         p.start = keep_from
 
 
-@dataclass(frozen=True, slots=True)
-class _Features:
-    rms_db: FloatArray
-    f0_hz: FloatArray
-    voiced: BoolArray
-    speaking: BoolArray
-    phrase_start: BoolArray
-    phrase_end: BoolArray
-    nucleus: FloatArray
-    bands: FloatArray
-    bands_valid: bool
-
-    @staticmethod
-    def join(parts: list[_Features]) -> _Features:
-        arrays = {f: np.concatenate([getattr(p, f) for p in parts]) for f in _FEATURE_ARRAYS}
-        return _Features(**arrays, bands_valid=all(p.bands_valid for p in parts))
-
-    def reorder(self, where: npt.NDArray[np.intp]) -> _Features:
-        arrays = {f: getattr(self, f)[where] for f in _FEATURE_ARRAYS}
-        return _Features(**arrays, bands_valid=self.bands_valid)
-
-
 _FEATURE_ARRAYS = (
     "rms_db", "f0_hz", "voiced", "speaking", "phrase_start", "phrase_end", "nucleus", "bands"
 )  # fmt: skip
 
 
-def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> _Features:
-    """Features of trackers that share a sample rate, frame rate and options."""
+def _gather(parts: list[Prosody], where: npt.NDArray[np.intp]) -> Prosody:
+    """The rows of ``parts`` joined, then taken in the order ``where`` (frame clock of
+    the first part: the caller sets its own)."""
+    arrays = {f: np.concatenate([getattr(p, f) for p in parts])[where] for f in _FEATURE_ARRAYS}
+    return Prosody(
+        first_frame=parts[0].first_frame, fps=parts[0].fps, **arrays,
+        bands_valid=all(p.bands_valid for p in parts),
+    )  # fmt: skip
+
+
+def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> Prosody:
+    """Rows of trackers that share a sample rate, frame rate and options, as one batch
+    from the first tracker's next frame."""
     head = trackers[0]
+    first = head._next
     an, o = head._an, head.options
     pieces: list[npt.NDArray[np.floating]] = []
     spans: list[tuple[int, int, int]] = []  # per tracker: start in the joined audio, length, origin
@@ -512,7 +489,9 @@ def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> _F
             b, size, origin = spans[j]
             tr._retain(audio[b : b + size], origin)
             j += 1
-    return _Features(
+    return Prosody(
+        first,
+        head.fps,
         rms_db.astype(np.float32),
         f0.astype(np.float32),
         voiced,
