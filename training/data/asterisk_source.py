@@ -26,11 +26,7 @@ from audio2face.engines.phonemes.espeak_phones import tile_phones
 from audio2face.engines.phonemes.phoneset import SILENCE, normalize_phone
 from training.data.corpus import (
     SAMPLE_RATE,
-    Clip,
-    normalize_level,
-    pad,
-    validate_phones,
-    write_clip,
+    finish_clip,
 )
 from training.data.jobs import Item
 
@@ -132,13 +128,5 @@ def render(item: Item, root: Path, lang: str) -> dict[str, object] | None:
             return None
         if phones is None or sum(e - s for s, e, p in phones if p != SILENCE) < 0.2:
             return None
-    audio, padded = pad(normalize_level(audio, item.peak), phones, item.lead_s, item.trail_s)
-    duration = len(audio) / SAMPLE_RATE
-    if padded is not None:
-        validate_phones(padded, duration)
-    clip = Clip(
-        id=item.id, split=item.split, source=f"asterisk-{lang}", voice="allison", lang=lang,
-        text=item.text, text_source=f"asterisk-core-sounds-{lang} transcript", licence=LICENCE,
-        duration=duration, phones=padded,
-    )  # fmt: skip
-    return write_clip(root, clip, audio)
+    return finish_clip(root, item, audio, phones, source=f"asterisk-{lang}", voice="allison", lang=lang,
+                       licence=LICENCE, text_source=f"asterisk-core-sounds-{lang} transcript")  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,12 @@ import soxr
 
 from audio2face.engines.phonemes.phoneset import SILENCE, normalize_phone
 
-__all__ = ["SAMPLE_RATE", "Clip", "normalize_level", "pad", "resample", "validate_phones", "write_clip"]
+if TYPE_CHECKING:
+    from training.data.jobs import Item
+
+__all__ = [
+    "SAMPLE_RATE", "Clip", "finish_clip", "normalize_level", "pad", "resample", "validate_phones", "write_clip",
+]  # fmt: skip
 
 SAMPLE_RATE = 16000
 
@@ -102,3 +108,29 @@ def write_clip(root: Path, clip: Clip, audio: npt.NDArray[np.float32]) -> dict[s
         record["phones"] = [[round(s, 4), round(e, 4), p] for s, e, p in clip.phones]
     (folder / f"{clip.id}.json").write_text(json.dumps(record, ensure_ascii=False), "utf-8")
     return record
+
+
+def finish_clip(
+    root: Path,
+    item: Item,
+    audio: npt.NDArray[np.float32],
+    phones: list[Span] | None,
+    *,
+    source: str,
+    voice: str,
+    lang: str,
+    licence: str,
+    text_source: str | None = None,
+) -> dict[str, object]:
+    """The last steps every source shares: level ``audio`` (16 kHz) to ``item.peak``, pad
+    it with the item's silence, check the phones (``None``: an unlabelled clip) and write
+    the clip; return its record."""
+    audio, padded = pad(normalize_level(audio, item.peak), phones, item.lead_s, item.trail_s)
+    duration = len(audio) / SAMPLE_RATE
+    if padded is not None:
+        validate_phones(padded, duration)
+    clip = Clip(
+        id=item.id, split=item.split, source=source, voice=voice, lang=lang, text=item.text,
+        text_source=text_source or item.text_source, licence=licence, duration=duration, phones=padded,
+    )  # fmt: skip
+    return write_clip(root, clip, audio)

@@ -35,12 +35,8 @@ from audio2face.engines.phonemes.espeak_phones import (
 from audio2face.engines.phonemes.phoneset import PHONE_ID, SILENCE
 from training.data.corpus import (
     SAMPLE_RATE,
-    Clip,
-    normalize_level,
-    pad,
+    finish_clip,
     resample,
-    validate_phones,
-    write_clip,
 )
 from training.data.jobs import Item
 
@@ -140,13 +136,5 @@ def render(item: Item, root: Path) -> dict[str, object]:
     scale = duration / syn.duration if syn.duration > 0 else 1.0
     events = phones_from_events(syn.raw_phones, syn.audio, syn.sample_rate, lang)
     phones = [(s * scale, e * scale, p) for s, e, p in events]
-    audio, padded = pad(normalize_level(audio, item.peak), phones, item.lead_s, item.trail_s)
-    duration = len(audio) / SAMPLE_RATE
-    if padded is None:  # pad() keeps labels when given labels; this satisfies the type checker
-        raise RuntimeError("phones lost while padding")
-    validate_phones(padded, duration)
-    clip = Clip(
-        id=item.id, split=item.split, source="espeak-ng", voice=item.voice, lang=lang,
-        text=item.text, text_source=item.text_source, licence=LICENCE, duration=duration, phones=padded,
-    )  # fmt: skip
-    return write_clip(root, clip, audio)
+    return finish_clip(root, item, audio, phones, source="espeak-ng", voice=item.voice, lang=lang,
+                       licence=LICENCE)  # fmt: skip

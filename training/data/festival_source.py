@@ -41,12 +41,8 @@ from audio2face.engines.phonemes.espeak_phones import tile_phones
 from audio2face.engines.phonemes.phoneset import PHONE_ID
 from training.data.corpus import (
     SAMPLE_RATE,
-    Clip,
-    normalize_level,
-    pad,
+    finish_clip,
     resample,
-    validate_phones,
-    write_clip,
 )
 from training.data.jobs import Item
 
@@ -426,14 +422,5 @@ def _finish(
     for end, label in ends:
         starts.append((prev, map_phone(label, voice.phoneset)))
         prev = end
-    phones = tile_phones(starts, duration)
-    audio, padded = pad(normalize_level(audio, item.peak), phones, item.lead_s, item.trail_s)
-    if padded is None:
-        raise RuntimeError("phones lost while padding")
-    validate_phones(padded, len(audio) / SAMPLE_RATE)
-    clip = Clip(
-        id=item.id, split=item.split, source="festival", voice=voice.name, lang=voice.lang,
-        text=item.text, text_source=item.text_source, licence=voice.licence, duration=len(audio) / SAMPLE_RATE,
-        phones=padded,
-    )  # fmt: skip
-    return write_clip(root, clip, audio)
+    return finish_clip(root, item, audio, tile_phones(starts, duration), source="festival", voice=voice.name,
+                       lang=voice.lang, licence=voice.licence)  # fmt: skip

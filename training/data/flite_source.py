@@ -25,12 +25,8 @@ from audio2face.engines.phonemes.espeak_phones import tile_phones
 from audio2face.engines.phonemes.phoneset import SILENCE, normalize_phone
 from training.data.corpus import (
     SAMPLE_RATE,
-    Clip,
-    normalize_level,
-    pad,
+    finish_clip,
     resample,
-    validate_phones,
-    write_clip,
 )
 from training.data.jobs import Item
 
@@ -283,13 +279,5 @@ def render(item: Item, root: Path) -> dict[str, object]:
     raw, sr, ends = synthesize(item.text, item.voice, dict(item.params))
     audio = resample(raw, sr)
     phones = segments_to_phones(ends, len(audio) / SAMPLE_RATE)
-    audio, padded = pad(normalize_level(audio, item.peak), phones, item.lead_s, item.trail_s)
-    if padded is None:
-        raise RuntimeError("phones lost while padding")
-    duration = len(audio) / SAMPLE_RATE
-    validate_phones(padded, duration)
-    clip = Clip(
-        id=item.id, split=item.split, source="flite", voice=f"flite-{item.voice}", lang=VOICES[item.voice].lang,
-        text=item.text, text_source=item.text_source, licence=LICENCE, duration=duration, phones=padded,
-    )  # fmt: skip
-    return write_clip(root, clip, audio)
+    return finish_clip(root, item, audio, phones, source="flite", voice=f"flite-{item.voice}",
+                       lang=VOICES[item.voice].lang, licence=LICENCE)  # fmt: skip
