@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_languages import SAMPLES as ISSUE12_SAMPLES
 from training.data.corpus import SAMPLE_RATE, pad, validate_phones
 from training.data.espeak_source import VOICES
 from training.data.split import SplitPolicy
@@ -39,14 +40,8 @@ SAMPLES = {
     "hu": "Árvíztűrő tükörfúrógép, a kutya ugat és a macska nyávog.",
     "da": "Den lille pige løber hurtigt hjem gennem den grønne skov.",
     "fi": "Hyvää huomenta, mökillä on lämmin sauna ja kylmä järvi.",
-    # Issue 12 languages (more of each in tests/training/test_languages.py).
-    "zh": "我们明天早上八点去北京看朋友，然后一起吃饭喝茶。女儿喜欢绿色的鱼和圆圆的月亮。",
-    "yue": "我哋聽日朝早八點去香港探朋友，之後一齊食飯飲茶。佢鍾意綠色嘅魚同埋圓月。",
-    "ja": "わたしはまいあさパンをたべて、ほんをよみます。ふじさんはとてもきれいでした。",
-    "ko": "우리는 내일 아침에 바다에 가서 빵과 사과를 먹을 거예요. 꽃이 피었어요.",
-    "hi": "मैं कल सुबह बाज़ार जाऊँगा और ताज़े फल और सब्ज़ियाँ खरीदूँगा।",
-    "ar": "ذهب الولد إلى المدرسة صباحا وقرأ كتابا جميلا عن البحر والشمس.",
-    "vi": "Tôi muốn ăn phở bò và uống cà phê sữa đá với bạn bè ở Hà Nội.",
+    # Issue 12 languages: the phone-rich sentences tests/training/test_languages.py uses.
+    **ISSUE12_SAMPLES,
 }
 
 
