@@ -147,3 +147,21 @@ def test_take_many_is_separate_takes_batched() -> None:
                 np.testing.assert_array_equal(getattr(g, name), getattr(want, name), err_msg=name)
     with pytest.raises(ValueError, match="2 trackers but 1 frame counts"):
         ProsodyTracker.take_many(many[:2], [1])
+
+
+def test_a_long_stream_keeps_only_the_audio_its_next_windows_need() -> None:
+    """Two minutes in 40 ms pushes: the tracker's buffer stays at a fraction of a
+    second (a server runs hundreds of these), not the whole stream."""
+    tr = ProsodyTracker(RATE, FPS)
+    body = RATE // 25
+    loop = np.tile(AUDIO, 1 + (120 * RATE) // AUDIO.shape[0])[: 120 * RATE]
+    done = 0
+    sizes = set()
+    for pos in range(0, loop.shape[0], body):
+        tr.push(loop[pos : pos + body])
+        m = n_frames(pos + body) - done
+        last = tr.take(m)
+        done += m
+        sizes.add(tr._audio.buf.shape[0])
+    assert max(sizes) <= RATE // 2  # a window, a few pushes' room: not 120 s
+    assert len(last) and np.isfinite(last.rms_db).all()

@@ -34,6 +34,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from functools import cache
 from typing import Any
 
@@ -67,8 +68,15 @@ class ProsodyOptions:
     n_bands: int = 24
     band_min_hz: float = 100.0
     band_max_hz: float = 7600.0
+    # Sessions group their trackers by these options on every push: hash them once.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __post_init__(self) -> None:
+        fields = tuple(getattr(self, f.name) for f in dataclass_fields(self) if f.compare)
+        object.__setattr__(self, "_hash", hash(fields))
         if not 0.01 <= self.window_s <= 0.2:
             raise ValueError(f"window_s must be in [0.01, 0.2] s, got {self.window_s}")
         if not 20.0 <= self.f0_min_hz < self.f0_max_hz <= 2000.0:
@@ -246,23 +254,64 @@ _MACHINE0 = np.array([-70.0, 0.0, 1e9, -100.0, -100.0, 0.0, -100.0, -30.0, 0.0, 
 _MACHINE0.setflags(write=False)
 
 
-@dataclass(slots=True)
-class _Pending:
-    """Audio kept for windows not yet analysed, from sample ``start``: the retained
-    ``tail``, then the ``chunks`` pushed since (joined only when frames are taken, for
-    all the streams of a batch in one copy)."""
+class _Audio:
+    """The stream's audio from sample ``base`` on, in one growing float32 buffer:
+    ``buf[:fill]`` holds samples ``base .. base + fill``. Pushing writes into it (one
+    copy, no per-chunk objects); taking frames reads views of it; audio no window
+    needs any more is dropped lazily, when a push would overflow the buffer. Per-push
+    bookkeeping is a few integer operations, because a server pays it per stream."""
 
-    start: int = 0
-    tail: npt.NDArray[np.floating] = field(default_factory=lambda: np.zeros(0))
-    chunks: list[npt.NDArray[np.floating]] = field(default_factory=list)
-    end: int = 0  # sample after the last one pushed
+    __slots__ = ("base", "buf", "fill")
 
-    def joined(self) -> npt.NDArray[np.float64]:
-        """The pending audio as one float64 array (joins the chunks into the tail)."""
-        if self.chunks:
-            self.tail = np.concatenate([self.tail, *self.chunks], dtype=np.float64)
-            self.chunks = []
-        return self.tail.astype(np.float64, copy=False)
+    def __init__(self, base: int, capacity: int) -> None:
+        self.base = base
+        # float32, as pushed: the batch's analysis converts while it joins the streams.
+        self.buf = np.zeros(max(capacity, 16), np.float32)
+        self.fill = 0
+
+    @property
+    def end(self) -> int:
+        """Sample after the last one held."""
+        return self.base + self.fill
+
+    def append(self, x: npt.NDArray[np.floating], keep_from: int) -> None:
+        """Add ``x``; samples before ``keep_from`` may be dropped to make room."""
+        n = int(x.shape[0])
+        if self.fill + n > self.buf.shape[0]:
+            self.make_room(n, keep_from)
+        self.buf[self.fill : self.fill + n] = x
+        self.fill += n
+
+    def make_room(self, n: int, keep_from: int) -> None:
+        """Room for ``n`` more samples, dropping those before ``keep_from``."""
+        drop = min(max(keep_from - self.base, 0), self.fill)
+        kept = self.fill - drop
+        if kept + n > self.buf.shape[0] // 2:  # keep room for pushes to come
+            grown = np.empty(max(2 * (kept + n), self.buf.shape[0]), np.float32)
+            grown[:kept] = self.buf[drop : self.fill]
+            self.buf = grown
+        else:
+            self.buf[:kept] = self.buf[drop : self.fill]
+        self.base += drop
+        self.fill = kept
+
+    def cut(self, at: int, resume: int) -> None:
+        """Keep samples before ``at`` (>= ``base``), then silence up to ``resume``."""
+        self.fill = max(min(at, self.end) - self.base, 0)
+        gap = resume - self.end
+        if gap > 0:
+            self.append(np.zeros(gap), self.base)
+
+    def span(self, start: int, stop: int) -> npt.NDArray[np.floating]:
+        """Samples ``start .. stop``: a view when held, else padded with silence."""
+        lo, hi = start - self.base, stop - self.base
+        if lo >= 0 and hi <= self.fill:
+            return self.buf[lo:hi]
+        out = np.zeros(stop - start)
+        a, b = max(lo, 0), min(hi, self.fill)
+        if b > a:
+            out[a - lo : b - lo] = self.buf[a:b]
+        return out
 
 
 class ProsodyTracker:
@@ -295,7 +344,9 @@ class ProsodyTracker:
 
     def reset(self) -> None:
         """Back to sample 0 and frame 0, with no history."""
-        self._pending = _Pending()
+        # Silence before sample 0 fills the first frames' windows.
+        self._audio = _Audio(-self._an.win, 4 * self._an.win + 4 * round(self._step))
+        self._audio.append(np.zeros(self._an.win), 0)
         self._pushed = 0
         self._next = 0
         self._state: npt.NDArray[np.float64] = _MACHINE0
@@ -315,24 +366,25 @@ class ProsodyTracker:
         x = np.asarray(audio)
         if x.ndim != 1:
             raise ValueError(f"audio must be mono [n_samples], got shape {x.shape}")
-        if x.shape[0]:
-            p = self._pending
-            p.chunks.append(x.copy())  # the caller may reuse its buffer
-            p.end += int(x.shape[0])
-            self._pushed = p.end
+        n = x.shape[0]
+        if n:
+            # _Audio.append, inlined: this runs for every stream on every push.
+            a = self._audio
+            if a.fill + n > a.buf.shape[0]:
+                # Samples the next frame's window needs stay; older ones may go.
+                a.make_room(n, self._window_end(self._next) - self._an.win)
+            a.buf[a.fill : a.fill + n] = x
+            a.fill += n
+            self._pushed = a.base + a.fill
 
     def interrupt(self, resume_sample: int) -> None:
         """Barge-in: forget audio after the frames already taken; the stream is silent
         until ``resume_sample``, where the next :meth:`push` continues the clock."""
         if resume_sample < 0:
             raise ValueError(f"resume_sample must be >= 0, got {resume_sample}")
-        p = self._pending
-        audio = p.joined()
-        cut = min(self._window_end(self._next - 1), p.end, resume_sample)
-        cut = max(cut, p.start)
-        p.tail = np.concatenate([audio[: cut - p.start], np.zeros(max(0, resume_sample - cut))])
-        p.end = p.start + int(p.tail.shape[0])
-        self._pushed = p.end
+        a = self._audio
+        a.cut(max(min(self._window_end(self._next - 1), resume_sample), a.base), resume_sample)
+        self._pushed = a.end
 
     def take(self, n_frames: int, *, final: bool = False) -> Prosody:
         """Features of the next ``n_frames`` frames.
@@ -400,37 +452,6 @@ class ProsodyTracker:
         """First sample after frame ``frame``'s window (half a frame past its time)."""
         return math.floor((frame + 0.5) * self.sample_rate / self.fps)
 
-    def _pieces(self, n: int) -> tuple[list[npt.NDArray[np.floating]], int, int]:
-        """The audio under the next ``n`` frames' windows, silence where none was
-        pushed: its pieces, their total length and the sample number of their start."""
-        p = self._pending
-        win = self._an.win
-        s0 = self._window_end(self._next) - win
-        e1 = self._window_end(self._next + n - 1)
-        pieces: list[npt.NDArray[np.floating]] = [p.tail, *p.chunks]
-        origin = p.start
-        if s0 < p.start:
-            pieces.insert(0, np.zeros(p.start - s0))
-            origin = s0
-        end = p.end
-        if e1 > end:
-            pieces.append(np.zeros(e1 - end))
-            end = e1
-        return pieces, end - origin, origin
-
-    def _retain(self, audio: npt.NDArray[np.float64], origin: int) -> None:
-        """After a take: keep the pushed audio the next frame's window needs (``audio``
-        holds the samples from ``origin`` on, padding included)."""
-        p = self._pending
-        keep_from = min(max(self._window_end(self._next) - self._an.win, p.start), p.end)
-        last = p.chunks[-1] if p.chunks else p.tail
-        if keep_from >= p.end - last.shape[0]:  # within the last piece: keep a view of it
-            p.tail = last[keep_from - (p.end - last.shape[0]) :]
-        else:  # across pieces: a copy (audio is scratch space)
-            p.tail = audio[keep_from - origin : p.end - origin].copy()
-        p.chunks = []
-        p.start = keep_from
-
 
 _FEATURE_ARRAYS = (
     "rms_db", "f0_hz", "voiced", "speaking", "phrase_start", "phrase_end", "nucleus", "bands"
@@ -453,42 +474,43 @@ def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> Pr
     head = trackers[0]
     first = head._next
     an, o = head._an, head.options
+    win, rate, fps = an.win, head.sample_rate, head.fps
+    # Per stream: the audio under its frames' windows (a view of its buffer), and
+    # where that starts in the joined audio relative to the stream's own clock.
     pieces: list[npt.NDArray[np.floating]] = []
-    spans: list[tuple[int, int, int]] = []  # per tracker: start in the joined audio, length, origin
+    shift: list[int] = []
     base = 0
     for tr, n in zip(trackers, counts, strict=True):
         if n:
-            parts, size, origin = tr._pieces(n)
-            pieces += parts
-            spans.append((base, size, origin))
-            base += size
+            start = math.floor((tr._next + 0.5) * rate / fps) - win
+            stop = math.floor((tr._next + n - 0.5) * rate / fps)
+            a = tr._audio
+            lo, hi = start - a.base, stop - a.base
+            # _Audio.span, its usual case inlined (this loop runs per stream).
+            pieces.append(a.buf[lo:hi] if lo >= 0 and hi <= a.fill else a.span(start, stop))
+            shift.append(base - start)
+            base += stop - start
     cnt = np.asarray(counts, np.intp)
-    firsts = np.array([tr._next for tr in trackers], np.intp)
-    if spans:
+    if pieces:
         audio = np.concatenate(pieces, out=_WORK.get("audio", base, 1)[:, 0])
         live = cnt > 0
-        owner = np.repeat(np.arange(int(live.sum())), cnt[live])
+        firsts = np.array([tr._next for tr in trackers], np.intp)[live]
+        owner = np.repeat(np.arange(firsts.shape[0]), cnt[live])
         offsets = np.cumsum(cnt[live]) - cnt[live]
-        frames = firsts[live][owner] + (np.arange(owner.shape[0]) - offsets[owner])
+        frames = firsts[owner] + (np.arange(owner.shape[0]) - offsets[owner])
         # The frame clock's window ends, as ProsodyTracker._window_end computes them.
-        ends = np.floor((frames + 0.5) * head.sample_rate / head.fps).astype(np.intp)
-        shift = np.array([b - origin for b, _, origin in spans], np.intp)
-        at = ends - an.win + shift[owner]
-        windows = np.lib.stride_tricks.sliding_window_view(audio, an.win)[at]
+        ends = np.floor((frames + 0.5) * rate / fps).astype(np.intp)
+        at = ends - win + np.asarray(shift, np.intp)[owner]
+        windows = np.lib.stride_tricks.sliding_window_view(audio, win)[at]
     else:
-        audio = np.zeros(0)
-        windows = np.zeros((0, an.win))
+        windows = np.zeros((0, win))
     rms_db, f0, voiced, bands = _analyse(an, o, windows)
     states = np.array([tr._state for tr in trackers])
     speaking, starts_, ends_, nucleus = head._machine.run(states, counts, rms_db, f0, voiced)
-    j = 0
-    for i, (tr, n) in enumerate(zip(trackers, counts, strict=True)):
+    for tr, n, row in zip(trackers, counts, states, strict=True):
         if n:
-            tr._state = states[i]
+            tr._state = row
             tr._next += n
-            b, size, origin = spans[j]
-            tr._retain(audio[b : b + size], origin)
-            j += 1
     return Prosody(
         first,
         head.fps,
@@ -625,10 +647,13 @@ class _Workspace(threading.local):
     def get(
         self, name: str, rows: int, cols: int, dtype: npt.DTypeLike = np.float64
     ) -> npt.NDArray[Any]:
+        """A ``[rows, cols]`` array, its contents left from the last use. Allocated
+        zeroed, and row ``r`` is always the same memory (``cols`` is part of the
+        name), so columns nobody writes stay zero (:func:`_analyse`'s FFT padding)."""
         key = (name, cols, np.dtype(dtype))
         flat = self.arrays.get(key)
         if flat is None or flat.shape[0] < rows * cols:
-            flat = np.empty(max(rows, 64) * cols * 2, dtype)
+            flat = np.zeros(max(rows, 64) * cols * 2, dtype)
             self.arrays[key] = flat
         return flat[: rows * cols].reshape(rows, cols)
 
@@ -650,13 +675,16 @@ def _analyse(
         empty = np.zeros(0)
         return empty, empty, np.zeros(0, bool), np.zeros((0, o.n_bands), np.float32)
     win, work = an.win, _WORK
+    # The windows go straight into rows of the FFT's zero-padded input (numpy would
+    # pad a copy itself, at a third of the FFT's cost).
+    padded = work.get("padded", n, an.nfft)
+    x = padded[:, :win]
     # sum * (1/n) instead of mean(): mean's Python wrapper costs more than the sum here.
-    x = work.get("x", n, win)
     np.subtract(windows, windows.sum(axis=1, keepdims=True) * (1.0 / win), out=x)
     power = np.einsum("ij,ij->i", x, x)
     np.multiply(x, an.window, out=x)
     bins = an.nfft // 2 + 1
-    spec = np.fft.rfft(x, an.nfft, axis=1, out=work.get("spec", n, bins, np.complex128))
+    spec = np.fft.rfft(padded, axis=1, out=work.get("spec", n, bins, np.complex128))
     parts = spec.view(np.float64)
     psd = work.get("psd", n, bins)
     np.multiply(parts[:, 0::2], parts[:, 0::2], out=psd)
