@@ -163,6 +163,7 @@ class Runtime:
             fps=out_fps,
             input_rate=input_rate,
             prosody=tracker,
+            runner=chain,
         )
         return session, profile
 

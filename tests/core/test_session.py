@@ -347,7 +347,8 @@ def alive_session(chain, seed: int, off: frozenset[str] = frozenset()) -> Sessio
     engine = FakeEngine(lambda: Arkit52("k"), batched=True)
     engine.output_names = tuple(f"c{i}" for i in range(52))
     return Session(engine, chain.new_stream(seed, StreamOptions(off=off)), names=chain.output_names,
-                   fps=30.0, input_rate=16000, prosody=ProsodyTracker(16000, 30.0))  # fmt: skip
+                   fps=30.0, input_rate=16000, prosody=ProsodyTracker(16000, 30.0),
+                   runner=chain)  # fmt: skip
 
 
 def test_alive_sessions_batched_give_what_each_gives_alone() -> None:

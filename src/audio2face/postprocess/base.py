@@ -123,8 +123,17 @@ class StepContext:
 
 @runtime_checkable
 class Step(Protocol):
-    """One bound postprocess step."""
+    """One bound postprocess step.
 
+    What the chain needs to know about a step is declared here, not looked up:
+    ``feature`` names the alive-feature switch the step belongs to (``""``: none;
+    a stream with it off gets :meth:`bypass`), ``uses_prosody`` says it reads voice
+    features, and ``keyed_emotions`` lists the names a timed emotion key may use.
+    :class:`StepBase` holds the defaults."""
+
+    type_name: ClassVar[str]
+    feature: ClassVar[str]
+    uses_prosody: ClassVar[bool]
     output_names: tuple[str, ...]
 
     @property
@@ -132,8 +141,17 @@ class Step(Protocol):
         """Emotion names that this step reacts to (empty when it ignores emotions)."""
         ...
 
+    @property
+    def keyed_emotions(self) -> frozenset[str]:
+        """Names a timed emotion key may use (empty for steps without emotions)."""
+        ...
+
     def new_state(self, rng: np.random.Generator) -> Any:
         """Fresh per-stream state (``None`` for stateless steps)."""
+        ...
+
+    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        """The frames of a stream that switched this step's ``feature`` off."""
         ...
 
     def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
@@ -141,15 +159,28 @@ class Step(Protocol):
         ...
 
 
-class StatelessStep:
-    """Mixin with the defaults of a step that keeps no per-stream state."""
+class StepBase:
+    """Defaults of a :class:`Step`: no feature switch, no voice features, no emotions."""
 
     type_name: ClassVar[str] = ""
+    feature: ClassVar[str] = ""
+    uses_prosody: ClassVar[bool] = False
     output_names: tuple[str, ...]
 
     @property
     def emotions(self) -> frozenset[str]:
         return frozenset()
+
+    @property
+    def keyed_emotions(self) -> frozenset[str]:
+        return frozenset()
+
+    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
+        return as_float32(frames, len(self.output_names), step=self.type_name).copy()
+
+
+class StatelessStep(StepBase):
+    """Mixin with the defaults of a step that keeps no per-stream state."""
 
     def new_state(self, rng: np.random.Generator) -> Any:
         return None
@@ -226,7 +257,7 @@ def as_float32(frames: FloatArray, n_channels: int, *, step: str) -> FloatArray:
     return np.asarray(frames, dtype=np.float32)
 
 
-class FeatureStep:
+class FeatureStep(StepBase):
     """Base of the switchable "alive" steps (head, gaze, blinks, tongue, arousal).
 
     ``feature`` names the switch (:data:`FEATURES`); ``uses_prosody`` tells the chain
@@ -238,15 +269,8 @@ class FeatureStep:
     channels override :meth:`bypass_rows`).
     """
 
-    type_name: ClassVar[str] = ""
-    feature: ClassVar[str] = ""
     uses_prosody: ClassVar[bool] = True
-    output_names: tuple[str, ...]
     fps: float
-
-    @property
-    def emotions(self) -> frozenset[str]:
-        return frozenset()
 
     @property
     def n_inputs(self) -> int:

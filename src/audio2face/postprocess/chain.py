@@ -79,18 +79,16 @@ class Chain:
         self.emotions: frozenset[str] = frozenset(known)
         keyed: set[str] = set()
         for step in self.steps:
-            keyed |= getattr(step, "keyed_emotions", frozenset())
+            keyed |= step.keyed_emotions
         self.keyed_emotions: frozenset[str] = frozenset(keyed)
         """Names a timed emotion key may use (base names and preset names)."""
-        self.features: frozenset[str] = frozenset(
-            f for f in (getattr(s, "feature", None) for s in self.steps) if f
-        )
+        self.features: frozenset[str] = frozenset(s.feature for s in self.steps if s.feature)
         """The switchable features this chain's steps provide."""
-        self.needs_prosody: bool = any(getattr(s, "uses_prosody", False) for s in self.steps)
+        self.needs_prosody: bool = any(s.uses_prosody for s in self.steps)
         """Whether any step reads voice features (a caller without audio may skip them)."""
         self._kinds = [
             "batch" if isinstance(s, FeatureStep)
-            else "rowwise" if getattr(s, "type_name", "") in ROWWISE_STEPS
+            else "rowwise" if s.type_name in ROWWISE_STEPS
             else "stream"
             for s in self.steps
         ]  # fmt: skip
@@ -278,10 +276,9 @@ class ChainStream:
         ]
         self._runs: list[tuple[Any, StepContext]] = []
         for step, state in zip(self.chain.steps, self._states, strict=True):
-            feature = getattr(step, "feature", None)
-            bypass = getattr(step, "bypass", None) if feature and feature in off else None
+            switched_off = bool(step.feature) and step.feature in off
             ctx = StepContext(0, None, state, None, self.options, {}, None)
-            self._runs.append((bypass if bypass is not None else step, ctx))
+            self._runs.append((step.bypass if switched_off else step, ctx))
 
     @property
     def emotion_track(self) -> EmotionTrack | None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from audio2face.errors import ConfigError
 from audio2face.postprocess.base import (
     BindEnv,
+    StepBase,
     StepContext,
     StepOptions,
     as_float32,
@@ -80,7 +81,7 @@ def place(clip: BlinkClip, output_names: Sequence[str], label: str) -> PlacedCli
     return PlacedClip(cols=cols, values=values)
 
 
-class CustomBlink:
+class CustomBlink(StepBase):
     """Overwrite named channels with emotion-dependent blink clips at random gaps."""
 
     type_name = "custom_blink"
@@ -117,4 +118,3 @@ class CustomBlink:
         x = as_float32(frames, len(self.output_names), step=self.type_name)
         clip = self.clip_for(ctx.emotion)
         return self._schedule.apply(x, ctx.frame_index, ctx.state, lambda: clip)
-

@@ -97,10 +97,6 @@ class Offset(StatelessStep):
         """Names a timed key may use: base emotions with levels, and preset names."""
         return frozenset(self._rows) | frozenset(self._ladders)
 
-    def bypass(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
-        """Emotion switched off for this stream: no offset."""
-        return as_float32(frames, len(self.output_names), step=self.type_name).copy()
-
     def __call__(self, frames: FloatArray, ctx: StepContext) -> FloatArray:
         x = as_float32(frames, len(self.output_names), step=self.type_name)
         if ctx.emotion_track is not None:

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from audio2face.postprocess.base import (
     BindEnv,
+    StepBase,
     StepContext,
     StepOptions,
     as_float32,
@@ -39,7 +40,7 @@ class SmoothingState:
     last: FloatArray | None = None
 
 
-class Smoothing:
+class Smoothing(StepBase):
     """One-pole low-pass on the chosen channels."""
 
     type_name = "smoothing"
@@ -48,7 +49,9 @@ class Smoothing:
     def __init__(self, options: SmoothingOptions, input_names: Sequence[str], env: BindEnv):
         self.output_names = tuple(input_names)
         names = input_names if options.names is None else options.names
-        self._idx = np.array(channel_indices(names, input_names, step=self.type_name), dtype=np.intp)
+        self._idx = np.array(
+            channel_indices(names, input_names, step=self.type_name), dtype=np.intp
+        )
         self.alpha = np.float32(1.0 - math.exp(-2.0 * math.pi * options.cutoff_hz / env.fps))
 
     @property

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from audio2face.postprocess.base import (
     BindEnv,
+    StepBase,
     StepContext,
     StepOptions,
     as_float32,
@@ -43,7 +44,7 @@ class UnitalkerBlinkOptions(StepOptions):
         return self
 
 
-class UnitalkerRandomBlink:
+class UnitalkerRandomBlink(StepBase):
     """Overwrite the blink channels with a short ramp every 3..4 s."""
 
     type_name = "unitalker_random_blink"

@@ -15,7 +15,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import Protocol, cast, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -61,11 +61,12 @@ class ChainStream(Protocol):
 
 class ManyChain(Protocol):
     """A chain that postprocesses several of its streams' frames in one call
-    (``postprocess.chain.Chain``)."""
+    (``postprocess.chain.Chain``). ``streams`` are streams it made itself (their
+    type is the chain's own, hence ``Any`` here)."""
 
     def run_many(
         self,
-        streams: Sequence[ChainStream],
+        streams: Sequence[Any],
         values: FloatArray,
         counts: Sequence[int],
         emotions: Sequence[str | None],
@@ -178,6 +179,9 @@ class Session:
     ``engine`` is the shared, loaded engine; the session opens its own engine streams
     (a new one after each flush or interrupt). Frames come at ``fps``: natively when
     the engine declares ``any_fps``, else resampled from the engine's rate.
+    ``prosody`` tracks the voice for chains with steps that read it; ``runner`` is
+    ``chain_stream``'s chain when it can postprocess many streams in one call
+    (``Chain.run_many``), so that sessions of one chain pushed together share it.
     """
 
     def __init__(
@@ -189,6 +193,7 @@ class Session:
         fps: float,
         input_rate: int,
         prosody: ProsodyTracker | None = None,
+        runner: ManyChain | None = None,
     ) -> None:
         self.names = names
         self.fps = float(fps)
@@ -204,11 +209,10 @@ class Session:
         )
         self._chain = chain_stream
         self._prosody = prosody
-        # A postprocess chain stream that can run with others of its chain (its
-        # ``chain.run_many``); sessions with the same group key are postprocessed
-        # together (see ``_emit_many``).
-        runner = getattr(chain_stream, "chain", None)
-        self._runner: ManyChain | None = runner if hasattr(runner, "run_many") else None
+        # ``runner``: the chain ``chain_stream`` belongs to, when it can postprocess
+        # several of its streams at once; sessions with the same group key are
+        # postprocessed together (see ``_emit_many``).
+        self._runner = runner
         self._group_key: Hashable = (
             id(self._runner) if self._runner is not None else id(self),
             None if prosody is None else (prosody.sample_rate, prosody.fps, prosody.options),
