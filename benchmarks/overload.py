@@ -47,7 +47,7 @@ RATE = 16000
 FPS = 30.0
 TEXT = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore."
 SERVE_TINY = (
-    "from audio2face.engines.loading import load_unitalker_engine\n"
+    "from audio2face.loading import load_unitalker_engine\n"
     "from audio2face.logs import configure_logging\n"
     "from audio2face.server.serve import serve\n"
     "from audio2face.settings import Settings\n"

@@ -40,7 +40,7 @@ TEXT = (
     "How much wood would a woodchuck chuck if a woodchuck could chuck wood?"
 )
 SERVE_TINY = (
-    "from audio2face.engines.loading import load_unitalker_engine\n"
+    "from audio2face.loading import load_unitalker_engine\n"
     "from audio2face.logs import configure_logging\n"
     "from audio2face.server.serve import serve\n"
     "from audio2face.settings import Settings\n"

@@ -273,7 +273,7 @@ def unitalker_settings(tiny_unitalker_path: Path):
 @pytest.fixture(scope="session")
 def unitalker_server(unitalker_settings):
     """A live server whose only engine is the tiny UniTalker-signature test model."""
-    from audio2face.engines.loading import load_unitalker_engine
+    from audio2face.loading import load_unitalker_engine
     from audio2face.server import create_app
 
     engines = {"unitalker": load_unitalker_engine(unitalker_settings)}
@@ -320,7 +320,7 @@ def hardening_settings(model: Path, profiles: Path, **overrides: object):
 def start_server(settings, engines: dict | None = None) -> LiveServer:
     """A :class:`LiveServer` for ``settings`` (UniTalker from ``settings`` unless
     ``engines`` are given); use it as a context manager."""
-    from audio2face.engines.loading import load_unitalker_engine
+    from audio2face.loading import load_unitalker_engine
     from audio2face.server import create_app
 
     if engines is None:

@@ -203,7 +203,7 @@ def cmd_phonemes(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from audio2face.engines.loading import try_load_engines
+    from audio2face.loading import try_load_engines
     from audio2face.profiles import ProfileRegistry
     from audio2face.profiles.model import EngineName
     from audio2face.runtime import probe_profile

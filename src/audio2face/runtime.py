@@ -29,8 +29,8 @@ import numpy as np
 from tqdm import tqdm
 
 from audio2face.audio.prosody import ProsodyTracker
-from audio2face.engines.loading import UNITALKER_HINT, load_engines
 from audio2face.errors import ConfigError, UnknownNameError
+from audio2face.loading import UNITALKER_HINT, load_engines
 from audio2face.metrics import Metrics
 from audio2face.postprocess.base import DEFAULT_STREAM_OPTIONS, StreamOptions
 from audio2face.profiles import Profile, ProfileRegistry
@@ -405,7 +405,7 @@ def probe_profile(
     """Why ``profile`` cannot run with ``engines``, or ``None``: its engine must be
     loaded, its chain must bind to the engine's outputs, and a short stream of silence
     must give the frame count of the profile's fps. ``errors`` says why engines failed
-    to load (:func:`~audio2face.engines.loading.try_load_engines`)."""
+    to load (:func:`~audio2face.loading.try_load_engines`)."""
     engine = engines.get(profile.engine)
     if engine is None:
         why = (errors or {}).get(profile.engine, "unknown engine")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audio2face.cores import cpu_count, default_intra_op_threads
 from audio2face.types import Providers
 
 DEFAULT_PORT = 18083
@@ -21,14 +22,6 @@ DEFAULT_CHUNK_FRAMES = 10
 NEUTRAL_EMO_ID = 10
 
 StreamMode = Literal["auto", "window", "segment"]
-
-
-def cpu_count() -> int:
-    """Cores this process may use (at least 1): what thread defaults are split from."""
-    return max(1, os.cpu_count() or 1)
-
-
-MAX_DEFAULT_INTRA_OP_THREADS = 4
 
 
 def _default_threads() -> tuple[int, int]:
@@ -40,7 +33,7 @@ def _default_threads() -> tuple[int, int]:
     cores add runs. See docs/benchmarks.md (Threads).
     """
     cores = cpu_count()
-    intra = min(cores, MAX_DEFAULT_INTRA_OP_THREADS)
+    intra = default_intra_op_threads()
     return max(1, cores // intra), intra
 
 

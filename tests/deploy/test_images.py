@@ -114,8 +114,8 @@ def test_cli_flag_reaches_the_session(providers, monkeypatch, tmp_path: Path) ->
     """``serve --providers cuda`` -> Settings -> the providers the session is created
     with (the session itself mocked: there is no GPU here)."""
     from audio2face.cli import _settings_from, build_parser
-    from audio2face.engines.loading import ort_options
     from audio2face.engines.onnx import ModelSource, create_session
+    from audio2face.loading import ort_options
 
     providers(WITH_CUDA)
     created: list[list[str]] = []

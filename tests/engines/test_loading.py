@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from audio2face.engines.loading import (
+from audio2face.loading import (
     WEIGHTS_FILE,
     load_engines,
     try_load_engines,

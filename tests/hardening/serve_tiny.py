@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 
-from audio2face.engines.loading import load_unitalker_engine
+from audio2face.loading import load_unitalker_engine
 from audio2face.logs import configure_logging
 from audio2face.server.serve import serve
 from audio2face.settings import Settings

@@ -38,7 +38,7 @@ from hardening_support import (
 from v1_client import Reply, read_replies
 
 from audio2face.client import UtteranceOptions, V1Client
-from audio2face.engines.loading import load_unitalker_engine
+from audio2face.loading import load_unitalker_engine
 from audio2face.types import EngineCapabilities
 
 HERE = Path(__file__).resolve().parent

@@ -24,7 +24,7 @@ from hardening_support import (
 )
 
 from audio2face.client import V1Client
-from audio2face.engines.loading import load_unitalker_engine
+from audio2face.loading import load_unitalker_engine
 from audio2face.metrics import Metrics
 from audio2face.protocol.v1 import ResponseKind
 from audio2face.server import admission

@@ -24,7 +24,7 @@ SECONDS = 20.0
 
 @pytest.fixture(scope="module")
 def slow_server(tiny_unitalker_path):
-    from audio2face.engines.loading import load_unitalker_engine
+    from audio2face.loading import load_unitalker_engine
     from audio2face.server import create_app
     from audio2face.settings import Settings
     from conftest import LiveServer

@@ -246,10 +246,9 @@ def compare_unitalker(
 
     x = np.asarray(audio, np.float32).reshape(-1)
     step = _check_length(x, segment_s)
-    from audio2face.settings import MAX_DEFAULT_INTRA_OP_THREADS, cpu_count
+    from audio2face.cores import default_intra_op_threads
 
-    cores = min(cpu_count(), MAX_DEFAULT_INTRA_OP_THREADS)
-    options = OrtOptions(providers="cpu", intra_op_threads=threads or cores)
+    options = OrtOptions(providers="cpu", intra_op_threads=threads or default_intra_op_threads())
     models = [UniTalkerModel.load(path, options) for path in (reference, candidate)]
     diffs: list[FloatArray] = []
     for start in range(0, x.shape[0] - step + 1, step):

@@ -7,7 +7,7 @@
   UniTalker (:class:`~audio2face.streaming.segmenter.SilenceOptions`).
 
 Which one is chosen by the type of the options given: the choice is made once, at the
-composition root (``engines/loading.py``), from the ``unitalker_mode`` setting.
+composition root (``loading.py``), from the ``unitalker_mode`` setting.
 """
 
 from __future__ import annotations

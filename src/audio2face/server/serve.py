@@ -47,6 +47,7 @@ from typing import Any
 import uvicorn
 
 from audio2face.errors import Audio2FaceError, ConfigError
+from audio2face.loading import load_checked
 from audio2face.metrics import process_exited, shared_metrics_dir
 from audio2face.server.admission import connection_cap, guarded_protocols, raise_fd_limit
 from audio2face.server.app import create_app
@@ -145,7 +146,7 @@ def _serve_one(
     fd_limit = raise_fd_limit()  # a default ulimit -n of 1024 is a few hundred clients
     listener = bind_listener(settings.host, settings.port, reuse_port=reuse_port)
     try:
-        app = create_app(settings, engines=_load_checked(settings, engines))
+        app = create_app(settings, engines=load_checked(settings, engines))
         # Header/handshake timeouts, the connection cap with its probe reserve, the
         # per-connection write-buffer bound and a 1009 reason naming the setting.
         http, ws, guard = guarded_protocols(settings, connection_cap(settings, fd_limit))
@@ -194,21 +195,6 @@ def check_tls_files(certfile: str | None, keyfile: str | None) -> None:
             + (f" with key {keyfile!r}" if keyfile else "")
             + f": {exc.strerror or exc}; give a PEM certificate and its private key"
         ) from exc
-
-
-def _load_checked(settings: Settings, engines: Mapping[str, Engine] | None) -> dict[str, Engine]:
-    """Load the engines and check the profiles now, so their errors come out as one
-    :class:`ConfigError` line instead of a failed lifespan's traceback."""
-    from audio2face.engines.loading import load_engines
-    from audio2face.profiles import ProfileRegistry
-
-    loaded = dict(engines) if engines is not None else load_engines(settings)
-    ProfileRegistry(
-        engines=loaded.keys(),
-        profile_dir=settings.profile_dir,
-        default_profile=settings.default_profile,
-    )
-    return loaded
 
 
 def _url_host(host: str) -> str:

@@ -1,14 +1,16 @@
 """The composition root of the engines: build each engine from :class:`Settings`.
 
-This is the one module under ``engines/`` that reads settings. Engines and
-schedulers take small frozen option objects (:class:`OrtOptions`,
-:class:`WindowOptions`, :class:`SilenceOptions`), built here.
+Nothing under ``engines/`` or ``streaming/`` reads settings: engines and schedulers
+take small frozen option objects (:class:`OrtOptions`, :class:`WindowOptions`,
+:class:`SilenceOptions`), built here. The server's process start
+(:func:`load_checked`) and the runtime load engines through this module, so the
+transports never touch an engine's construction.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from audio2face.engines.onnx import OrtOptions
@@ -19,6 +21,7 @@ from audio2face.streaming.window import WindowOptions
 from audio2face.types import Engine
 
 __all__ = [
+    "load_checked",
     "load_engines",
     "load_unitalker_engine",
     "ort_options",
@@ -139,3 +142,18 @@ def load_engines(settings: Settings) -> dict[str, Engine]:
     for it); the default model ships with the package and must always load.
     """
     return {name: load() for name, load in _loaders(settings).items()}
+
+
+def load_checked(settings: Settings, engines: Mapping[str, Engine] | None) -> dict[str, Engine]:
+    """Load the engines (unless given) and check the profiles now, so that their
+    errors come out as one :class:`~audio2face.errors.ConfigError` line at start-up
+    instead of a failed lifespan's traceback."""
+    from audio2face.profiles import ProfileRegistry
+
+    loaded = dict(engines) if engines is not None else load_engines(settings)
+    ProfileRegistry(
+        engines=loaded.keys(),
+        profile_dir=settings.profile_dir,
+        default_profile=settings.default_profile,
+    )
+    return loaded
