@@ -17,9 +17,10 @@ phone sounding at ``i / 30 s`` (the corpus's unified phone set):
   the tongue for both (``tongueOut`` > ``--shown``);
 * the sibilants ``S Z`` and everything else: no tongue.
 
-Per voice: recall on interdental and on alveolar frames, precision over both, and how
-often the tongue shows on other speech frames; the base rate says what precision
-chance would give. Only speech frames (not ``SIL``) count.
+Per voice (and pooled: espeak-ng voices, the other synthesisers and the real speaker,
+all): recall on interdental and on alveolar frames, precision over both, and how often
+the tongue shows on other speech frames; the base rate says what precision chance
+would give. Only speech frames (not ``SIL``) count.
 """
 
 from __future__ import annotations
@@ -113,9 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     for voice in sorted(parts):
         shown, cls, speech = (np.concatenate(a) for a in zip(*parts[voice], strict=True))
         report[voice] = scores(shown, cls, speech)
-    pooled = [clip for voice in parts.values() for clip in voice]
-    shown, cls, speech = (np.concatenate(a) for a in zip(*pooled, strict=True))
-    report["all held-out voices"] = scores(shown, cls, speech)
+    def pool(name: str, voices: list[str]) -> None:
+        clips = [clip for voice in voices for clip in parts[voice]]
+        if clips:
+            shown, cls, speech = (np.concatenate(a) for a in zip(*clips, strict=True))
+            report[name] = scores(shown, cls, speech)
+
+    # The first tongue model heard only espeak-ng; the others are new synthesisers
+    # and the one real speaker.
+    pool("pooled: espeak-ng", [v for v in parts if v.startswith("espeak-ng")])
+    pool("pooled: festival, flite, Asterisk", [v for v in parts if not v.startswith("espeak-ng")])
+    pool("pooled: all", list(parts))
     cols = ("dental_frames", "dental_recall", "alveolar_frames", "alveolar_recall",
             "precision", "base_rate", "shown_elsewhere")  # fmt: skip
     print(f"| voice | {' | '.join(cols)} |")

@@ -1,22 +1,35 @@
-"""Train the ``tongue`` step's classifiers (interdental and alveolar sounds) on espeak-ng speech.
+"""Train the ``tongue`` step's classifiers (interdental and alveolar sounds).
 
-    python -m audio2face.postprocess.tongue_train [--out FILE] [--seed 0]
+    python -m audio2face.postprocess.tongue_train --espeak [--out FILE] [--seed 0]
+    python -m audio2face.postprocess.tongue_train --corpus data/corpus [--out FILE] [--seed 0]
 
-Data: the sentences below (rich in "th", with s, f, z, v, t, d, n, l around them),
-spoken by several espeak-ng English voices and variants at several rates and
-pitches, at 22.05 kHz and resampled to 16 kHz, with a little white noise. Labels
-come from espeak's phone events: the phone sounding at ``i / fps`` makes frame ``i``
-interdental (/θ ð/), alveolar (/t d n l/ and the flap /ɾ/: the tongue tip on the ridge
-behind the upper teeth, seen between parted lips) or neither. The sibilants /s z/ are
-alveolar too but count as neither: the teeth are nearly closed for them and the tongue
-is not seen. Features are exactly what the step computes at run time
+**espeak-ng** (the shipped model): the sentences below (rich in "th", with s, f, z, v,
+t, d, n, l around them), spoken by several espeak-ng English voices and variants at
+several rates and pitches, at 22.05 kHz and resampled to 16 kHz, with a little white
+noise. Labels come from espeak's phone events: the phone sounding at ``i / fps``
+makes frame ``i`` interdental (/θ ð/), alveolar (/t d n l/ and the flap /ɾ/: the
+tongue tip on the ridge behind the upper teeth, seen between parted lips) or neither.
+The sibilants /s z/ are alveolar too but count as neither: the teeth are nearly
+closed for them and the tongue is not seen. Sentences are split 80/20 into training
+and held-out sets (by sentence, so no sentence is in both).
+
+**Corpus** (tried in session 6, not shipped): the training split of the default
+model's corpus (``python -m training.data.build``): espeak-ng in many languages,
+eleven festival voices, flite ``awb``/``kal`` and the Asterisk English speaker, with
+phone timings in the unified phone set (interdental ``TH DH``, alveolar
+``T D N L DX``). The voices that corpus holds out whole stay out here too. On those
+held-out voices (``benchmarks/tongue_heldout.py``) it was no better than the
+espeak-ng model: both sit near chance on voices other than espeak-ng's
+(docs/benchmarks.md, "Tongue on voices never heard"), so the spectral bands alone do
+not carry the tongue across voices.
+
+Features are exactly what the step computes at run time
 (:class:`~audio2face.audio.prosody.ProsodyTracker` at 30 fps, then
 :func:`~audio2face.postprocess.tongue.tongue_features`), from frames in speech only.
-Sentences are split 80/20 into training and held-out sets (by sentence, so no
-sentence is in both). The model is an L2-regularised logistic regression with
-balanced class weights per class (one against the rest), fitted by full-batch gradient
-descent (a few seconds on one core). It writes the weights, the standardisation and the
-held-out precision and recall at the step's default thresholds into the JSON file.
+The model is a one-hidden-layer network with balanced class weights, fitted by
+full-batch Adam (seconds on the espeak-ng data; half an hour on the corpus). It writes
+the weights, the standardisation and precision and recall at the step's default
+thresholds into the JSON file.
 
 Needs libespeak-ng (``apt-get install espeak-ng``); only run to rebuild the file.
 """
@@ -43,6 +56,9 @@ from audio2face.postprocess.tongue import (
 FPS = 30.0
 DENTAL = {"θ", "ð"}
 ALVEOLAR = {"t", "d", "n", "l", "ɾ", "ɫ", "n̩", "l̩", "ɾ̃"}
+# The same classes in the corpus's unified phone set.
+UNIFIED_DENTAL = frozenset({"TH", "DH"})
+UNIFIED_ALVEOLAR = frozenset({"T", "D", "N", "L", "DX"})
 CLASSES = TONGUE_CLASSES  # labels 1 and 2; 0 is neither
 VOICES = ["en-us", "en", "en-gb-x-rp", "en-us+m3", "en-us+f2", "en+f4", "en-029", "en-gb-scotland"]
 
@@ -111,19 +127,59 @@ SENTENCES = [
 ]
 
 
-def _frames(audio: np.ndarray, rate: int, phones: list[tuple[float, str]]):
+def _frames(
+    audio: np.ndarray,
+    rate: int,
+    phones: list[tuple[float, str]],
+    dental: frozenset[str] | set[str] = DENTAL,
+    alveolar: frozenset[str] | set[str] = ALVEOLAR,
+):
+    """Features, labels (0 neither, 1 interdental, 2 alveolar) and the speaking flag of
+    each frame; ``phones`` are ``(start_s, label)`` in time order."""
     tracker = ProsodyTracker(rate, FPS)
     tracker.push(audio.astype(np.float32))
     n = int(np.floor(len(audio) * FPS / rate + 0.5))
     prosody = tracker.take(n, final=True)
     feats, _, _ = tongue_features(prosody, None, -100.0)
     starts = np.array([s for s, _ in phones])
-    labels = np.zeros(n, np.int8)  # 0 neither, 1 interdental, 2 alveolar
+    labels = np.zeros(n, np.int8)
     for i in range(n):
         j = int(np.searchsorted(starts, i / FPS, side="right")) - 1
         phone = phones[j][1].strip("ˈˌː") if j >= 0 else ""
-        labels[i] = 1 if phone in DENTAL else 2 if phone in ALVEOLAR else 0
+        labels[i] = 1 if phone in dental else 2 if phone in alveolar else 0
     return feats, labels, prosody.speaking
+
+
+def build_corpus(
+    corpus: Path, split: str = "train", seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[str, str]]]:
+    """Speech frames of every clip of ``split`` with phone timings (see the module
+    doc), with a -55 dBFS noise floor as in :func:`build`; groups are (source, voice)."""
+    import soundfile as sf
+
+    manifest = corpus / "manifest.jsonl"
+    if not manifest.exists():
+        raise SystemExit(
+            f"no corpus at {corpus}: build it with python -m training.data.build --out {corpus}"
+        )
+    rng = np.random.default_rng(seed)
+    xs, ys, groups = [], [], []
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        clip = json.loads(line)
+        if clip.get("split") != split or not clip.get("phones"):
+            continue
+        audio, rate = sf.read(corpus / clip["wav"], dtype="float32")
+        audio = audio + rng.normal(0, 10 ** (-55 / 20), audio.shape).astype(np.float32)
+        phones = [(float(start), str(label)) for start, _, label in clip["phones"]]
+        feats, labels, speaking = _frames(
+            audio, rate, phones, UNIFIED_DENTAL, UNIFIED_ALVEOLAR
+        )
+        xs.append(feats[speaking])
+        ys.append(labels[speaking])
+        groups.append((str(clip["source"]), str(clip["voice"])))
+    if not xs:
+        raise SystemExit(f"{manifest} has no {split!r} clips with phone timings")
+    return xs, ys, groups
 
 
 def build(seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, str]]]:
@@ -216,11 +272,51 @@ def evaluate(model: TongueModel, x: np.ndarray, y: np.ndarray) -> dict[str, dict
     return out
 
 
+def main_corpus(corpus: Path, out: Path, seed: int) -> int:
+    """A model trained on the corpus's training split, scored on its validation split
+    when it has one (nothing is chosen on either: the settings are fixed;
+    benchmarks/tongue_heldout.py reports the held-out voices)."""
+    xs, ys, groups = build_corpus(corpus, "train", seed)
+    cat = np.concatenate
+    x, y = cat(xs), cat(ys)
+    n_bands = int(x.shape[1] - 2) // 3
+    head = {"classes": list(CLASSES), "n_bands": n_bands}
+    doc = model_doc(x, y, seed)
+    model = TongueModel.from_json({**head, **doc}, "trained")
+    sources = sorted({f"{source} {voice}" for source, voice in groups})
+    result: dict[str, object] = {
+        "about": "interdental (TH DH) and alveolar (T D N L DX) frames against other "
+        "speech frames; a 24-unit network over audio2face.postprocess.tongue.tongue_features; "
+        f"made by python -m audio2face.postprocess.tongue_train --corpus on the training split "
+        f"of the default model's corpus ({len(xs)} clips, {len(sources)} voices)",
+        "voices": sources,
+        "seed": seed,
+        "train": evaluate(model, x, y),
+    }
+    if (corpus / "validation").is_dir():
+        try:
+            vx, vy, _ = build_corpus(corpus, "validation", seed)
+            result["validation"] = evaluate(model, cat(vx), cat(vy))
+        except SystemExit:
+            pass  # a corpus without a validation split
+    result.update({**head, **doc})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    json.dump({k: result[k] for k in ("train", "validation") if k in result}, sys.stdout, indent=1)
+    print()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / BUILTIN_MODEL)
     ap.add_argument("--seed", type=int, default=0)
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--espeak", action="store_true", help="the shipped model's data")
+    source.add_argument("--corpus", type=Path, help="the default model's corpus folder")
     args = ap.parse_args(argv)
+    if args.corpus is not None:
+        return main_corpus(args.corpus, args.out, args.seed)
     xs, ys, groups = build(args.seed)
     order = np.random.default_rng(args.seed).permutation(len(SENTENCES))
     held = set(order[: len(SENTENCES) // 5].tolist())
