@@ -8,6 +8,14 @@ the numbers come from exactly the code path the service uses (streaming engine i
 100 ms chunks). Also checks the targets of issue 5 on the whole split, and the
 per-voice targets of issue 12 on every voice held out whole and every language,
 clean and at 10 dB SNR, and can plot one clip.
+
+``--split validation`` scores the validation split instead (``split.py``: training-family
+voices and sentences kept out of training). **Choose between candidates on it**, never on
+the held-out split; the held-out numbers are reported for the chosen model. Its summary
+(:func:`validation_summary`) is the pooled metrics plus the worst validation voice /
+language for each, since issue 12 is about the worst voice, not the mean.
+``--baseline MODEL`` scores a second model (e.g. v1.0.0) on the same clips and prints a
+per-voice table of both (:func:`compare_table`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "quality" / "run.py"
@@ -95,14 +104,23 @@ def unseen_voices() -> set[str]:
     return set(DEFAULT_SPLIT.heldout_voices) | set(DEFAULT_SPLIT.heldout_base_voices)
 
 
-def check_voice_targets(doc: dict[str, object], system: str = "default") -> dict[str, dict[str, object]]:
+def validation_voices() -> set[str]:
+    """Voice groups the split keeps whole for validation."""
+    from training.data.split import DEFAULT_SPLIT
+
+    return set(DEFAULT_SPLIT.validation_voices) | set(DEFAULT_SPLIT.validation_base_voices)
+
+
+def check_voice_targets(doc: dict[str, object], system: str = "default",
+                        voices: set[str] | None = None) -> dict[str, dict[str, object]]:  # fmt: skip
     """Issue 12's targets per unseen voice and per language: ``{"voice:NAME" | "lang:X":
     {"clips", "clean": {target: ...}, "noise10": {...}, "met": bool}}``. Groups whose
     clips carry no phone labels (asterisk-es) are skipped."""
     groups = doc["systems"][system].get("groups", {})  # type: ignore[index,union-attr]
     noisy = doc.get("conditions", {}).get("noise10", {}).get(system, {}).get("groups", {})  # type: ignore[union-attr]
     report: dict[str, dict[str, object]] = {}
-    wanted = [("voice", v) for v in sorted(groups.get("voice", {})) if v in unseen_voices()]
+    whole = unseen_voices() if voices is None else voices
+    wanted = [("voice", v) for v in sorted(groups.get("voice", {})) if v in whole]
     wanted += [("lang", v) for v in sorted(groups.get("lang", {}))]
     for key, value in wanted:
         row = groups[key][value]
@@ -115,23 +133,81 @@ def check_voice_targets(doc: dict[str, object], system: str = "default") -> dict
     return report
 
 
+SUMMARY_METRICS = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc", "silence_rest")
+TABLE_METRICS = (*SUMMARY_METRICS, "sync_lag_ms")
+
+
+def validation_summary(doc: dict[str, Any], system: str = "default", min_clips: int = 5) -> dict[str, Any]:
+    """Pooled metrics, and per metric the worst voice / language group (with at least
+    ``min_clips`` clips and something to measure): what a candidate is chosen on."""
+    sys_doc = doc["systems"][system]
+    pooled = {m: sys_doc.get(m) for m in TABLE_METRICS}
+    worst: dict[str, Any] = {}
+    groups = sys_doc.get("groups", {})
+    for m in SUMMARY_METRICS:
+        cands = []
+        for key in ("voice", "lang"):
+            for name, row in groups.get(key, {}).items():
+                v = row.get(m)
+                if row.get("clips", 0) >= min_clips and isinstance(v, (int, float)) and not math.isnan(v):
+                    cands.append((float(v), f"{key}:{name}"))
+        if cands:
+            v, name = min(cands)
+            worst[m] = {"value": round(v, 4), "group": name}
+    noisy = doc.get("conditions", {}).get("noise10", {}).get(system, {})
+    return {"pooled": pooled, "worst_group": worst,
+            "noise10": {m: noisy.get(m) for m in SUMMARY_METRICS} if noisy else {}}  # fmt: skip
+
+
+def compare_table(new: dict[str, Any], old: dict[str, Any], key: str = "voice",
+                  metrics: tuple[str, ...] = TABLE_METRICS, system: str = "default") -> str:  # fmt: skip
+    """Markdown, one row per ``key`` group (plus the pooled row): ``new / old`` per metric."""
+
+    def fmt(v: object) -> str:
+        return "-" if not isinstance(v, (int, float)) or math.isnan(v) else (
+            f"{v:.1f}" if abs(v) > 1.5 else f"{v:.2f}")  # fmt: skip
+
+    a, b = new["systems"][system], old["systems"][system]
+    ga, gb = a.get("groups", {}).get(key, {}), b.get("groups", {}).get(key, {})
+    lines = [f"| {key} | clips | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
+    for name in sorted(ga):
+        ra, rb = ga[name], gb.get(name, {})
+        cells = [f"{fmt(ra.get(m))} / {fmt(rb.get(m))}" for m in metrics]
+        lines.append(f"| {name} | {ra.get('clips', '')} | " + " | ".join(cells) + " |")
+    cells = [f"{fmt(a.get(m))} / {fmt(b.get(m))}" for m in metrics]
+    lines.append("| **all** | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument("--out", type=Path, default=Path("training/work/quality.json"))
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--split", choices=("heldout", "validation"), default="heldout",
+                        help="validation: choose models on this; heldout: report the chosen one")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a second model scored on the same clips (written next to --out as *_baseline.json)")
     parser.add_argument("--plot", default=None, help="held-out clip id to plot")
     parser.add_argument("--plot-out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    doc = run_benchmark(args.model, args.corpus / "heldout", args.out, args.plot, args.plot_out, args.limit)
+    doc = run_benchmark(args.model, args.corpus / args.split, args.out, args.plot, args.plot_out, args.limit)
     systems = doc["systems"]
-    print(json.dumps({k: {m: v for m, v in r.items()} for k, r in systems.items()}, indent=1))
+    print(json.dumps({k: {m: v for m, v in r.items() if m != "groups"} for k, r in systems.items()}, indent=1))
     if "error" not in systems.get("default", {"error": 1}):
         print(json.dumps(check_targets(systems), indent=1))
-        per_voice = check_voice_targets(doc)
+        voices = validation_voices() if args.split == "validation" else None
+        per_voice = check_voice_targets(doc, voices=voices)
         print(json.dumps({k: v["met"] for k, v in per_voice.items()}, indent=1))
+        if args.split == "validation":
+            print(json.dumps({"validation_summary": validation_summary(doc)}, indent=1))
+    if args.baseline:
+        base_out = args.out.with_name(args.out.stem + "_baseline.json")
+        base = run_benchmark(args.baseline, args.corpus / args.split, base_out, limit=args.limit)
+        for key in ("voice", "lang"):
+            print(f"\n{args.split}, new / baseline, by {key}:\n" + compare_table(doc, base, key))
     return 0
 
 

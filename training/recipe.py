@@ -251,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     if old_model is not None:
         baseline = run_benchmark(old_model, args.corpus / "heldout", WORK / "quality_baseline.json")
     (WORK / "voice_targets.json").write_text(json.dumps(voice_report, indent=1), "utf-8")
+    if (args.corpus / "validation").is_dir():  # the split models are chosen on (training/DATA.md)
+        from training.evaluate import validation_summary
+
+        val = run_benchmark(onnx_path, args.corpus / "validation", WORK / "quality_validation.json")
+        log.info("validation: %s", json.dumps(validation_summary(val)))
     _run(["benchmarks/engine_speed.py", "--out", str(WORK / "engine_speed.json")])
     speed = json.loads((WORK / "engine_speed.json").read_text("utf-8"))
     write_model_card(

@@ -410,13 +410,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=TrainOptions.batch)
     parser.add_argument("--lr", type=float, default=TrainOptions.lr)
     parser.add_argument("--seed", type=int, default=TrainOptions.seed)
+    parser.add_argument("--threads", type=int, default=TrainOptions.threads,
+                        help="torch threads; 1 is much faster when another process holds a core")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
     examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
     prep_s = time.monotonic() - t0
-    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
     model, info = train(examples, opts)
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {

@@ -136,7 +136,7 @@ def build(opts: BuildOptions) -> dict[str, object]:
     jobs = make_plan(plan_opts)
     log.info("planned %d jobs (%d clips) in %.1fs", len(jobs), sum(len(j.items) for j in jobs), time.monotonic() - t0)
     out = opts.out
-    for sub in ("train", "heldout"):
+    for sub in ("train", "heldout", "validation"):
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     # Slow jobs (alignment, festival batches) first so the pool stays busy to the end.
@@ -172,7 +172,8 @@ def build(opts: BuildOptions) -> dict[str, object]:
             "asterisk-es": "asterisk-core-sounds-es (Allison Smith), UNLABELLED (phones null)",
         },
         "text_sources": TEXT_SOURCES,
-        "split": "heldout = held-out voices (espeak bases/variants) OR held-out sentences/prompt files; see split.py",
+        "split": "heldout = held-out voices (espeak bases/variants) OR held-out sentences/prompt files; validation = "
+                 "validation voices (czech_krb, espeak id) OR validation sentences/prompt files; see split.py",
         "stats": _stats(records),
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), "utf-8")
@@ -189,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="quick smoke run: about 2 minutes of audio")
     parser.add_argument("--seed", type=int, default=SplitPolicy.seed)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--english-share", type=float, default=PlanOptions.english_share,
+                        help="share of espeak-ng training items read by English voices")
+    parser.add_argument("--validation-fraction", type=float, default=PlanOptions.validation_fraction,
+                        help="validation sentences (read by training voices), as a fraction of the training hours")
     parser.add_argument("--no-festival", action="store_true")
     parser.add_argument("--no-flite", action="store_true")
     parser.add_argument("--no-asterisk", action="store_true")
@@ -199,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         hours=hours, heldout_fraction=max(args.heldout_fraction, 0.2) if args.small else args.heldout_fraction,
         small=args.small, use_festival=not args.no_festival, use_asterisk=not args.no_asterisk,
         use_flite=not args.no_flite, heldout_voice_minutes=0.1 if args.small else args.heldout_voice_minutes,
-        split=SplitPolicy(seed=args.seed),
+        validation_voice_minutes=0.1 if args.small else PlanOptions.validation_voice_minutes,
+        english_share=args.english_share, validation_fraction=args.validation_fraction,
+        split=SplitPolicy(seed=args.seed, validation_fraction=args.validation_fraction),
     )  # fmt: skip
     meta = build(BuildOptions(out=args.out, plan=plan, workers=args.workers))
     print(json.dumps({k: meta[k] for k in ("wall_seconds", "failures")} | {"stats": meta["stats"]}, indent=1))

@@ -16,6 +16,12 @@ Held-out audio (``heldout_fraction`` of the training hours on top, plus
   never been heard, so its sentences may be training ones;
 * training voices of every source read a share of the held-out sentences;
 * espeak-ng's held-out variants (``+f4``, ``+m6``) on training bases.
+
+Validation audio (kept out of training, used to choose a model; see ``split.py``):
+every validation whole voice (festival ``czech_krb``, espeak-ng ``id``) reads
+``validation_voice_minutes``; training voices of every source read the validation
+sentences (``validation_fraction`` of the training hours on top, shared like the
+held-out hours); Asterisk prompts in the validation bucket.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ class PlanOptions:
     festival_share: float = 0.22
     flite_share: float = 0.08
     english_share: float = 0.40
+    validation_fraction: float = 0.04
+    """Hours of validation sentences read by training voices, as a fraction of the training hours."""
+    validation_voice_minutes: float = 3.0
     es_minutes: float = 10.0
     heldout_voice_minutes: float = 3.0
     small: bool = False
@@ -77,20 +86,30 @@ class _Pools:
 
     train: dict[str, list[Sentence]]
     heldout: dict[str, list[Sentence]]
+    validation: dict[str, list[Sentence]]
 
 
 def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
     train: dict[str, list[Sentence]] = {}
     heldout: dict[str, list[Sentence]] = {}
+    validation: dict[str, list[Sentence]] = {}
+    pools = {"train": train, "heldout": heldout, "validation": validation}
     for lang in sorted(langs):
         sents = english_prose() + cmudict_sentences(3000, seed) if lang == "en" else _sentences(lang)
-        train[lang] = [s for s in sents if not split.sentence_heldout(s.text)]
-        heldout[lang] = [s for s in sents if split.sentence_heldout(s.text)]
-        # Prompts held out as recordings are held out as sentences too, for every source.
+        train[lang] = [s for s in sents if _sentence_split(split, s.text) == "train"]
+        heldout[lang] = [s for s in sents if _sentence_split(split, s.text) == "heldout"]
+        validation[lang] = [s for s in sents if _sentence_split(split, s.text) == "validation"]
+        # Prompts held out (or kept for validation) as recordings are held out as sentences too, for every source.
         for name, text in asterisk_transcripts(lang).items():
             sent = Sentence(text, lang, f"asterisk-{lang} transcript")
-            (heldout if _asterisk_heldout(split, name, text) else train)[lang].append(sent)
-    return _Pools(train, heldout)
+            pools[_asterisk_split(split, name, text)][lang].append(sent)
+    return _Pools(train, heldout, validation)
+
+
+def _sentence_split(split: SplitPolicy, text: str) -> str:
+    if split.sentence_heldout(text):
+        return "heldout"
+    return "validation" if split.sentence_validation(text) else "train"
 
 
 def _sentences(lang: str) -> list[Sentence]:
@@ -102,6 +121,15 @@ def _asterisk_heldout(split: SplitPolicy, name: str, text: str) -> bool:
     # Keyed by text, not file name: several prompts share a transcript and must share a split.
     del name
     return split.file_heldout(text.lower().strip()) or split.sentence_heldout(text)
+
+
+def _asterisk_split(split: SplitPolicy, name: str, text: str) -> str:
+    """``heldout``, ``validation`` or ``train`` for one Asterisk prompt (keyed by its text)."""
+    if _asterisk_heldout(split, name, text):
+        return "heldout"
+    if split.file_validation(text.lower().strip()) or split.sentence_validation(text):
+        return "validation"
+    return "train"
 
 
 def _join(sentences: list[Sentence]) -> tuple[str, str]:
@@ -118,8 +146,9 @@ def _espeak_items(
     rng: random.Random, pools: _Pools, opts: PlanOptions, budget: float, split_name: str, mode: str, start: int,
     bases: list[str] | None = None,
 ) -> list[Item]:  # fmt: skip
-    """mode: 'train', 'voice' (held-out voices, train sentences) or 'sentence' (held-out sentences).
-    ``bases`` limits the base voices drawn from (default: all)."""
+    """mode: 'train', 'voice' (held-out voices, train sentences), 'sentence' (held-out sentences),
+    'val_voice' (validation voices, train sentences) or 'val_sentence' (training voices, validation
+    sentences). ``bases`` limits the base voices drawn from (default: all)."""
     policy = opts.split
     bases = bases or list(espeak_source.VOICES)
     english = [v for v in bases if espeak_source.VOICES[v] == "en"] or bases
@@ -134,10 +163,11 @@ def _espeak_items(
         base = rng.choice(english if rng.random() < opts.english_share else foreign)
         variant = rng.choice(espeak_source.VARIANTS)
         voice = f"{base}+{variant}" if variant else base
-        if policy.voice_heldout(voice) != (mode == "voice"):
+        wanted = {"voice": "heldout", "val_voice": "validation"}.get(mode, "train")
+        if policy.voice_split(voice) != wanted:
             continue
         lang = espeak_source.VOICES[base]
-        pool = (pools.heldout if mode == "sentence" else pools.train).get(lang) or []
+        pool = {"sentence": pools.heldout, "val_sentence": pools.validation}.get(mode, pools.train).get(lang) or []
         if not pool:
             continue
         text, text_source = _join(rng.sample(pool, min(len(pool), rng.choice((1, 1, 2, 3)))))
@@ -174,19 +204,28 @@ def _voice_items(rng: random.Random, pools: _Pools, opts: PlanOptions, source: s
     held-out split; held-out voices read ``heldout_voice_minutes`` each."""
     total, held = opts.hours * 3600.0, opts.hours * 3600.0 * opts.heldout_fraction
     policy = opts.split
-    training = sorted(v for v in voices if not policy.voice_heldout(v))
+    val = opts.hours * 3600.0 * opts.validation_fraction
+    training = sorted(v for v in voices if policy.voice_split(v) == "train")
     items: list[Item] = []
     for voice in sorted(voices):
         lang = voices[voice]
-        if policy.voice_heldout(voice):
+        whole = policy.voice_split(voice)
+        if whole == "heldout":
             pool = pools.train.get(lang, []) + pools.heldout.get(lang, [])
             items += _synth_items(rng, source, voice, lang, pool, opts.heldout_voice_minutes * 60.0, "heldout",
                                   len(items))  # fmt: skip
+            continue
+        if whole == "validation":
+            pool = pools.train.get(lang, []) + pools.validation.get(lang, [])
+            items += _synth_items(rng, source, voice, lang, pool, opts.validation_voice_minutes * 60.0,
+                                  "validation", len(items))  # fmt: skip
             continue
         share_s = total * share / max(len(training), 1)
         items += _synth_items(rng, source, voice, lang, pools.train.get(lang, []), share_s, "train", len(items))
         items += _synth_items(rng, source, voice, lang, pools.heldout.get(lang, []),
                               held * share / max(len(training), 1), "heldout", len(items))  # fmt: skip
+        items += _synth_items(rng, source, voice, lang, pools.validation.get(lang, []),
+                              val * share / max(len(training), 1), "validation", len(items))  # fmt: skip
     return items
 
 
@@ -216,7 +255,7 @@ def _asterisk_items(rng: random.Random, opts: PlanOptions, lang: str, cap_s: flo
     for key, name, path, text in found:
         if used >= cap_s:
             break
-        split_name = "heldout" if _asterisk_heldout(opts.split, key, text) else "train"
+        split_name = _asterisk_split(opts.split, key, text)
         lead, trail, peak = _pad_params(rng)
         safe = name.replace("/", "_")
         items.append(Item(f"asterisk-{lang}-{safe}", split_name, text, lang, "", "allison", lead, trail, peak,
@@ -261,5 +300,11 @@ def make_plan(opts: PlanOptions) -> list[Job]:
                                len(items), bases=[base])  # fmt: skip
     items += _espeak_items(rng, pools, opts, held * 0.3, "heldout", "voice", len(items))
     items += _espeak_items(rng, pools, opts, held * 0.4, "heldout", "sentence", len(items))
+    # Validation: every validation base voice (language) whole, and validation sentences on training voices.
+    val = total * opts.validation_fraction
+    for base in sorted(b for b in espeak_source.VOICES if b in opts.split.validation_base_voices):
+        items += _espeak_items(rng, pools, opts, opts.validation_voice_minutes * 60.0, "validation", "val_voice",
+                               len(items), bases=[base])  # fmt: skip
+    items += _espeak_items(rng, pools, opts, val * 0.7, "validation", "val_sentence", len(items))
     jobs += [Job("espeak", tuple(items[i : i + 16])) for i in range(0, len(items), 16)]
     return jobs

@@ -18,6 +18,21 @@ a voice it has never heard:
 * espeak-ng: the languages Korean (``ko``) and Vietnamese (``vi``) whole, plus, as
   before, the base voices ``en-gb-scotland``, ``es-419``, ``pt-br`` and the
   variants ``+f4``, ``+m6``.
+
+A **validation** split (issue 12, session 6) is kept out of training as well, so that a
+candidate can be *chosen* without looking at the held-out split (which only reports on the
+model chosen). It is made of training-family data, so it measures the same things the
+held-out split does without spending it:
+
+* whole voices: festival ``czech_krb`` (a second Czech speaker, a child; ``czech_ph``
+  still trains and ``czech_machac`` stays held out) and the espeak-ng language
+  Indonesian (``id``: a language no other voice speaks, like the held-out ``ko``/``vi``);
+  they play the part of the held-out unseen voices;
+* by sentence: a further ``validation_fraction`` of sentences (a hash bucket disjoint
+  from the held-out one) read by every training voice, and the same fraction of the
+  Asterisk prompts, so the one real speaker is in it.
+
+Precedence: held out beats validation beats train.
 """
 
 from __future__ import annotations
@@ -45,10 +60,20 @@ class SplitPolicy:
         )
     )
     """Whole voices of festival and flite (their corpus ``voice`` names)."""
+    validation_fraction: float = 0.04
+    validation_voices: frozenset[str] = field(default_factory=lambda: frozenset({"czech_krb"}))
+    """Whole festival / flite voices kept for validation."""
+    validation_base_voices: frozenset[str] = field(default_factory=lambda: frozenset({"id"}))
+    """Whole espeak-ng base voices (languages) kept for validation."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sentence_fraction < 0.5:
             raise ValueError(f"sentence_fraction must be in (0, 0.5), got {self.sentence_fraction}")
+        if not 0.0 <= self.validation_fraction < 0.3:
+            raise ValueError(f"validation_fraction must be in [0, 0.3), got {self.validation_fraction}")
+        both = (self.validation_voices & self.heldout_voices) | (self.validation_base_voices & self.heldout_base_voices)
+        if both:
+            raise ValueError(f"voices both held out and validation: {sorted(both)}")
 
     def _bucket(self, key: str) -> float:
         digest = hashlib.sha1(f"{self.seed}:{key}".encode()).digest()
@@ -59,9 +84,32 @@ class SplitPolicy:
         key = " ".join(re.findall(r"\w+", text.lower()))
         return self._bucket("s:" + key) < self.sentence_fraction
 
+    def sentence_validation(self, text: str) -> bool:
+        """True for the validation sentences: the bucket right after the held-out one (disjoint)."""
+        key = " ".join(re.findall(r"\w+", text.lower()))
+        b = self._bucket("s:" + key)
+        return self.sentence_fraction <= b < self.sentence_fraction + self.validation_fraction
+
     def file_heldout(self, name: str) -> bool:
         """True for held-out files of single-speaker recordings."""
         return self._bucket("f:" + name) < self.sentence_fraction * 1.6
+
+    def file_validation(self, name: str) -> bool:
+        """True for validation files of single-speaker recordings (disjoint from the held-out ones)."""
+        lo = self.sentence_fraction * 1.6
+        return lo <= self._bucket("f:" + name) < lo + self.validation_fraction * 1.6
+
+    def voice_validation(self, voice: str) -> bool:
+        """``voice`` (as in :meth:`voice_heldout`) is kept whole for validation (and not held out)."""
+        if self.voice_heldout(voice):
+            return False
+        return voice in self.validation_voices or voice.partition("+")[0] in self.validation_base_voices
+
+    def voice_split(self, voice: str) -> str:
+        """``"heldout"``, ``"validation"`` or ``"train"`` for a whole voice."""
+        if self.voice_heldout(voice):
+            return "heldout"
+        return "validation" if self.voice_validation(voice) else "train"
 
     def voice_heldout(self, voice: str) -> bool:
         """``voice`` is an espeak-ng ``base`` or ``base+variant``, or a festival/flite voice name."""
