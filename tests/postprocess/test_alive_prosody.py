@@ -165,3 +165,19 @@ def test_a_long_stream_keeps_only_the_audio_its_next_windows_need() -> None:
         sizes.add(tr._audio.buf.shape[0])
     assert max(sizes) <= RATE // 2  # a window, a few pushes' room: not 120 s
     assert len(last) and np.isfinite(last.rms_db).all()
+
+
+def test_analyses_with_one_fft_size_do_not_share_padding() -> None:
+    """A 42 ms window pads to the same 960-point FFT as the default 40 ms one at 16 kHz;
+    running it first on the same thread must not leave samples in the other's padding."""
+    from audio2face.audio.prosody import _analysis
+
+    longer = ProsodyOptions(window_s=0.042)
+    assert _analysis(RATE, longer).nfft == _analysis(RATE, ProsodyOptions()).nfft
+    assert _analysis(RATE, longer).win > _analysis(RATE, ProsodyOptions()).win
+    other = ProsodyTracker(RATE, FPS, longer)
+    other.push(AUDIO)
+    other.take(N, final=True)  # fills the longer window's columns of the FFT input
+    again = whole()
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(again, name), getattr(WHOLE, name), err_msg=name)

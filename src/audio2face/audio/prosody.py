@@ -676,8 +676,10 @@ def _analyse(
         return empty, empty, np.zeros(0, bool), np.zeros((0, o.n_bands), np.float32)
     win, work = an.win, _WORK
     # The windows go straight into rows of the FFT's zero-padded input (numpy would
-    # pad a copy itself, at a third of the FFT's cost).
-    padded = work.get("padded", n, an.nfft)
+    # pad a copy itself, at a third of the FFT's cost). One buffer per window length:
+    # its columns from ``win`` on are never written, so they stay zero even when
+    # another analysis (another rate or options) has the same FFT size.
+    padded = work.get(f"padded-{win}", n, an.nfft)
     x = padded[:, :win]
     # sum * (1/n) instead of mean(): mean's Python wrapper costs more than the sum here.
     np.subtract(windows, windows.sum(axis=1, keepdims=True) * (1.0 / win), out=x)
