@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-FPS = 30.0
-DENTAL = frozenset({"TH", "DH"})
-ALVEOLAR = frozenset({"T", "D", "N", "L", "DX"})
+from audio2face.postprocess.tongue_train import FPS
+from audio2face.postprocess.tongue_train import UNIFIED_ALVEOLAR as ALVEOLAR
+from audio2face.postprocess.tongue_train import UNIFIED_DENTAL as DENTAL
+
 SILENCE = "SIL"
 
 

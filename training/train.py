@@ -102,7 +102,9 @@ def _perturb_speaker(
     from training import augment as A
 
     x, ph, applied = audio, phones, []
-    if not warps:
+    if warps:
+        x, ph = _warp_speaker(x, ph, rng, applied)
+    else:
         if rng.random() < 0.5:
             f = float(rng.uniform(0.85, 1.2))
             x, ph = A.speed(x, f, ph)
@@ -111,11 +113,20 @@ def _perturb_speaker(
             st = float(rng.uniform(-4.0, 4.0))
             x = A.pitch_shift(x, st)
             applied.append(f"pitch:{st:+.2f}st")
-        if rng.random() < 0.5:
-            lead, trail = float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6))
-            x, ph = A.pad_silence(x, lead, trail, ph)
-            applied.append(f"pad:{lead:.2f}+{trail:.2f}s")
-        return x, ph, applied
+    if rng.random() < 0.5:
+        lead, trail = float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6))
+        x, ph = A.pad_silence(x, lead, trail, ph)
+        applied.append(f"pad:{lead:.2f}+{trail:.2f}s")
+    return x, ph, applied
+
+
+def _warp_speaker(
+    x: Audio, ph: Spans, rng: np.random.Generator, applied: list[str]
+) -> tuple[Audio, Spans]:
+    """The speaker stage with warps: speed or tempo, pitch and vocal-tract length
+    (appends what it applied to ``applied``)."""
+    from training import augment as A
+
     r = rng.random()
     if r < 0.25:  # resampling: faster and higher (pitch and formants), like a smaller speaker talking fast
         f = float(rng.uniform(0.85, 1.2))
@@ -137,11 +148,7 @@ def _perturb_speaker(
         applied.append(f"vtl:{vtl:.3f}")
     if warp != 1.0:
         x = A.vtl_warp(x, warp)
-    if rng.random() < 0.5:
-        lead, trail = float(rng.uniform(0, 0.6)), float(rng.uniform(0, 0.6))
-        x, ph = A.pad_silence(x, lead, trail, ph)
-        applied.append(f"pad:{lead:.2f}+{trail:.2f}s")
-    return x, ph, applied
+    return x, ph
 
 
 def _degrade(audio: Audio, rng: np.random.Generator, others: list[Audio]) -> tuple[Audio, list[str]]:
@@ -250,7 +257,7 @@ def _render_fingerprint() -> str:
     h = hashlib.sha256(f"render-v{RENDER_VERSION}".encode())
     for module in (augment, targets, features):
         h.update(Path(inspect.getfile(module)).read_bytes())
-    for fn in (_perturb_speaker, _degrade, render_clip, _frame_weights):
+    for fn in (_perturb_speaker, _warp_speaker, _degrade, render_clip, _frame_weights):
         h.update(inspect.getsource(fn).encode())
     h.update(json.dumps(CODEC_WEIGHTS, sort_keys=True).encode())
     return h.hexdigest()

@@ -96,9 +96,10 @@ def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
     pools = {"train": train, "heldout": heldout, "validation": validation}
     for lang in sorted(langs):
         sents = english_prose() + cmudict_sentences(3000, seed) if lang == "en" else _sentences(lang)
-        train[lang] = [s for s in sents if _sentence_split(split, s.text) == "train"]
-        heldout[lang] = [s for s in sents if _sentence_split(split, s.text) == "heldout"]
-        validation[lang] = [s for s in sents if _sentence_split(split, s.text) == "validation"]
+        for pool in pools.values():
+            pool[lang] = []
+        for s in sents:
+            pools[split.sentence_split(s.text)][lang].append(s)
         # Prompts held out (or kept for validation) as recordings are held out as sentences too, for every source.
         for name, text in asterisk_transcripts(lang).items():
             sent = Sentence(text, lang, f"asterisk-{lang} transcript")
@@ -106,28 +107,19 @@ def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
     return _Pools(train, heldout, validation)
 
 
-def _sentence_split(split: SplitPolicy, text: str) -> str:
-    if split.sentence_heldout(text):
-        return "heldout"
-    return "validation" if split.sentence_validation(text) else "train"
-
-
 def _sentences(lang: str) -> list[Sentence]:
     # gettext is the fallback for a language the natural-text sources do not cover.
     return language_sentences(lang) or gettext_sentences(lang)
 
 
-def _asterisk_heldout(split: SplitPolicy, name: str, text: str) -> bool:
-    # Keyed by text, not file name: several prompts share a transcript and must share a split.
-    del name
-    return split.file_heldout(text.lower().strip()) or split.sentence_heldout(text)
-
-
 def _asterisk_split(split: SplitPolicy, name: str, text: str) -> str:
-    """``heldout``, ``validation`` or ``train`` for one Asterisk prompt (keyed by its text)."""
-    if _asterisk_heldout(split, name, text):
+    """``heldout``, ``validation`` or ``train`` for one Asterisk prompt. Keyed by its
+    text, not its file name: several prompts share a transcript and must share a split."""
+    del name
+    key = text.lower().strip()
+    if split.file_heldout(key) or split.sentence_heldout(text):
         return "heldout"
-    if split.file_validation(text.lower().strip()) or split.sentence_validation(text):
+    if split.file_validation(key) or split.sentence_validation(text):
         return "validation"
     return "train"
 

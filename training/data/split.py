@@ -79,16 +79,24 @@ class SplitPolicy:
         digest = hashlib.sha1(f"{self.seed}:{key}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
+    def _sentence_bucket(self, text: str) -> float:
+        """A sentence's bucket, case- and punctuation-insensitive."""
+        return self._bucket("s:" + " ".join(re.findall(r"\w+", text.lower())))
+
     def sentence_heldout(self, text: str) -> bool:
         """True for the fixed held-out subset of sentences (case/punctuation-insensitive)."""
-        key = " ".join(re.findall(r"\w+", text.lower()))
-        return self._bucket("s:" + key) < self.sentence_fraction
+        return self._sentence_bucket(text) < self.sentence_fraction
 
     def sentence_validation(self, text: str) -> bool:
         """True for the validation sentences: the bucket right after the held-out one (disjoint)."""
-        key = " ".join(re.findall(r"\w+", text.lower()))
-        b = self._bucket("s:" + key)
+        b = self._sentence_bucket(text)
         return self.sentence_fraction <= b < self.sentence_fraction + self.validation_fraction
+
+    def sentence_split(self, text: str) -> str:
+        """``"heldout"``, ``"validation"`` or ``"train"`` for a sentence."""
+        if self.sentence_heldout(text):
+            return "heldout"
+        return "validation" if self.sentence_validation(text) else "train"
 
     def file_heldout(self, name: str) -> bool:
         """True for held-out files of single-speaker recordings."""
