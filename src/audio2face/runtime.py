@@ -33,6 +33,7 @@ from audio2face.errors import ConfigError, UnknownNameError
 from audio2face.loading import UNITALKER_HINT, load_engines
 from audio2face.metrics import Metrics
 from audio2face.postprocess.base import DEFAULT_STREAM_OPTIONS, StreamOptions
+from audio2face.postprocess.warmup import warm_up
 from audio2face.profiles import Profile, ProfileRegistry
 from audio2face.settings import Settings, cpu_count
 from audio2face.streaming.pusher import BatchOptions, BatchPusher
@@ -113,6 +114,9 @@ class Runtime:
         )
         pushers = {name: BatchPusher(batching, name=f"a2f-{name}") for name in loaded}
         logger.info("engines loaded: %s", ", ".join(sorted(loaded)) or "none")
+        # Compiled now rather than under the first stream that asks for head or gaze:
+        # a second per kernel with an empty cache, milliseconds from numba's cache.
+        logger.info("alive-feature kernels ready in %.2f s", warm_up())
         return cls(
             loaded, profiles, pushers, metrics, RunnerOptions(max_buffered_s=settings.max_buffered_s)
         )

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from audio2face.jit import kernel
 from audio2face.types import FloatArray
 
 __all__ = ["DEFAULT_PROSODY", "Prosody", "ProsodyOptions", "ProsodyTracker"]
@@ -175,7 +176,9 @@ class _Analysis:
     inv_window_acf: npt.NDArray[np.float64]  # 1 / window autocorrelation over the lag range
     lag_min: int
     lag_max: int
-    bands: npt.NDArray[np.float64]  # [nfft/2 + 1, n_bands], columns sum to 1
+    bands: npt.NDArray[np.float64]  # [n_bands, nfft/2 + 1], rows sum to 1
+    band_lo: npt.NDArray[np.intp]  # band j's weights are non-zero in band_lo[j]:band_hi[j]
+    band_hi: npt.NDArray[np.intp]
     bands_valid: bool
 
 
@@ -226,7 +229,13 @@ def _analysis(rate: int, options: ProsodyOptions) -> _Analysis:
     # depend on the FFT size, i.e. on the sample rate.
     tri = tri / np.maximum(tri.sum(axis=1, keepdims=True), 1e-12)
     inv = 1.0 / np.maximum(window_acf[lag_min : lag_max + 2], 1e-3)
-    for a in (window, inv, tri):
+    nonzero = tri > 0
+    band_lo = np.where(nonzero.any(axis=1), np.argmax(nonzero, axis=1), 0).astype(np.intp)
+    band_hi = np.where(
+        nonzero.any(axis=1), tri.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0
+    ).astype(np.intp)
+    tri = np.ascontiguousarray(tri)
+    for a in (window, inv, tri, band_lo, band_hi):
         a.setflags(write=False)
     return _Analysis(
         win=win,
@@ -237,7 +246,9 @@ def _analysis(rate: int, options: ProsodyOptions) -> _Analysis:
         inv_window_acf=inv,
         lag_min=lag_min,
         lag_max=lag_max,
-        bands=np.ascontiguousarray(tri.T),
+        bands=tri,
+        band_lo=band_lo,
+        band_hi=band_hi,
         bands_valid=options.band_max_hz <= 0.5 * rate,
     )
 
@@ -501,10 +512,9 @@ def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> Pr
         # The frame clock's window ends, as ProsodyTracker._window_end computes them.
         ends = np.floor((frames + 0.5) * rate / fps).astype(np.intp)
         at = ends - win + np.asarray(shift, np.intp)[owner]
-        windows = np.lib.stride_tricks.sliding_window_view(audio, win)[at]
     else:
-        windows = np.zeros((0, win))
-    rms_db, f0, voiced, bands = _analyse(an, o, windows)
+        audio, at = np.zeros(win, np.float32), np.zeros(0, np.intp)
+    rms_db, f0, voiced, bands = _analyse(an, o, audio, at)
     states = np.array([tr._state for tr in trackers])
     speaking, starts_, ends_, nucleus = head._machine.run(states, counts, rms_db, f0, voiced)
     for tr, n, row in zip(trackers, counts, states, strict=True):
@@ -566,71 +576,71 @@ class _Machine:
         starts = np.zeros(n, bool)
         ends = np.zeros(n, bool)
         nucleus = np.zeros(n, np.float32)
-        if n == 0:
-            return speaking, starts, ends, nucleus
-        cnt = np.asarray(counts, np.intp)
-        offsets = np.concatenate([[0], np.cumsum(cnt)[:-1]]).astype(np.intp)
-        log_f0 = np.log2(np.maximum(f0, 1.0))
-        has_f0 = f0 > 0
-        for k in range(int(cnt.max())):
-            sel = np.flatnonzero(cnt > k)
-            rows = offsets[sel] + k
-            st = states[sel]
-            level = rms_db[rows]
-            lf = log_f0[rows]
-            hf = has_f0[rows]
-            v = voiced[rows]
-            # Noise floor: follows the level down at once, creeps up slowly, so it
-            # sits under the speech and tracks the room between phrases.
-            floor = np.minimum(level, st[:, _FLOOR] + self.rise)
-            speech = level > np.maximum(floor + o.speech_above_noise_db, o.speech_floor_db)
-            was = st[:, _SPEAKING] > 0.5
-            silent = st[:, _SILENT]
-            starts[rows] = speech & ~was & (silent >= self.pause_frames)
-            silent = (silent + 1.0) * ~speech
-            end = ~speech & was & (silent >= self.pause_frames)
-            ends[rows] = end
-            now = (was | speech) & ~end
-            speaking[rows] = now
-            # Syllable nuclei: peaks of the smoothed loudness of voiced frames.
-            env_prev = st[:, _ENV]
-            env = env_prev + self.env_a * (level - env_prev)
-            up = env > env_prev
-            rising = st[:, _RISING] > 0.5
-            dip = np.where(up & ~rising, env_prev, st[:, _DIP])
-            top = env_prev
-            prominent = (
-                ~up
-                & rising
-                & (top - dip >= o.nucleus_dip_db)
-                & (top > o.speech_floor_db)
-                & (v | (st[:, _PREV_VOICED] > 0.5))
-            )
-            f0_mean = st[:, _F0_MEAN]
-            pitch = np.where(hf & (f0_mean > 0), 12.0 * (lf - f0_mean), 0.0)  # semitones
-            peak_mean = st[:, _PEAK_MEAN]
-            score = 0.5 + (top - peak_mean) / 8.0 + pitch / 8.0
-            nucleus[rows] = np.where(prominent, clip(score, 0.05, 1.0), 0.0)
-            st[:, _PEAK_MEAN] = np.where(prominent, peak_mean + 0.1 * (top - peak_mean), peak_mean)
-            st[:, _F0_MEAN] = np.where(
-                hf, np.where(f0_mean == 0.0, lf, f0_mean + 0.02 * (lf - f0_mean)), f0_mean
-            )
-            st[:, _FLOOR] = floor
-            st[:, _SPEAKING] = now
-            st[:, _SILENT] = silent
-            st[:, _ENV] = env
-            st[:, _ENV_PREV] = env_prev
-            st[:, _RISING] = up
-            st[:, _DIP] = dip
-            st[:, _PREV_VOICED] = v
-            states[sel] = st
+        if n:
+            _machine_kernel(
+                states, np.asarray(counts, np.intp), rms_db, f0, voiced, self.rise,
+                float(self.pause_frames), self.env_a, o.speech_above_noise_db,
+                o.speech_floor_db, o.nucleus_dip_db, speaking, starts, ends, nucleus,
+            )  # fmt: skip
         return speaking, starts, ends, nucleus
 
 
-def clip(x: npt.ArrayLike, lo: float, hi: float) -> npt.NDArray[Any]:
-    """``np.clip`` without its Python overhead (4 us a call in numpy 2, on arrays
-    of a few elements; this is two ufunc calls)."""
-    return np.minimum(np.maximum(x, lo), hi)
+@kernel
+def _machine_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    states, counts, rms_db, f0, voiced, rise, pause_frames, env_a, above_noise_db,
+    floor_db, dip_db, speaking, starts, ends, nucleus,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """:meth:`_Machine.run`'s loop, compiled: stream ``i``'s ``counts[i]`` rows follow
+    stream ``i - 1``'s; each advances only its own state row."""
+    r = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        for _ in range(counts[i]):
+            level = rms_db[r]
+            # Noise floor: follows the level down at once, creeps up slowly, so it
+            # sits under the speech and tracks the room between phrases.
+            floor = min(level, st[_FLOOR] + rise)
+            speech = level > max(floor + above_noise_db, floor_db)
+            was = st[_SPEAKING] > 0.5
+            silent = st[_SILENT]
+            starts[r] = speech and not was and silent >= pause_frames
+            silent = 0.0 if speech else silent + 1.0
+            end = not speech and was and silent >= pause_frames
+            ends[r] = end
+            now = (was or speech) and not end
+            speaking[r] = now
+            # Syllable nuclei: peaks of the smoothed loudness of voiced frames.
+            env_prev = st[_ENV]
+            env = env_prev + env_a * (level - env_prev)
+            up = env > env_prev
+            rising = st[_RISING] > 0.5
+            dip = env_prev if up and not rising else st[_DIP]
+            top = env_prev
+            v = voiced[r]
+            prominent = (
+                not up and rising and top - dip >= dip_db and top > floor_db
+                and (v or st[_PREV_VOICED] > 0.5)
+            )  # fmt: skip
+            f0_mean = st[_F0_MEAN]
+            has_f0 = f0[r] > 0
+            lf = math.log2(max(f0[r], 1.0))
+            pitch = 12.0 * (lf - f0_mean) if has_f0 and f0_mean > 0 else 0.0  # semitones
+            peak_mean = st[_PEAK_MEAN]
+            if prominent:
+                score = 0.5 + (top - peak_mean) / 8.0 + pitch / 8.0
+                nucleus[r] = min(max(score, 0.05), 1.0)
+                st[_PEAK_MEAN] = peak_mean + 0.1 * (top - peak_mean)
+            if has_f0:
+                st[_F0_MEAN] = lf if f0_mean == 0.0 else f0_mean + 0.02 * (lf - f0_mean)
+            st[_FLOOR] = floor
+            st[_SPEAKING] = 1.0 if now else 0.0
+            st[_SILENT] = silent
+            st[_ENV] = env
+            st[_ENV_PREV] = env_prev
+            st[_RISING] = 1.0 if up else 0.0
+            st[_DIP] = dip
+            st[_PREV_VOICED] = 1.0 if v else 0.0
+            r += 1
 
 
 class _Workspace(threading.local):
@@ -662,54 +672,114 @@ _WORK = _Workspace()
 
 
 def _analyse(
-    an: _Analysis, o: ProsodyOptions, windows: npt.NDArray[np.float64]
+    an: _Analysis, o: ProsodyOptions, audio: npt.NDArray[np.float32], at: npt.NDArray[np.intp]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], BoolArray, FloatArray]:
-    """Level (dBFS), pitch (Hz, 0 when unvoiced), voicing and bands of each window row.
+    """Level (dBFS), pitch (Hz, 0 when unvoiced), voicing and bands of the windows
+    ``audio[at[r] : at[r] + win]``.
 
-    Rows are independent: every operation is elementwise or works within a row, and
-    the band matrix is applied row by row (a stacked product), because a single matrix
-    product's rows can differ in the last bit with the number of rows (BLAS picks
-    kernels by shape), which would make the features depend on the batch."""
-    n = windows.shape[0]
+    Rows are independent: the FFTs transform rows, and the compiled kernels around
+    them work row by row (a single matrix product's rows could differ in the last bit
+    with the number of rows, as BLAS picks kernels by shape, which would make the
+    features depend on the batch)."""
+    n = at.shape[0]
     if n == 0:
         empty = np.zeros(0)
         return empty, empty, np.zeros(0, bool), np.zeros((0, o.n_bands), np.float32)
-    win, work = an.win, _WORK
-    # The windows go straight into rows of the FFT's zero-padded input (numpy would
-    # pad a copy itself, at a third of the FFT's cost). One buffer per window length:
-    # its columns from ``win`` on are never written, so they stay zero even when
-    # another analysis (another rate or options) has the same FFT size.
-    padded = work.get(f"padded-{win}", n, an.nfft)
-    x = padded[:, :win]
-    # sum * (1/n) instead of mean(): mean's Python wrapper costs more than the sum here.
-    np.subtract(windows, windows.sum(axis=1, keepdims=True) * (1.0 / win), out=x)
-    power = np.einsum("ij,ij->i", x, x)
-    np.multiply(x, an.window, out=x)
+    work = _WORK
+    # The windows go straight into rows of the FFT's zero-padded input. One buffer per
+    # window length: its columns from ``win`` on are never written, so they stay zero
+    # even when another analysis (another rate or options) has the same FFT size.
+    padded = work.get(f"padded-{an.win}", n, an.nfft)
+    power = np.empty(n)
+    _windows_kernel(audio, at, an.window, padded, power)
     bins = an.nfft // 2 + 1
     spec = np.fft.rfft(padded, axis=1, out=work.get("spec", n, bins, np.complex128))
-    parts = spec.view(np.float64)
     psd = work.get("psd", n, bins)
-    np.multiply(parts[:, 0::2], parts[:, 0::2], out=psd)
-    psd += parts[:, 1::2] ** 2
+    _power_kernel(spec, psd)
     acf = np.fft.irfft(
         psd[:, : an.n_small // 2 + 1], an.n_small, axis=1, out=work.get("acf", n, an.n_small)
     )
-    # Boersma's correction: divide by the window's own autocorrelation.
-    seg = acf[:, an.lag_min : an.lag_max + 2] * an.inv_window_acf
-    best = np.argmax(seg[:, :-1], axis=1)
-    r0 = acf[:, 0]
-    logb = np.log(np.matmul(psd[:, None, :], an.bands)[:, 0, :] + 1e-12)
-    bands = (logb - logb.sum(axis=1, keepdims=True) * (1.0 / logb.shape[1])).astype(np.float32)
-    level = np.maximum(10.0 * np.log10(power / win + 1e-10), -100.0)
-    rows = np.arange(n)
-    mid = seg[rows, best]
-    peak = mid / np.where(r0 > 1e-12, r0, np.inf)
-    voiced = (peak > o.voicing_threshold) & (level > o.speech_floor_db)
-    # Parabolic interpolation around the best lag for sub-sample precision.
-    left = seg[rows, np.maximum(best - 1, 0)]
-    right = seg[rows, best + 1]
-    denom = left - 2.0 * mid + right
-    safe = np.abs(denom) > 1e-12
-    shift = clip(0.5 * (left - right) / np.where(safe, denom, 1.0) * safe, -0.5, 0.5)
-    pitch = np.where(voiced, an.acf_rate / (an.lag_min + best + shift), 0.0)
+    level, pitch = np.empty(n), np.empty(n)
+    voiced = np.empty(n, bool)
+    bands = np.empty((n, o.n_bands), np.float32)
+    _features_kernel(
+        power, psd, acf, an.inv_window_acf, an.bands, an.band_lo, an.band_hi, an.win,
+        an.lag_min, an.acf_rate, o.voicing_threshold, o.speech_floor_db,
+        level, pitch, voiced, bands,
+    )  # fmt: skip
     return level, pitch, voiced, bands
+
+
+@kernel
+def _windows_kernel(audio, at, window, padded, power):  # type: ignore[no-untyped-def]
+    """Row ``r`` of ``padded`` (its first ``win`` columns): the window at ``at[r]``,
+    mean removed and tapered; ``power[r]``: its energy before the taper."""
+    win = window.shape[0]
+    for r in range(at.shape[0]):
+        a = at[r]
+        total = 0.0
+        for j in range(win):
+            total += audio[a + j]
+        mean = total * (1.0 / win)
+        energy = 0.0
+        row = padded[r]
+        for j in range(win):
+            x = audio[a + j] - mean
+            energy += x * x
+            row[j] = x * window[j]
+        power[r] = energy
+
+
+@kernel
+def _power_kernel(spec, psd):  # type: ignore[no-untyped-def]
+    """Power spectrum of each row."""
+    for r in range(spec.shape[0]):
+        for k in range(spec.shape[1]):
+            z = spec[r, k]
+            psd[r, k] = z.real * z.real + z.imag * z.imag
+
+
+@kernel
+def _features_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    power, psd, acf, inv_window_acf, band_w, band_lo, band_hi, win, lag_min, acf_rate,
+    voicing_threshold, speech_floor_db, level, pitch, voiced, bands,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Per row: level from ``power``; pitch and voicing from the autocorrelation
+    ``acf`` (Boersma's window correction, the best lag in range, parabolic
+    interpolation); the log band powers from ``psd``, relative to their mean."""
+    n_lags = inv_window_acf.shape[0]  # lags lag_min .. lag_max + 1
+    n_bands = band_w.shape[0]
+    logb = np.empty(n_bands)
+    for r in range(power.shape[0]):
+        lv = max(10.0 * math.log10(power[r] / win + 1e-10), -100.0)
+        level[r] = lv
+        best = 0
+        mid = acf[r, lag_min] * inv_window_acf[0]
+        for j in range(1, n_lags - 1):
+            v = acf[r, lag_min + j] * inv_window_acf[j]
+            if v > mid:
+                best, mid = j, v
+        r0 = acf[r, 0]
+        peak = mid / r0 if r0 > 1e-12 else 0.0
+        is_voiced = peak > voicing_threshold and lv > speech_floor_db
+        voiced[r] = is_voiced
+        if is_voiced:
+            # Parabolic interpolation around the best lag for sub-sample precision.
+            left = acf[r, lag_min + max(best - 1, 0)] * inv_window_acf[max(best - 1, 0)]
+            right = acf[r, lag_min + best + 1] * inv_window_acf[best + 1]
+            denom = left - 2.0 * mid + right
+            shift = 0.5 * (left - right) / denom if abs(denom) > 1e-12 else 0.0
+            shift = min(max(shift, -0.5), 0.5)
+            pitch[r] = acf_rate / (lag_min + best + shift)
+        else:
+            pitch[r] = 0.0
+        total = 0.0
+        for j in range(n_bands):
+            acc = 0.0
+            for k in range(band_lo[j], band_hi[j]):
+                acc += psd[r, k] * band_w[j, k]
+            logb[j] = math.log(acc + 1e-12)
+            total += logb[j]
+        mean = total * (1.0 / n_bands)
+        for j in range(n_bands):
+            bands[r, j] = logb[j] - mean

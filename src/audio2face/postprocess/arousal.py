@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
+from audio2face.jit import kernel
 from audio2face.postprocess.base import (
     BindEnv,
     FeatureStep,
@@ -32,7 +33,7 @@ from audio2face.postprocess.base import (
     StepOptions,
     channel_indices,
 )
-from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, clip, key_state
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, key_state
 from audio2face.types import FloatArray
 
 DEFAULT_PREFIXES = ("jaw", "mouth", "brow")
@@ -61,10 +62,12 @@ _RATE, _SHORT, _LONG, _VOICED, _ST_MEAN, _ST_VAR, _AROUSAL = range(KEY_SLOTS, KE
 _SIZE = KEY_SLOTS + 7
 
 
-def _unit(v: Array, lo: float, hi: float) -> Array:
+@kernel
+def _unit(v, lo, hi):  # type: ignore[no-untyped-def]
+    """``v`` from ``lo .. hi`` onto 0..1, clipped (0 when the range is empty)."""
     if hi <= lo:
-        return np.zeros_like(v)
-    return clip((v - lo) / (hi - lo), 0.0, 1.0)
+        return 0.0
+    return min(max((v - lo) / (hi - lo), 0.0), 1.0)
 
 
 class Arousal(FeatureStep):
@@ -113,43 +116,12 @@ class Arousal(FeatureStep):
         o, p = self.options, b.prosody
         assert p is not None
         w = o.weights
-        total = sum(w) or 1.0
-        a_short, a_long = self._a_short, self._a_long
-        # The moving average of an impulse train (fps per nucleus) is its rate.
-        impulse = (p.nucleus > 0) * self.fps
-        level = p.rms_db.astype(np.float64)
-        semis = 12.0 * np.log2(np.maximum(p.f0_hz.astype(np.float64), 1.0))
         out = np.empty(b.n_rows, np.float32)
-        for sel, rows in b.slots:
-            st = states if sel is None else states[sel]
-            st[:, _RATE] += a_short * (impulse[rows] - st[:, _RATE])
-            v = p.voiced[rows]
-            voiced = st[:, _VOICED] + v
-            # A plain mean until the average has its full length, so the first
-            # seconds are not compared against the first syllable alone.
-            warm = 1.0 / np.maximum(voiced, 1.0)
-            lv = level[rows]
-            short = st[:, _SHORT] + np.maximum(a_short, warm) * (lv - st[:, _SHORT])
-            long = st[:, _LONG] + np.maximum(a_long, warm) * (lv - st[:, _LONG])
-            sm = semis[rows]
-            mean = np.where(st[:, _ST_MEAN] == 0.0, sm, st[:, _ST_MEAN])
-            d = sm - mean
-            st[:, _SHORT] = np.where(v, short, st[:, _SHORT])
-            st[:, _LONG] = np.where(v, long, st[:, _LONG])
-            st[:, _ST_MEAN] = np.where(v, mean + a_short * d, st[:, _ST_MEAN])
-            st[:, _ST_VAR] = np.where(
-                v, st[:, _ST_VAR] + a_short * (d * d - st[:, _ST_VAR]), st[:, _ST_VAR]
-            )
-            st[:, _VOICED] = voiced
-            loud = _unit(st[:, _SHORT] - st[:, _LONG], 0.0, o.loudness_db)
-            spread = _unit(np.sqrt(st[:, _ST_VAR]), o.calm_range_st, o.excited_range_st)
-            rate = _unit(st[:, _RATE], o.calm_rate, o.excited_rate)
-            target = (w[0] * loud + w[1] * spread + w[2] * rate) / total
-            target = np.where(p.speaking[rows] & (voiced > 0), target, 0.0)
-            st[:, _AROUSAL] += self._a_smooth * (target - st[:, _AROUSAL])
-            out[rows] = st[:, _AROUSAL]
-            if sel is not None:
-                states[sel] = st
+        _arousal_kernel(
+            states, b.counts, p.nucleus, p.rms_db, p.f0_hz, p.voiced, p.speaking, self.fps,
+            self._a_short, self._a_long, self._a_smooth, o.loudness_db, o.calm_range_st,
+            o.excited_range_st, o.calm_rate, o.excited_rate, w[0], w[1], w[2], out,
+        )  # fmt: skip
         return out
 
     def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
@@ -159,3 +131,47 @@ class Arousal(FeatureStep):
         gain = 1.0 + self.options.widen * self._estimate(batch, states)
         out[:, self._cols] = out[:, self._cols] * gain[:, None]
         return out
+
+
+@kernel
+def _arousal_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    states, counts, nucleus, rms_db, f0_hz, voiced, speaking, fps, a_short, a_long,
+    a_smooth, loudness_db, calm_range_st, excited_range_st, calm_rate, excited_rate,
+    w_loud, w_spread, w_rate, out,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """The arousal estimate of each row, stream ``i``'s ``counts[i]`` rows after stream
+    ``i - 1``'s, each stream's state row advanced in place."""
+    total = w_loud + w_spread + w_rate
+    if total == 0.0:
+        total = 1.0
+    row = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        for _ in range(counts[i]):
+            # The moving average of an impulse train (fps per nucleus) is its rate.
+            impulse = fps if nucleus[row] > 0 else 0.0
+            st[_RATE] += a_short * (impulse - st[_RATE])
+            v = voiced[row]
+            n_voiced = st[_VOICED] + (1.0 if v else 0.0)
+            if v:
+                # A plain mean until the average has its full length, so the first
+                # seconds are not compared against the first syllable alone.
+                warm = 1.0 / max(n_voiced, 1.0)
+                lv = float(rms_db[row])
+                st[_SHORT] += max(a_short, warm) * (lv - st[_SHORT])
+                st[_LONG] += max(a_long, warm) * (lv - st[_LONG])
+                semis = 12.0 * math.log2(max(float(f0_hz[row]), 1.0))
+                mean = semis if st[_ST_MEAN] == 0.0 else st[_ST_MEAN]
+                d = semis - mean
+                st[_ST_MEAN] = mean + a_short * d
+                st[_ST_VAR] += a_short * (d * d - st[_ST_VAR])
+            st[_VOICED] = n_voiced
+            target = 0.0
+            if speaking[row] and n_voiced > 0:
+                loud = _unit(st[_SHORT] - st[_LONG], 0.0, loudness_db)
+                spread = _unit(math.sqrt(st[_ST_VAR]), calm_range_st, excited_range_st)
+                rate = _unit(st[_RATE], calm_rate, excited_rate)
+                target = (w_loud * loud + w_spread * spread + w_rate * rate) / total
+            st[_AROUSAL] += a_smooth * (target - st[_AROUSAL])
+            out[row] = st[_AROUSAL]
+            row += 1

@@ -1,13 +1,14 @@
-"""Many streams' frames at once: what the alive steps' vectorised code runs on.
+"""Many streams' frames at once: what the alive steps run on.
 
 A server pushes the 40 ms bodies of tens of streams together; each body gives a frame
 or two. Per-frame Python per stream would cost more than the model (the first version
 did: 4.5 ms CPU per audio second), so the alive steps run on a :class:`Batch`: the
 rows of every stream's new frames, stream after stream, with each step's per-stream
-state stacked into one float64 matrix (one row per stream). Work that does not carry
-from frame to frame is done for all rows at once; what does (filters, schedules) runs
-once per *frame slot* (the k-th new frame of every stream that has one) on arrays
-across streams.
+state stacked into one float64 matrix (one row per stream). Each step hands the whole
+batch to one compiled kernel (:mod:`audio2face.jit`) that walks the streams and, for
+each, its frames in order; a numpy version that advanced all streams together per
+*frame slot* paid numpy's per-call overhead dozens of times per slot, a third of the
+engine's cost (session 6's benchmarks).
 
 Determinism: a stream's rows only ever meet its own state and its own values, every
 operation is elementwise or within a row, and random numbers come from a counter-based
@@ -18,6 +19,7 @@ depend on how its frames are chunked or on which other streams share its batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,11 +27,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from audio2face.jit import kernel
+
 if TYPE_CHECKING:
     from audio2face.audio.prosody import Prosody
     from audio2face.postprocess.base import StreamOptions
 
-__all__ = ["KEY_SLOTS", "Array", "Batch", "clip", "key_state", "keys_of", "normals", "uniforms"]
+__all__ = [
+    "KEY_SLOTS", "Array", "Batch", "clip", "key_of", "key_state", "keys_of", "normal", "uniform",
+    "uniforms",
+]  # fmt: skip
 
 IntArray = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
@@ -65,22 +72,46 @@ def keys_of(states: Array) -> npt.NDArray[np.uint64]:
     return (states[:, 0].astype(np.uint64) << np.uint64(32)) | states[:, 1].astype(np.uint64)
 
 
-def uniforms(keys: Array, counter: npt.ArrayLike, lanes: int) -> F64:
-    """``[len(keys), lanes]`` numbers in [0, 1): a SplitMix64 hash of (key, counter,
-    lane), so the same key, counter and lane always give the same number, whatever
-    else is computed alongside."""
-    c = np.asarray(counter).astype(np.uint64)
-    z = keys + c * _GOLDEN
-    z = z[:, None] + np.arange(1, lanes + 1, dtype=np.uint64)[None, :] * _LANE
+@kernel
+def key_of(state):  # type: ignore[no-untyped-def]
+    """One stream's 64-bit key from its state row (columns 0 and 1), in a kernel."""
+    return (np.uint64(state[0]) << np.uint64(32)) | np.uint64(state[1])
+
+
+@kernel
+def uniform(key, counter, lane):  # type: ignore[no-untyped-def]
+    """A number in [0, 1): the SplitMix64 hash of (``key``, ``counter``, ``lane``), so
+    the same key, counter and lane always give the same number, whatever else is
+    computed alongside. ``counter`` is a frame or event number (an integer, or a
+    float holding one); lanes count from 1."""
+    z = key + np.uint64(counter) * _GOLDEN + np.uint64(lane) * _LANE
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
     z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * _TO_UNIT
+    return float(z >> np.uint64(11)) * _TO_UNIT
 
 
-def normals(u1: Array, u2: Array) -> F64:
-    """Standard normal numbers from pairs of uniforms (Box-Muller)."""
-    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+@kernel
+def normal(u1, u2):  # type: ignore[no-untyped-def]
+    """A standard normal number from two uniforms (Box-Muller)."""
+    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@kernel
+def _uniforms_kernel(keys, counters, out):  # type: ignore[no-untyped-def]
+    for i in range(keys.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = uniform(keys[i], counters[i], j + 1)
+
+
+def uniforms(keys: Array, counter: npt.ArrayLike, lanes: int) -> F64:
+    """``[len(keys), lanes]`` numbers in [0, 1): :func:`uniform` of each key with its
+    counter (one for all, or one per key) and lanes ``1 .. lanes``."""
+    k = np.ascontiguousarray(keys, np.uint64)
+    c = np.ascontiguousarray(np.broadcast_to(np.asarray(counter).astype(np.uint64), k.shape))
+    out = np.empty((k.shape[0], lanes))
+    _uniforms_kernel(k, c, out)
+    return out
 
 
 @dataclass(slots=True)
@@ -88,8 +119,7 @@ class Batch:
     """Frames of several streams, stream after stream.
 
     Stream ``i`` has ``counts[i]`` rows from row ``starts[i]``, showing its frames
-    ``first[i]`` on; ``owner[r]`` and ``frame[r]`` are row ``r``'s stream and frame
-    number. ``prosody`` covers exactly these rows (or is ``None``: no audio).
+    ``first[i]`` on. ``prosody`` covers exactly these rows (or is ``None``: no audio).
     ``options[i]`` are stream ``i``'s switches. ``shared`` holds per-row arrays that a
     step passes to later ones (the gaze step's saccade amplitudes to the blink step);
     a sub-batch (:meth:`subset`) reads and writes its rows of its parent's arrays.
@@ -101,29 +131,15 @@ class Batch:
     fps: float
     prosody: Prosody | None
     options: Sequence[StreamOptions]
-    owner: IntArray = field(init=False)
-    frame: IntArray = field(init=False)
-    slots: list[tuple[IntArray | None, IntArray]] = field(init=False)
+    n_rows: int = field(init=False)
     shared: dict[str, Any] = field(default_factory=dict)
     parent_rows: IntArray | None = None
     top_rows: int = -1
 
     def __post_init__(self) -> None:
-        n = int(self.counts.sum())
+        self.n_rows = int(self.counts.sum())
         if self.top_rows < 0:
-            self.top_rows = n
-        self.owner = np.repeat(np.arange(self.counts.shape[0]), self.counts)
-        self.frame = self.first[self.owner] + (np.arange(n) - self.starts[self.owner])
-        # Frame slot k: the streams with a k-th new frame (``None``: all of them), and
-        # those frames' rows.
-        self.slots = []
-        top = int(self.counts.max()) if self.counts.shape[0] else 0
-        for k in range(top):
-            sel = np.flatnonzero(self.counts > k)
-            if sel.shape[0] == self.counts.shape[0]:
-                self.slots.append((None, self.starts + k))
-            else:
-                self.slots.append((sel, self.starts[sel] + k))
+            self.top_rows = self.n_rows
 
     @classmethod
     def of(
@@ -141,10 +157,6 @@ class Batch:
             np.cumsum(c[:-1], out=starts[1:])
         return cls(c, starts, np.asarray(first, np.intp), fps, prosody, options,
                    shared={} if shared is None else shared)  # fmt: skip
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.owner.shape[0])
 
     @property
     def n_streams(self) -> int:

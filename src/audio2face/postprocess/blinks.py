@@ -39,8 +39,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from audio2face.jit import kernel
 from audio2face.postprocess.base import BindEnv, FeatureStep, StepOptions, channel_indices
-from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, clip, key_state, keys_of, uniforms
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, key_of, key_state, uniform
 from audio2face.postprocess.gaze import SACCADES
 from audio2face.types import FloatArray
 
@@ -50,7 +51,7 @@ from audio2face.types import FloatArray
 _LAST, _RATE, _SEEN = KEY_SLOTS, KEY_SLOTS + 1, KEY_SLOTS + 2
 N_TRIGGERS = 4
 N_BLINKS = 2
-_TRIG = slice(KEY_SLOTS + 3, KEY_SLOTS + 3 + N_TRIGGERS)
+_TRIG0 = KEY_SLOTS + 3
 _BLINK = KEY_SLOTS + 3 + N_TRIGGERS
 _SIZE = _BLINK + 5 * N_BLINKS
 
@@ -86,19 +87,6 @@ class NaturalBlinkOptions(StepOptions):
         return self
 
 
-def lid_at(t: Array, blinks: Array) -> Array:
-    """Lid closure at times ``t [n]`` of blinks ``[n, k, 5]`` (onset, close, hold, open,
-    peak): an accelerating close with a soft stop, the hold, then a fast start and a
-    long tail as lids open; the largest of the ``k`` blinks."""
-    t0, close, hold, opening, peak = (blinks[..., j] for j in range(5))
-    u = t[:, None] - t0
-    v = clip(u / close, 0.0, 1.0)
-    w = clip((u - close - hold) / opening, 0.0, 1.0)
-    value = np.where(u < close, v * v * (3.0 - 2.0 * v), (1.0 - w) ** 2)
-    live = (u >= 0.0) & (u < close + hold + opening)
-    return (peak * value * live).max(axis=1)
-
-
 class NaturalBlink(FeatureStep):
     """Human-like blinks on the lid channels."""
 
@@ -123,7 +111,7 @@ class NaturalBlink(FeatureStep):
     def state_from_key(self, key: int) -> Array:
         state = key_state(key, _SIZE)
         state[_LAST] = -1e9
-        state[_TRIG] = np.inf
+        state[_TRIG0 : _TRIG0 + N_TRIGGERS] = np.inf
         for j in range(N_BLINKS):  # empty slots: long past, no peak
             state[_BLINK + 5 * j : _BLINK + 5 * j + 5] = (-1e9, 1.0, 0.0, 1.0, 0.0)
         return state
@@ -140,64 +128,19 @@ class NaturalBlink(FeatureStep):
         if n == 0:
             return out
         o, p = self.options, batch.prosody
-        dt = 1.0 / self.fps
-        t_rows = batch.frame * dt
-        # Per frame: the hazard draw, boundary chance and delay, saccade chance, and a
-        # new blink's close, hold, open and peak.
-        u = uniforms(keys_of(states)[batch.owner], batch.frame, 8)
-        boundary = np.full(n, np.inf)
-        speaking = np.zeros(n, np.intp)
-        if p is not None:
-            speaking = p.speaking.astype(np.intp)
-            chance = np.where(p.phrase_end, o.boundary_p, np.where(p.phrase_start, o.start_p, 0.0))
-            lo, hi = o.boundary_delay_s
-            boundary = np.where(u[:, 1] < chance, t_rows + lo + (hi - lo) * u[:, 2], np.inf)
-        after_saccade = np.zeros(n, bool)
+        none = np.zeros(0, bool)
         amp = batch.read(SACCADES)
-        if amp is not None:
-            chance = np.minimum(o.saccade_max_p, o.saccade_p_per_deg * (amp - o.saccade_min_deg))
-            after_saccade = (amp > o.saccade_min_deg) & (u[:, 3] < chance)
-        hazard = self._rates[speaking] * dt
         lid = np.empty(n)
-        for sel, rows in batch.slots:
-            st = states if sel is None else states[sel]
-            t = t_rows[rows]
-            m = st.shape[0]
-            trig = st[:, _TRIG]
-            # A boundary blink is scheduled in the latest (or a free) trigger slot.
-            new = boundary[rows]
-            slot = np.argmax(trig, axis=1)
-            trig[np.arange(m), slot] = np.where(np.isfinite(new), new, trig[np.arange(m), slot])
-            due_slots = trig <= t[:, None]
-            due = due_slots.any(axis=1) | after_saccade[rows]
-            st[:, _TRIG] = np.where(due_slots, np.inf, trig)
-            ready = t - st[:, _LAST] >= o.refractory_s
-            rate = hazard[rows] - st[:, _RATE] * dt
-            fired = ready & (due | (u[rows, 0] < rate))
-            blinks = st[:, _BLINK:].reshape(m, N_BLINKS, 5)
-            if fired.any():
-                which = np.flatnonzero(fired)
-                ends = blinks[which, :, 0] + blinks[which, :, 1] + blinks[which, :, 2]
-                free = np.argmin(ends + blinks[which, :, 3], axis=1)
-                draw = u[rows[which]]
-                start = np.empty((which.shape[0], 5))
-                start[:, 0] = t[which]
-                start[:, 1] = _between(o.close_s, draw[:, 4])
-                start[:, 2] = _between(o.hold_s, draw[:, 5])
-                start[:, 3] = _between(o.open_s, draw[:, 6])
-                start[:, 4] = o.min_peak + (1.0 - o.min_peak) * draw[:, 7]
-                blinks[which, free] = start
-                st[:, _BLINK:] = blinks.reshape(m, 5 * N_BLINKS)
-                st[:, _LAST] = np.where(fired, t, st[:, _LAST])
-            # The moving average of an impulse train (fps per blink) is its rate; a
-            # plain mean until the average has its full length.
-            seen = st[:, _SEEN] + 1.0
-            a = np.maximum(self._a_balance, 1.0 / seen)
-            st[:, _RATE] += a * ((fired & due) * self.fps - st[:, _RATE])
-            st[:, _SEEN] = seen
-            lid[rows] = lid_at(t, blinks)
-            if sel is not None:
-                states[sel] = st
+        _blink_kernel(
+            states, batch.counts, batch.first, self.fps, p is not None,
+            none if p is None else p.speaking, none if p is None else p.phrase_start,
+            none if p is None else p.phrase_end, amp is not None,
+            np.zeros(0) if amp is None else amp, self._rates, self._a_balance,
+            o.refractory_s, o.boundary_p, o.start_p, o.boundary_delay_s[0],
+            o.boundary_delay_s[1], o.saccade_min_deg, o.saccade_p_per_deg, o.saccade_max_p,
+            o.close_s[0], o.close_s[1], o.hold_s[0], o.hold_s[1], o.open_s[0], o.open_s[1],
+            o.min_peak, lid,
+        )  # fmt: skip
         col = lid.astype(np.float32)[:, None]
         if o.combine == "replace":
             out[:, self._cols] = col
@@ -206,9 +149,92 @@ class NaturalBlink(FeatureStep):
         return out
 
 
-def _between(bounds: tuple[float, float], u: Array) -> Array:
-    lo, hi = bounds
-    return lo + (hi - lo) * u
+@kernel
+def _lid(t, st):  # type: ignore[no-untyped-def]
+    """Lid closure at time ``t`` of the blinks in state row ``st`` (onset, close, hold,
+    open, peak): an accelerating close with a soft stop, the hold, then a fast start
+    and a long tail as lids open; the largest of them."""
+    best = 0.0
+    for j in range(N_BLINKS):
+        b = _BLINK + 5 * j
+        t0, close, hold, opening, peak = st[b], st[b + 1], st[b + 2], st[b + 3], st[b + 4]
+        u = t - t0
+        if u < 0.0 or u >= close + hold + opening:
+            continue
+        if u < close:
+            v = u / close
+            value = v * v * (3.0 - 2.0 * v)
+        else:
+            w = min(max((u - close - hold) / opening, 0.0), 1.0)
+            value = (1.0 - w) ** 2
+        best = max(best, peak * value)
+    return best
+
+
+@kernel
+def _blink_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    states, counts, first, fps, has_prosody, speaking, phrase_start, phrase_end,
+    has_saccades, saccades, rates, a_balance, refractory_s, boundary_p, start_p,
+    delay_lo, delay_hi, saccade_min_deg, saccade_p_per_deg, saccade_max_p, close_lo,
+    close_hi, hold_lo, hold_hi, open_lo, open_hi, min_peak, lid,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
+    ``first[i]``, after stream ``i - 1``'s): schedule boundary blinks, fire blinks,
+    and the lid closure per row, each stream's state row advanced in place.
+
+    Random numbers per frame (lanes of :func:`uniform`): 1 the hazard draw, 2-3 the
+    boundary chance and delay, 4 the saccade chance, 5-8 a new blink's close, hold,
+    open and peak."""
+    dt = 1.0 / fps
+    row = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        key = key_of(st)
+        for k in range(counts[i]):
+            frame = first[i] + k
+            t = frame * dt
+            # A boundary blink is scheduled in the latest (or a free) trigger slot.
+            if has_prosody:
+                chance = boundary_p if phrase_end[row] else (start_p if phrase_start[row] else 0.0)
+                if uniform(key, frame, 2) < chance:
+                    slot = _TRIG0
+                    for j in range(1, N_TRIGGERS):
+                        if st[_TRIG0 + j] > st[slot]:
+                            slot = _TRIG0 + j
+                    st[slot] = t + delay_lo + (delay_hi - delay_lo) * uniform(key, frame, 3)
+            due = False
+            for j in range(N_TRIGGERS):
+                if st[_TRIG0 + j] <= t:
+                    due = True
+                    st[_TRIG0 + j] = np.inf
+            if has_saccades and saccades[row] > saccade_min_deg:
+                p = min(saccade_max_p, saccade_p_per_deg * (saccades[row] - saccade_min_deg))
+                due = due or uniform(key, frame, 4) < p
+            ready = t - st[_LAST] >= refractory_s
+            hazard = rates[1 if has_prosody and speaking[row] else 0] * dt
+            rate = hazard - st[_RATE] * dt
+            fired = ready and (due or uniform(key, frame, 1) < rate)
+            if fired:
+                free = _BLINK
+                for j in range(1, N_BLINKS):  # the slot whose blink ends first
+                    b = _BLINK + 5 * j
+                    end = st[b] + st[b + 1] + st[b + 2] + st[b + 3]
+                    if end < st[free] + st[free + 1] + st[free + 2] + st[free + 3]:
+                        free = b
+                st[free] = t
+                st[free + 1] = close_lo + (close_hi - close_lo) * uniform(key, frame, 5)
+                st[free + 2] = hold_lo + (hold_hi - hold_lo) * uniform(key, frame, 6)
+                st[free + 3] = open_lo + (open_hi - open_lo) * uniform(key, frame, 7)
+                st[free + 4] = min_peak + (1.0 - min_peak) * uniform(key, frame, 8)
+                st[_LAST] = t
+            # The moving average of an impulse train (fps per blink) is its rate; a
+            # plain mean until the average has its full length.
+            seen = st[_SEEN] + 1.0
+            a = max(a_balance, 1.0 / seen)
+            st[_RATE] += a * ((fps if fired and due else 0.0) - st[_RATE])
+            st[_SEEN] = seen
+            lid[row] = _lid(t, st)
+            row += 1
 
 
 def blink_rate_per_min(onsets: Sequence[float], seconds: float) -> float:

@@ -206,7 +206,12 @@ class Chain:
         cols = self._slices[j]
         active = [s._active[j] for s in streams]
         if all(active):
-            return step.run_batch(x, b, alive[:, cols])
+            # A contiguous copy, written back: the step's kernel is compiled for one
+            # array layout (a column slice of ``alive`` would be a second one).
+            states = np.ascontiguousarray(alive[:, cols])
+            y = step.run_batch(x, b, states)
+            alive[:, cols] = states
+            return y
         if not any(active):
             return step.bypass_rows(x)
         on = np.flatnonzero(active)

@@ -48,6 +48,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from audio2face.jit import kernel
 from audio2face.postprocess.base import (
     BindEnv,
     FeatureStep,
@@ -60,10 +61,10 @@ from audio2face.postprocess.batch import (
     Array,
     Batch,
     clip,
+    key_of,
     key_state,
-    keys_of,
-    normals,
-    uniforms,
+    normal,
+    uniform,
 )
 from audio2face.types import FloatArray
 
@@ -143,29 +144,25 @@ class Gaze(FeatureStep):
         state[_AT] = 1.0
         state[_T0] = -1.0
         state[_COUNT] = 1.0  # saccade 0's draws are the first fixation's
-        keys = keys_of(state[None, :])
-        state[_NEXT] = self.fixations(uniforms(keys, [0], 3))[0]
+        k = key_of(state)
+        state[_NEXT] = _fixation(
+            uniform(k, 0, 1), uniform(k, 0, 2), uniform(k, 0, 3), self.options.fixation_s
+        )
         return state
 
     def fixations(self, u: Array) -> Array:
-        """Fixation durations (s) from uniforms ``[n, 3]``: gamma, shape 3, mean
-        ``fixation_s`` (a sum of three exponentials)."""
-        return -(self.options.fixation_s / 3.0) * np.log(
-            (1.0 - u[:, 0]) * (1.0 - u[:, 1]) * (1.0 - u[:, 2])
-        )
+        """Fixation durations (s) from uniforms ``[n, 3]`` (for tests)."""
+        fs = self.options.fixation_s
+        return np.array([_fixation(a, b, c, fs) for a, b, c in u])
 
     def aversions(self, u: Array) -> Array:
-        """Glances away ``[n, 2]`` (yaw, pitch in degrees) from uniforms ``[n, 2]``:
-        exponential amplitude from the viewer, uniform direction."""
+        """Glances away ``[n, 2]`` (yaw, pitch in degrees) from uniforms ``[n, 2]`` (for
+        tests)."""
         o = self.options
-        amp = np.minimum(
-            o.max_deg, o.min_aversion_deg - o.aversion_mean_deg * np.log(1.0 - u[:, 0])
-        )
-        ang = 2.0 * math.pi * u[:, 1]
-        out = np.empty((amp.shape[0], 2))
-        out[:, 0] = amp * np.cos(ang)
-        out[:, 1] = amp * o.vertical_share * np.sin(ang)
-        return out
+        return np.array([
+            _aversion(a, b, o.aversion_mean_deg, o.min_aversion_deg, o.max_deg, o.vertical_share)
+            for a, b in u
+        ]).reshape(-1, 2)  # fmt: skip
 
     @staticmethod
     def at_viewer(state: FloatArray) -> bool:
@@ -178,78 +175,20 @@ class Gaze(FeatureStep):
         if n == 0:
             return out
         o, p = self.options, batch.prosody
-        dt = 1.0 / self.fps
         idle = np.array([(opt.gaze or o.mode) == "idle" for opt in batch.options])
-        keys = keys_of(states)
-        t_rows = batch.frame * dt
-        speaking = np.zeros(n, bool) if p is None else p.speaking
-        aversion = None
-        if p is not None and p.phrase_start.any():
-            u = uniforms(keys[batch.owner] ^ _PHRASE, batch.frame, 1)[:, 0]
-            aversion = p.phrase_start & (u < o.phrase_aversion)
+        none = np.zeros(0, bool)
         angles = np.empty((n, 2))
         amps = np.zeros(n)
-        for sel, rows in batch.slots:
-            st = states if sel is None else states[sel]
-            t = t_rows[rows]
-            if aversion is not None:
-                now = aversion[rows]
-                st[:, _PENDING] = np.maximum(st[:, _PENDING], now)
-                st[:, _NEXT] = np.where(
-                    now, np.minimum(st[:, _NEXT], t + o.phrase_aversion_delay_s), st[:, _NEXT]
-                )
-            due = np.flatnonzero(st[:, _NEXT] <= t)
-            while due.shape[0]:
-                streams = due if sel is None else sel[due]
-                sub = st[due]
-                amp = self._saccade(sub, keys[streams], speaking[rows[due]], idle[streams])
-                st[due] = sub
-                amps[rows[due]] = np.maximum(amps[rows[due]], amp)
-                due = due[sub[:, _NEXT] <= t[due]]
-            # Where the eyes are: along the current saccade (minimum jerk), or at rest.
-            moving = st[:, _T0] >= 0
-            if moving.any():
-                u = clip((t - st[:, _T0]) / np.where(moving, st[:, _DUR], 1.0), 0.0, 1.0)
-                s = u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
-                yaw = st[:, _FROM_Y] + (st[:, _TO_Y] - st[:, _FROM_Y]) * s
-                pitch = st[:, _FROM_P] + (st[:, _TO_P] - st[:, _FROM_P]) * s
-                done = moving & (u >= 1.0)
-                st[:, _YAW] = np.where(done, st[:, _TO_Y], np.where(moving, yaw, st[:, _YAW]))
-                st[:, _PITCH] = np.where(done, st[:, _TO_P], np.where(moving, pitch, st[:, _PITCH]))
-                st[:, _T0] = np.where(done, -1.0, st[:, _T0])
-            angles[rows, 0] = st[:, _YAW]
-            angles[rows, 1] = st[:, _PITCH]
-            if sel is not None:
-                states[sel] = st
+        _gaze_kernel(
+            states, batch.counts, batch.first, 1.0 / self.fps, idle, p is not None,
+            none if p is None else p.speaking, none if p is None else p.phrase_start,
+            self._alpha, self._beta, o.fixation_s, o.scan_deg, o.aversion_mean_deg,
+            o.min_aversion_deg, o.max_deg, o.vertical_share, o.phrase_aversion,
+            o.phrase_aversion_delay_s, angles, amps,
+        )  # fmt: skip
         out[:, self._cols] = self._channels(angles[:, 0], angles[:, 1])
         batch.publish(SACCADES, amps)
         return out
-
-    def _saccade(self, st: Array, keys: Array, speaking: Array, idle: Array) -> FloatArray:
-        """Start the next saccade of each row of ``st`` (updated in place) at its
-        scheduled time: choose the target, schedule the one after; its amplitudes."""
-        o = self.options
-        u = uniforms(keys, st[:, _COUNT], 10)
-        alpha = self._alpha[np.where(idle, 2, speaking.astype(np.intp))]
-        pending = st[:, _PENDING] > 0.5
-        at = st[:, _AT] > 0.5
-        # At the viewer: stay unless leaving (alpha); away: come back with beta. A
-        # glance away pending from a phrase start wins.
-        at_next = ~pending & np.where(at, u[:, 0] >= alpha, u[:, 0] < self._beta)
-        scan = normals(u[:, 1:3], u[:, 3:5]) * o.scan_deg
-        away = self.aversions(u[:, 5:7])
-        target = np.where(at_next[:, None], scan, away)
-        amp = np.hypot(target[:, 0] - st[:, _YAW], target[:, 1] - st[:, _PITCH])
-        dur = (21.0 + 2.2 * amp) / 1000.0  # the main sequence (Carpenter 1988)
-        t0 = st[:, _NEXT]
-        st[:, _FROM_Y], st[:, _FROM_P] = st[:, _YAW], st[:, _PITCH]
-        st[:, _TO_Y], st[:, _TO_P] = target[:, 0], target[:, 1]
-        st[:, _T0], st[:, _DUR] = t0, dur
-        st[:, _AT] = at_next
-        st[:, _PENDING] = 0.0
-        st[:, _NEXT] = t0 + dur + self.fixations(u[:, 7:10])
-        st[:, _COUNT] += 1.0
-        return amp
 
     def _channels(self, yaw: Array, pitch: Array) -> Array:
         """Angles (yaw > 0: avatar's left, pitch > 0: up) to eye shapes in [0, 1]."""
@@ -264,3 +203,94 @@ class Gaze(FeatureStep):
             return out
         # Looking to the avatar's left: the left eye turns out, the right eye in.
         return out[:, [0, 1, 2, 3, 1, 0, 2, 3]]
+
+
+@kernel
+def _fixation(u1, u2, u3, fixation_s):  # type: ignore[no-untyped-def]
+    """A fixation duration (s): gamma, shape 3, mean ``fixation_s`` (a sum of three
+    exponentials) from three uniforms."""
+    return -(fixation_s / 3.0) * math.log((1.0 - u1) * (1.0 - u2) * (1.0 - u3))
+
+
+@kernel
+def _aversion(u1, u2, mean_deg, min_deg, max_deg, vertical_share):  # type: ignore[no-untyped-def]
+    """A glance away (yaw, pitch in degrees) from two uniforms: exponential amplitude
+    from the viewer, uniform direction."""
+    amp = min(max_deg, min_deg - mean_deg * math.log(1.0 - u1))
+    ang = 2.0 * math.pi * u2
+    return amp * math.cos(ang), amp * vertical_share * math.sin(ang)
+
+
+@kernel
+def _gaze_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    states, counts, first, dt, idle, has_prosody, speaking, phrase_start, alpha, beta,
+    fixation_s, scan_deg, aversion_mean_deg, min_aversion_deg, max_deg, vertical_share,
+    phrase_aversion, phrase_aversion_delay_s, angles, amps,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
+    ``first[i]``, after stream ``i - 1``'s): saccades that fall due, then where the eyes
+    are; ``angles`` (yaw, pitch) and ``amps`` (largest saccade starting at the frame)
+    per row, each stream's state row advanced in place.
+
+    Random numbers: per saccade (counter: its number), lane 1 the at/away choice,
+    2-5 the scan target's normals, 6-7 a glance away's amplitude and direction, 8-10
+    the next fixation; per frame at a phrase start, lane 1 of the key xor ``_PHRASE``."""
+    row = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        key = key_of(st)
+        for k in range(counts[i]):
+            frame = first[i] + k
+            t = frame * dt
+            talking = has_prosody and speaking[row]
+            start = has_prosody and phrase_start[row]
+            if start and uniform(key ^ _PHRASE, frame, 1) < phrase_aversion:
+                st[_PENDING] = 1.0
+                st[_NEXT] = min(st[_NEXT], t + phrase_aversion_delay_s)
+            largest = 0.0
+            while st[_NEXT] <= t:
+                # The next saccade: choose the target, schedule the one after.
+                c = st[_COUNT]
+                leave = alpha[2] if idle[i] else (alpha[1] if talking else alpha[0])
+                u = uniform(key, c, 1)
+                # At the viewer: stay unless leaving (alpha); away: come back with
+                # beta. A glance away pending from a phrase start wins.
+                if st[_PENDING] > 0.5:
+                    at_next = False
+                elif st[_AT] > 0.5:
+                    at_next = u >= leave
+                else:
+                    at_next = u < beta
+                if at_next:
+                    to_y = normal(uniform(key, c, 2), uniform(key, c, 4)) * scan_deg
+                    to_p = normal(uniform(key, c, 3), uniform(key, c, 5)) * scan_deg
+                else:
+                    to_y, to_p = _aversion(
+                        uniform(key, c, 6), uniform(key, c, 7), aversion_mean_deg,
+                        min_aversion_deg, max_deg, vertical_share,
+                    )  # fmt: skip
+                size = math.hypot(to_y - st[_YAW], to_p - st[_PITCH])
+                dur = (21.0 + 2.2 * size) / 1000.0  # the main sequence (Carpenter 1988)
+                t0 = st[_NEXT]
+                st[_FROM_Y], st[_FROM_P] = st[_YAW], st[_PITCH]
+                st[_TO_Y], st[_TO_P] = to_y, to_p
+                st[_T0], st[_DUR] = t0, dur
+                st[_AT] = 1.0 if at_next else 0.0
+                st[_PENDING] = 0.0
+                fix = _fixation(uniform(key, c, 8), uniform(key, c, 9), uniform(key, c, 10), fixation_s)
+                st[_NEXT] = t0 + dur + fix
+                st[_COUNT] = c + 1.0
+                largest = max(largest, size)
+            amps[row] = largest
+            # Where the eyes are: along the current saccade (minimum jerk), or at rest.
+            if st[_T0] >= 0:
+                u = min(max((t - st[_T0]) / st[_DUR], 0.0), 1.0)
+                if u >= 1.0:
+                    st[_YAW], st[_PITCH], st[_T0] = st[_TO_Y], st[_TO_P], -1.0
+                else:
+                    s = u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
+                    st[_YAW] = st[_FROM_Y] + (st[_TO_Y] - st[_FROM_Y]) * s
+                    st[_PITCH] = st[_FROM_P] + (st[_TO_P] - st[_FROM_P]) * s
+            angles[row, 0] = st[_YAW]
+            angles[row, 1] = st[_PITCH]
+            row += 1

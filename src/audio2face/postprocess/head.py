@@ -39,28 +39,20 @@ import numpy as np
 from pydantic import Field
 
 from audio2face.errors import ConfigError
+from audio2face.jit import kernel
 from audio2face.postprocess.base import BindEnv, FeatureStep, StepOptions
-from audio2face.postprocess.batch import (
-    KEY_SLOTS,
-    Array,
-    Batch,
-    clip,
-    key_state,
-    keys_of,
-    normals,
-    uniforms,
-)
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, key_of, key_state, normal, uniform
 from audio2face.types import FloatArray
 
 HEAD_NAMES: tuple[str, str, str] = ("headYaw", "headPitch", "headRoll")
 
 # State columns after the key: drift per axis, running mean log2 F0 (0: none yet), the
 # F0 follower, then the nod filters' two stages per axis (yaw, pitch, roll).
-_DRIFT = slice(KEY_SLOTS, KEY_SLOTS + 3)
+_DRIFT0 = KEY_SLOTS
 _F0_MEAN = KEY_SLOTS + 3
 _FOLLOW = KEY_SLOTS + 4
-_NOD_IN = slice(KEY_SLOTS + 5, KEY_SLOTS + 8)
-_NOD_OUT = slice(KEY_SLOTS + 8, KEY_SLOTS + 11)
+_NOD_IN0 = KEY_SLOTS + 5
+_NOD_OUT0 = KEY_SLOTS + 8
 _SIZE = KEY_SLOTS + 11
 
 
@@ -137,50 +129,67 @@ class HeadMotion(FeatureStep):
         n = out.shape[0]
         if n == 0:
             return out
-        o, p, owner = self.options, batch.prosody, batch.owner
-        keys = keys_of(states)[owner]
-        u = uniforms(keys, batch.frame, 8)
-        z = normals(u[:, 0:3], u[:, 3:6])
-        speaking = np.zeros(n, np.intp) if p is None else p.speaking.astype(np.intp)
-        decay = self._decay[speaking]
-        step = self._spread[speaking] * z
+        o, p = self.options, batch.prosody
         pose = np.empty((n, 3))
-        log_f0 = has_f0 = nods = None
-        if p is not None:
-            f0 = p.f0_hz.astype(np.float64)
-            has_f0 = f0 > 0
-            log_f0 = np.log2(np.maximum(f0, 1.0))
-            if o.nod_deg > 0:
-                # Nod impulses (yaw, pitch, roll): pitch down by nod_deg x prominence
-                # on a stressed syllable, with a random yaw/roll share.
-                amp = np.where(
-                    p.nucleus > o.stress_threshold, o.nod_deg * p.nucleus.astype(np.float64), 0.0
-                )
-                side = (2.0 * u[:, 6:8] - 1.0) * (o.nod_side_share * amp)[:, None]
-                nods = np.stack([side[:, 0], -amp, side[:, 1]], axis=1)
-        # The frame-to-frame part, slot by slot: drift, nods, the F0 follower.
-        r = self._r
-        for sel, rows in batch.slots:
-            st = states if sel is None else states[sel]
-            drift = decay[rows, None] * st[:, _DRIFT] + step[rows]
-            st[:, _DRIFT] = drift
-            pose[rows] = drift
-            if nods is not None:
-                nod_out = r * st[:, _NOD_OUT] + r * st[:, _NOD_IN]
-                st[:, _NOD_IN] = r * st[:, _NOD_IN] + nods[rows]
-                st[:, _NOD_OUT] = nod_out
-                pose[rows] += self._nod_gain * nod_out
-            if log_f0 is not None and has_f0 is not None:
-                lf, hf = log_f0[rows], has_f0[rows]
-                mean = st[:, _F0_MEAN]
-                mean = np.where(hf, np.where(mean == 0.0, lf, mean + 0.01 * (lf - mean)), mean)
-                semis = clip(12.0 * (lf - mean), -6.0, 6.0)
-                target = np.where(hf, o.pitch_follow_deg_per_st * semis, 0.0)
-                follow = st[:, _FOLLOW] + self._a_follow * (target - st[:, _FOLLOW])
-                st[:, _F0_MEAN] = mean
-                st[:, _FOLLOW] = follow
-                pose[rows, 1] += follow
-            if sel is not None:
-                states[sel] = st
+        none = np.zeros(0, np.float32)  # the prosody arrays' types, for one compiled kernel
+        _head_kernel(
+            states, batch.counts, batch.first, p is not None,
+            none.astype(bool) if p is None else p.speaking,
+            none if p is None else p.f0_hz, none if p is None else p.nucleus,
+            self._decay, self._spread, self._r, self._nod_gain, self._a_follow, o.nod_deg,
+            o.stress_threshold, o.nod_side_share, o.pitch_follow_deg_per_st, pose,
+        )  # fmt: skip
         out[:, self._cols] = pose * o.amplitude
         return out
+
+
+@kernel
+def _head_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    states, counts, first, has_prosody, speaking, f0_hz, nucleus, decay, spread, r,
+    nod_gain, a_follow, nod_deg, stress_threshold, side_share, follow_deg_per_st, pose,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
+    ``first[i]``, after stream ``i - 1``'s): drift, nods and the F0 follower into
+    ``pose`` (yaw, pitch, roll), each stream's state row advanced in place.
+
+    Random numbers per frame (lanes of :func:`uniform`): 1-3 and 4-6 the drift's
+    normals per axis, 7 and 8 a nod's yaw and roll shares."""
+    row = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        key = key_of(st)
+        for k in range(counts[i]):
+            frame = first[i] + k
+            s = 1 if has_prosody and speaking[row] else 0
+            for ax in range(3):
+                z = normal(uniform(key, frame, 1 + ax), uniform(key, frame, 4 + ax))
+                drift = decay[s] * st[_DRIFT0 + ax] + spread[s, ax] * z
+                st[_DRIFT0 + ax] = drift
+                pose[row, ax] = drift
+            if has_prosody:
+                if nod_deg > 0:
+                    # Nod impulses: pitch down by nod_deg x prominence on a stressed
+                    # syllable, with a random yaw/roll share.
+                    amp = nod_deg * nucleus[row] if nucleus[row] > stress_threshold else 0.0
+                    for ax in range(3):
+                        if ax == 1:
+                            nod = -amp
+                        else:
+                            nod = (2.0 * uniform(key, frame, 7 + ax // 2) - 1.0) * side_share * amp
+                        nod_out = r * st[_NOD_OUT0 + ax] + r * st[_NOD_IN0 + ax]
+                        st[_NOD_IN0 + ax] = r * st[_NOD_IN0 + ax] + nod
+                        st[_NOD_OUT0 + ax] = nod_out
+                        pose[row, ax] += nod_gain * nod_out
+                f0 = f0_hz[row]
+                mean = st[_F0_MEAN]
+                target = 0.0
+                if f0 > 0:
+                    lf = math.log2(f0 if f0 > 1.0 else 1.0)
+                    mean = lf if mean == 0.0 else mean + 0.01 * (lf - mean)
+                    semis = min(max(12.0 * (lf - mean), -6.0), 6.0)
+                    target = follow_deg_per_st * semis
+                follow = st[_FOLLOW] + a_follow * (target - st[_FOLLOW])
+                st[_F0_MEAN] = mean
+                st[_FOLLOW] = follow
+                pose[row, 1] += follow
+            row += 1

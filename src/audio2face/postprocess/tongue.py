@@ -45,6 +45,7 @@ import numpy as np
 from pydantic import Field
 
 from audio2face.errors import ConfigError
+from audio2face.jit import kernel
 from audio2face.postprocess.base import (
     DEFAULT_STREAM_OPTIONS,
     BindEnv,
@@ -181,41 +182,58 @@ def batch_features(b: Batch, states: Array) -> FloatArray:
     voicing flag. ``states`` (level reference, last bands) advance in place."""
     p = b.prosody
     assert p is not None
-    bands = p.bands
+    feats = np.empty((b.n_rows, feature_size(p.bands.shape[1])), np.float32)
+    _features_kernel(states, b.counts, p.bands, p.rms_db, p.speaking, p.voiced, feats)
+    return feats
+
+
+@kernel
+def _features_kernel(states, counts, bands, rms_db, speaking, voiced, feats):  # type: ignore[no-untyped-def]
+    """:func:`batch_features`, stream ``i``'s ``counts[i]`` rows after stream ``i - 1``'s."""
     nb = bands.shape[1]
-    prev = np.empty_like(bands)
-    prev[1:] = bands[:-1]
-    known = states[:, _HAS_PREV] > 0.5
-    firsts = b.starts[b.counts > 0]
-    first_known = known[b.counts > 0]
-    prev[firsts] = np.where(
-        first_known[:, None], states[b.counts > 0, _PREV : _PREV + nb], bands[firsts]
-    ).astype(np.float32)
-    level = p.rms_db.astype(np.float64)
-    rel = np.empty(b.n_rows)
-    for sel, rows in b.slots:
-        ref = states[:, _REF] if sel is None else states[sel, _REF]
-        lv = level[rows]
-        ref = np.where(p.speaking[rows], np.where(ref <= -99.0, lv, ref + 0.02 * (lv - ref)), ref)
-        rel[rows] = lv - np.where(ref > -99.0, ref, lv)
-        if sel is None:
-            states[:, _REF] = ref
-        else:
-            states[sel, _REF] = ref
-    lasts = b.starts + b.counts - 1
-    has = b.counts > 0
-    states[has, _PREV : _PREV + nb] = bands[lasts[has]]
-    states[has, _HAS_PREV] = 1.0
-    return np.concatenate(
-        [
-            bands,
-            prev,
-            bands - prev,
-            rel[:, None].astype(np.float32),
-            p.voiced[:, None].astype(np.float32),
-        ],
-        axis=1,
-    ).astype(np.float32)
+    row = 0
+    for i in range(states.shape[0]):
+        st = states[i]
+        for k in range(counts[i]):
+            # The previous frame's bands: this batch's, the state's, or none yet (then
+            # the frame's own, so the difference is 0).
+            carried = k == 0 and st[_HAS_PREV] > 0.5
+            for j in range(nb):
+                cur = bands[row, j]
+                prev = bands[row - 1, j] if k > 0 else cur
+                if carried:
+                    prev = np.float32(st[_PREV + j])
+                feats[row, j] = cur
+                feats[row, nb + j] = prev
+                feats[row, 2 * nb + j] = cur - prev
+            lv = float(rms_db[row])
+            ref = st[_REF]
+            if speaking[row]:
+                ref = lv if ref <= -99.0 else ref + 0.02 * (lv - ref)
+            st[_REF] = ref
+            feats[row, 3 * nb] = lv - (ref if ref > -99.0 else lv)
+            feats[row, 3 * nb + 1] = 1.0 if voiced[row] else 0.0
+            row += 1
+        if counts[i] > 0:
+            for j in range(nb):
+                st[_PREV + j] = bands[row - 1, j]
+            st[_HAS_PREV] = 1.0
+
+
+@kernel
+def _smooth_kernel(states, counts, target, a_up, a_down, values):  # type: ignore[no-untyped-def]
+    """The tongue's attack and release towards ``target``, stream after stream."""
+    row = 0
+    for i in range(states.shape[0]):
+        v = states[i, _VALUE]
+        for _ in range(counts[i]):
+            g = target[row]
+            v = v + (a_up if g > v else a_down) * (g - v)
+            if g == 0.0 and v < 1e-4:
+                v = 0.0  # exactly at rest
+            values[row] = v
+            row += 1
+        states[i, _VALUE] = v
 
 
 @cache
@@ -334,15 +352,7 @@ class Tongue(FeatureStep):
         if self._lips is not None:
             target = target * self._lip_gate(frames)
         values = np.empty(out.shape[0], np.float32)
-        for sel, rows in batch.slots:
-            v = states[:, _VALUE] if sel is None else states[sel, _VALUE]
-            g = target[rows]
-            v = v + np.where(g > v, self._a_up, self._a_down) * (g - v)
-            v = np.where((g == 0.0) & (v < 1e-4), 0.0, v)  # exactly at rest
-            values[rows] = v
-            if sel is None:
-                states[:, _VALUE] = v
-            else:
-                states[sel, _VALUE] = v
+        target = np.ascontiguousarray(target, np.float64)  # one type for the kernel
+        _smooth_kernel(states, batch.counts, target, self._a_up, self._a_down, values)
         out[:, self._col] = np.maximum(out[:, self._col], values)
         return out

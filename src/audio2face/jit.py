@@ -1,0 +1,63 @@
+"""Compiled per-frame kernels (numba), for the state machines of the "alive" features.
+
+The prosody tracker and the alive postprocess steps advance a small state per stream
+and per frame: a noise floor, a saccade schedule, a nod filter. In numpy that is a
+few dozen ufunc calls per frame slot on arrays of a few dozen streams, and numpy's
+per-call overhead (about a microsecond) made those steps cost a third of the default
+engine (issue 14 asks for 10 %). The same loops as plain scalar code, compiled by
+numba, run each stream's frames in one pass for a fraction of that.
+
+Why numba, and how it is used here:
+
+* Kernels are ordinary Python functions over numpy arrays and scalars, decorated with
+  :func:`kernel`. Setting ``NUMBA_DISABLE_JIT=1`` runs them as plain Python (slow, but
+  steppable in a debugger); the tests run them compiled, as the service does.
+* Compiled code is cached on disk (numba's ``cache=True``), so a process after the
+  first loads it in milliseconds instead of compiling (about a second per kernel).
+  The cache goes to ``NUMBA_CACHE_DIR`` when set; otherwise numba writes next to the
+  sources when it can, and this module points it at a per-user folder under the
+  system's temporary directory when it cannot (read-only images, where only ``/tmp``
+  is writable).
+* ``nogil=True``: a kernel releases the GIL, so the event loop keeps serving sockets
+  while the pusher thread runs one.
+* Results are exactly reproducible: no ``fastmath``, no parallel reductions; each
+  stream's rows are computed in order from its own state only, so output does not
+  depend on how streams are batched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["kernel"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cache_dir() -> None:
+    """Point numba's cache at a writable folder when the package folder is not."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = Path(__file__).parent
+    if os.access(here, os.W_OK):
+        return  # numba's default: __pycache__ next to each source file
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    os.environ["NUMBA_CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"audio2face-numba-{uid}")
+
+
+_cache_dir()
+
+import numba  # noqa: E402 - after the cache folder is chosen (numba reads it on import)
+
+
+def kernel(fn: F) -> F:
+    """Compile ``fn`` with numba (nopython, cached on disk, GIL released). Where no
+    cache folder is writable at all, kernels still compile, in memory, each start."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(fn)  # type: ignore[no-any-return]
