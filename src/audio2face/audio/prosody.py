@@ -489,7 +489,7 @@ def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> Pr
     # Per stream: the audio under its frames' windows (a view of its buffer), and
     # where that starts in the joined audio relative to the stream's own clock.
     pieces: list[npt.NDArray[np.floating]] = []
-    shift: list[int] = []
+    live: list[tuple[int, int, int]] = []  # per stream with frames: first, count, shift
     base = 0
     for tr, n in zip(trackers, counts, strict=True):
         if n:
@@ -499,19 +499,13 @@ def _take_group(trackers: Sequence[ProsodyTracker], counts: Sequence[int]) -> Pr
             lo, hi = start - a.base, stop - a.base
             # _Audio.span, its usual case inlined (this loop runs per stream).
             pieces.append(a.buf[lo:hi] if lo >= 0 and hi <= a.fill else a.span(start, stop))
-            shift.append(base - start)
+            live.append((tr._next, n, base - start))
             base += stop - start
-    cnt = np.asarray(counts, np.intp)
     if pieces:
         audio = np.concatenate(pieces, out=_WORK.get("audio", base, 1)[:, 0])
-        live = cnt > 0
-        firsts = np.array([tr._next for tr in trackers], np.intp)[live]
-        owner = np.repeat(np.arange(firsts.shape[0]), cnt[live])
-        offsets = np.cumsum(cnt[live]) - cnt[live]
-        frames = firsts[owner] + (np.arange(owner.shape[0]) - offsets[owner])
-        # The frame clock's window ends, as ProsodyTracker._window_end computes them.
-        ends = np.floor((frames + 0.5) * rate / fps).astype(np.intp)
-        at = ends - win + np.asarray(shift, np.intp)[owner]
+        spans = np.array(live, np.intp)
+        at = np.empty(int(spans[:, 1].sum()), np.intp)
+        _window_starts_kernel(spans, float(rate), fps, win, at)
     else:
         audio, at = np.zeros(win, np.float32), np.zeros(0, np.intp)
     rms_db, f0, voiced, bands = _analyse(an, o, audio, at)
@@ -708,6 +702,19 @@ def _analyse(
         level, pitch, voiced, bands,
     )  # fmt: skip
     return level, pitch, voiced, bands
+
+
+@kernel
+def _window_starts_kernel(spans, rate, fps, win, at):  # type: ignore[no-untyped-def]
+    """Where each frame's window starts in the joined audio: per stream (rows of
+    ``spans``: first frame, frame count, the stream's shift into the joined audio),
+    its frames' window ends as :meth:`ProsodyTracker._window_end` computes them."""
+    r = 0
+    for i in range(spans.shape[0]):
+        first, n, shift = spans[i, 0], spans[i, 1], spans[i, 2]
+        for k in range(n):
+            at[r] = math.floor((first + k + 0.5) * rate / fps) - win + shift
+            r += 1
 
 
 @kernel

@@ -168,7 +168,10 @@ class Chain:
                         counts, firsts, self.fps, prosody, [s.options for s in streams]
                     )
                     alive = np.array([s._alive for s in streams])
-                x = self._run_feature(j, cast(FeatureStep, step), streams, x, batch, alive)
+                    all_on = all(s._all_active for s in streams)
+                x = self._run_feature(
+                    j, cast(FeatureStep, step), streams, x, batch, alive, all_on
+                )
                 continue
             if not starts:
                 starts = [0, *itertools.accumulate(counts)]
@@ -199,13 +202,14 @@ class Chain:
         x: FloatArray,
         b: Batch,
         alive: FloatArray,
+        all_on: bool,
     ) -> FloatArray:
         """Step ``j`` (a vectorised feature step) over the batch, on its columns of the
         streams' states (``alive``, updated in place); streams that switched its
-        feature off get its bypass."""
+        feature off get its bypass (``all_on``: none did, for any step)."""
         cols = self._slices[j]
-        active = [s._active[j] for s in streams]
-        if all(active):
+        active = [s._active[j] for s in streams] if not all_on else None
+        if active is None or all(active):
             # A contiguous copy, written back: the step's kernel is compiled for one
             # array layout (a column slice of ``alive`` would be a second one).
             states = np.ascontiguousarray(alive[:, cols])
@@ -279,6 +283,7 @@ class ChainStream:
             step.active(self.options) if isinstance(step, FeatureStep) else True
             for step in self.chain.steps
         ]
+        self._all_active = all(self._active)
         self._runs: list[tuple[Any, StepContext]] = []
         for step, state in zip(self.chain.steps, self._states, strict=True):
             switched_off = bool(step.feature) and step.feature in off
