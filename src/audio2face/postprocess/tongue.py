@@ -54,7 +54,7 @@ from audio2face.postprocess.base import (
     channel_indices,
     load_json_path,
 )
-from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, clip, key_state
+from audio2face.postprocess.batch import KEY_SLOTS, Array, Batch, key_state
 from audio2face.types import FloatArray
 
 if TYPE_CHECKING:
@@ -221,17 +221,36 @@ def _features_kernel(states, counts, bands, rms_db, speaking, voiced, feats):  #
 
 
 @kernel
-def _smooth_kernel(states, counts, target, a_up, a_down, values):  # type: ignore[no-untyped-def]
-    """The tongue's attack and release towards ``target``, stream after stream."""
+def _tongue_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
+    states, counts, prob, thr, gain, speaking, frames, lips, lips_closed, lips_open,
+    a_up, a_down, out, col,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """``tongueOut`` per row into ``out[:, col]`` (the larger of it and what is there),
+    stream ``i``'s ``counts[i]`` rows after stream ``i - 1``'s: per class, the
+    probability from its threshold to 1 mapped onto 0..gain, the largest class wins (a
+    frame is one sound), in speech only; times the lip gate (``lips``: the columns of
+    jawOpen, mouthClose, the lower and the upper lip's two channels; empty: no gate);
+    then the attack and release, each stream's value advanced in place."""
     row = 0
     for i in range(states.shape[0]):
         v = states[i, _VALUE]
         for _ in range(counts[i]):
-            g = target[row]
-            v = v + (a_up if g > v else a_down) * (g - v)
-            if g == 0.0 and v < 1e-4:
+            target = 0.0
+            if speaking[row]:
+                for j in range(prob.shape[1]):
+                    ramp = min(max((prob[row, j] - thr[j]) / (1.0 - thr[j]), 0.0), 1.0) * gain[j]
+                    target = max(target, ramp)
+            if lips.shape[0]:
+                f = frames[row]
+                apart = (
+                    min(max(f[lips[0]] - f[lips[1]], 0.0), 1.0)
+                    + 0.25 * (f[lips[2]] + f[lips[3]]) + 0.125 * (f[lips[4]] + f[lips[5]])
+                )  # fmt: skip
+                target *= min(max((apart - lips_closed) / (lips_open - lips_closed), 0.0), 1.0)
+            v = v + (a_up if target > v else a_down) * (target - v)
+            if target == 0.0 and v < 1e-4:
                 v = 0.0  # exactly at rest
-            values[row] = v
+            out[row, col] = max(out[row, col], np.float32(v))
             row += 1
         states[i, _VALUE] = v
 
@@ -246,9 +265,9 @@ _LIP_CHANNELS = ("jawOpen", "mouthClose", "mouthLowerDownLeft", "mouthLowerDownR
                  "mouthUpperUpLeft", "mouthUpperUpRight")  # fmt: skip
 
 
-def _lip_columns(names: Sequence[str]) -> tuple[int, int, list[int], list[int]] | None:
-    """Columns of the lip-aperture channels (ARKit names, any case), or ``None`` when the
-    rig lacks one of them."""
+def _lip_columns(names: Sequence[str]) -> list[int] | None:
+    """Columns of the lip-aperture channels (``_LIP_CHANNELS``, ARKit names, any case),
+    or ``None`` when the rig lacks one of them."""
     index = {n.casefold(): i for i, n in enumerate(names)}
     cols: list[int] = []
     for name in _LIP_CHANNELS:
@@ -256,8 +275,7 @@ def _lip_columns(names: Sequence[str]) -> tuple[int, int, list[int], list[int]] 
         if col is None:
             return None
         cols.append(col)
-    jaw, close, ld, rd, lu, ru = cols
-    return jaw, close, [ld, rd], [lu, ru]
+    return cols
 
 
 class TongueOptions(StepOptions):
@@ -305,7 +323,8 @@ class Tongue(FeatureStep):
         thr, gain = options.thresholds(), options.gains()
         self._thr = np.array([thr.get(c, 0.5) for c in self.model.classes], np.float32)
         self._gain = np.array([gain.get(c, 0.0) for c in self.model.classes], np.float32)
-        self._lips = _lip_columns(input_names) if options.lips_open > 0.0 else None
+        lips = _lip_columns(input_names) if options.lips_open > 0.0 else None
+        self._lips = np.array(lips or [], np.intp)  # empty: no lip gate
         dt = 1.0 / env.fps
         self._a_up = 1.0 - math.exp(-dt / options.attack_s)
         self._a_down = 1.0 - math.exp(-dt / options.release_s)
@@ -318,18 +337,6 @@ class Tongue(FeatureStep):
         state = key_state(key, _SIZE_OF(self.model.n_bands))
         state[_REF] = -100.0
         return state
-
-    def _lip_gate(self, frames: FloatArray) -> Array:
-        """0..1 per frame: how far apart the incoming frame's lips are (module doc)."""
-        assert self._lips is not None
-        jaw, close, lower, upper = self._lips
-        apart = (
-            np.clip(frames[:, jaw] - frames[:, close], 0.0, 1.0)
-            + 0.25 * frames[:, lower].sum(axis=1)
-            + 0.125 * frames[:, upper].sum(axis=1)
-        )
-        lo, hi = self.options.lips_closed, max(self.options.lips_open, self.options.lips_closed + 1e-3)
-        return clip((apart - lo) / (hi - lo), 0.0, 1.0)
 
     def usable(self, prosody: Prosody | None) -> bool:
         """Whether ``prosody`` carries the bands the model was trained on."""
@@ -345,14 +352,10 @@ class Tongue(FeatureStep):
         if out.shape[0] == 0 or p is None or not self.usable(p):
             return out
         prob = self.model.probabilities(batch_features(batch, states))
-        # Per class, the probability from its threshold to 1 mapped onto 0..gain; the
-        # largest wins (a frame is one sound).
-        ramp = clip((prob - self._thr) / (1.0 - self._thr), 0.0, 1.0) * self._gain
-        target = np.where(p.speaking, ramp.max(axis=1), 0.0)
-        if self._lips is not None:
-            target = target * self._lip_gate(frames)
-        values = np.empty(out.shape[0], np.float32)
-        target = np.ascontiguousarray(target, np.float64)  # one type for the kernel
-        _smooth_kernel(states, batch.counts, target, self._a_up, self._a_down, values)
-        out[:, self._col] = np.maximum(out[:, self._col], values)
+        o = self.options
+        _tongue_kernel(
+            states, batch.counts, prob, self._thr, self._gain, p.speaking, out, self._lips,
+            o.lips_closed, max(o.lips_open, o.lips_closed + 1e-3), self._a_up, self._a_down,
+            out, self._col,
+        )  # fmt: skip
         return out
