@@ -19,6 +19,10 @@ three things in the raw events need the audio or the language to read right:
   Asterisk speaker are within a few ms). For the lips that is the wrong way round,
   so :func:`close_stop_onsets` moves the start of every /p b/ back to the onset of the
   closure measured in the audio.
+* the other end is late too (session 7): an /m/ runs a median ~20 ms into the next vowel
+  and a /p b/ keeps the burst and aspiration (~31 ms past the release, where festival and
+  flite end them ~10 ms after it); :func:`trim_bilabial_ends` moves those ends back to the
+  release measured in the audio (plus 10 ms of burst for /p b/).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from training.data.corpus import (
 from training.data.jobs import Item
 
 __all__ = ["LICENCE", "VARIANTS", "VOICES", "clip_lang", "close_stop_onsets", "map_label", "phones_from_events",
-           "render"]
+           "render", "trim_bilabial_ends"]
 
 LICENCE = "espeak-ng output (program GPL-3.0-or-later; generated audio is not restricted by it)"
 
@@ -133,9 +137,43 @@ def phones_from_events(
 
 # Stops whose closure espeak-ng counts in the previous phone; only the lip closures are moved.
 CLOSURE_STOPS = frozenset({"P", "B"})
-_MAX_CLOSURE_S = 0.15  # look no further back than this for the closure onset
+# Phones that begin with a silent closure: after one, the next rise of the energy is that stop's
+# release, not the end of the bilabial before it, so no end is trimmed there.
+_STOPS = frozenset({"P", "B", "T", "D", "K", "G", "CH", "JH"})
+_MAX_CLOSURE_S = 0.15  # look no further back than this for the closure onset (or ahead for a release)
 _MIN_PREV_S = 0.02  # the previous phone keeps at least this much
-_MIN_DEPTH_DB = 10.0  # a dip shallower than this (against the previous phone) is no closure
+_MIN_KEEP_S = 0.02  # a trimmed /m p b/ and the phone after it keep at least this much
+_MIN_DEPTH_DB = 10.0  # a dip shallower than this (against the neighbouring phone) is no closure
+# An /m/ murmur dips less (espeak-ng's a median 11 dB); the audit's own floor for a clear closure.
+_MIN_NASAL_DEPTH_DB = 6.0
+# festival, flite and Allison's aligned /p b/ end a median 8-15 ms after the release measured by
+# the audit (the burst belongs to the stop): a trimmed espeak-ng /p b/ keeps this much after it.
+_BURST_S = 0.01
+
+
+def _dip_edge(energy: npt.NDArray[np.float64], lo: int, hi: int, side: int, dip_hi: int | None = None,
+              min_depth: float = _MIN_DEPTH_DB) -> float | None:  # fmt: skip
+    """Time (s) of one edge of the energy dip in frames ``lo..hi``, or None when the dip is
+    shallower than ``min_depth`` dB.
+
+    The dip's floor is the quietest frame of ``lo..dip_hi`` (default ``hi``); ``side`` -1 gives
+    the falling edge before it (a closure onset), +1 the rising edge after it (a release): where
+    the energy crosses halfway, in dB, between the floor and the loudest frame on that side."""
+    from training.audit_bilabials import HOP_S
+
+    if hi - lo < 3:
+        return None
+    seg = energy[lo : hi + 1]
+    m = int(np.argmin(seg[: (hi if dip_hi is None else dip_hi) - lo + 1]))
+    peak = int(np.argmax(seg[: m + 1])) if side < 0 else m + int(np.argmax(seg[m:]))
+    depth = float(seg[peak] - seg[m])
+    if depth < min_depth or m == peak:
+        return None
+    thr = float(seg[m]) + depth / 2
+    e = m
+    while e + side != peak and seg[e + side] < thr:
+        e += side
+    return (lo + e + side * 0.5) * HOP_S  # frame e is centred at (lo + e) hops, its edges half a hop away
 
 
 def close_stop_onsets(phones: list[Phone], audio: npt.NDArray[np.float32], sample_rate: int) -> list[Phone]:
@@ -144,7 +182,7 @@ def close_stop_onsets(phones: list[Phone], audio: npt.NDArray[np.float32], sampl
     The closure is where the 800-7000 Hz band energy (``training.audit_bilabials.high_band_db``)
     falls below halfway, in dB, between the lowest frame before the stop's labelled start
     (plus 10 ms; at most 150 ms back and not before the previous phone) and the loudest frame
-    before that minimum. Only starts move, and
+    before that minimum (:func:`_dip_edge`). Only starts move, and
     only earlier; the previous phone keeps at least 20 ms and its loud part. A dip shallower
     than 10 dB leaves the phone as it was."""
     from training.audit_bilabials import HOP_S, high_band_db
@@ -158,23 +196,53 @@ def close_stop_onsets(phones: list[Phone], audio: npt.NDArray[np.float32], sampl
             continue
         lo = max(int(np.ceil(max(p_start, start - _MAX_CLOSURE_S) / HOP_S)), 0)
         hi = min(int(np.floor((start + 0.01) / HOP_S)), len(energy) - 1)
-        if hi - lo < 3:
+        onset = _dip_edge(energy, lo, hi, side=-1)
+        if onset is None:
             continue
-        seg = energy[lo : hi + 1]
-        m = int(np.argmin(seg))  # the closure: the quietest frame (a burst may outshine the vowel)
-        peak = int(np.argmax(seg[: m + 1]))  # the previous phone's loudest frame before it
-        depth = float(seg[peak] - seg[m])
-        if depth < _MIN_DEPTH_DB or m == peak:
-            continue
-        thr = float(seg[m]) + depth / 2
-        a = m
-        while a > peak + 1 and seg[a - 1] < thr:
-            a -= 1
-        onset = (lo + a - 0.5) * HOP_S  # frame a is centred at (lo + a) hops
         onset = max(onset, p_start + _MIN_PREV_S)
         if onset < start:
             out[k - 1] = (p_start, onset, p_label)
             out[k] = (onset, end, label)
+    return [(float(s), float(e), str(p)) for s, e, p in out]
+
+
+def trim_bilabial_ends(phones: list[Phone], audio: npt.NDArray[np.float32], sample_rate: int) -> list[Phone]:
+    """``phones`` with the end of every /m/ (and /p b/) that precedes a non-silent phone moved back
+    to the acoustic release.
+
+    espeak-ng's /m/ runs a median 20-26 ms into the next vowel (``training/audit_bilabials.py
+    --by-phone --between-vowels``) and its /p b/ take the burst and the aspiration, 31 ms past the
+    release. The release is where the 800-7000 Hz band energy rises back above halfway, in dB,
+    from the lowest frame of the labelled phone (the murmur or the closure) towards the loudest
+    frame after it, within the next phone and at most 150 ms (:func:`_dip_edge`); /p b/ then
+    keep ``_BURST_S`` of burst, as festival and flite label them. Ends only move earlier; the
+    phone and the next one keep at least 20 ms. Nothing moves before a stop or affricate (its
+    silent closure, not the release, is the dip's far side), before silence, or when the dip is
+    shallower than 10 dB (6 dB for the /m/ murmur). Run it after :func:`close_stop_onsets`, so
+    a /p b/ span holds its closure."""
+    from training.audit_bilabials import HOP_S, high_band_db
+
+    energy = high_band_db(audio, sample_rate)
+    out = [tuple(p) for p in phones]
+    for k in range(len(out) - 1):
+        start, end, label = out[k]
+        _, n_end, n_label = out[k + 1]
+        if label not in CLOSURE_STOPS | {"M"} or n_label == SILENCE or n_label in _STOPS or len(energy) == 0:
+            continue
+        lo = max(int(np.ceil(start / HOP_S)), 0)
+        dip_hi = min(int(np.floor(end / HOP_S)), len(energy) - 1)
+        hi = min(int(np.floor(min(n_end, end + _MAX_CLOSURE_S) / HOP_S)), len(energy) - 1)
+        stop = label in CLOSURE_STOPS
+        release = _dip_edge(energy, lo, hi, side=+1, dip_hi=dip_hi,
+                            min_depth=_MIN_DEPTH_DB if stop else _MIN_NASAL_DEPTH_DB)  # fmt: skip
+        if release is None:
+            continue
+        if stop:
+            release += _BURST_S
+        release = max(release, start + _MIN_KEEP_S)
+        if release < end and n_end - release >= _MIN_KEEP_S:
+            out[k] = (start, release, label)
+            out[k + 1] = (release, n_end, n_label)
     return [(float(s), float(e), str(p)) for s, e, p in out]
 
 
@@ -191,5 +259,6 @@ def render(item: Item, root: Path) -> dict[str, object]:
     scale = duration / syn.duration if syn.duration > 0 else 1.0
     events = phones_from_events(syn.raw_phones, syn.audio, syn.sample_rate, lang)
     phones = close_stop_onsets([(s * scale, e * scale, p) for s, e, p in events], audio, SAMPLE_RATE)
+    phones = trim_bilabial_ends(phones, audio, SAMPLE_RATE)
     return finish_clip(root, item, audio, phones, source="espeak-ng", voice=item.voice, lang=lang,
                        licence=LICENCE)  # fmt: skip
