@@ -31,7 +31,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["kernel"]
 
@@ -58,6 +58,6 @@ def kernel(fn: F) -> F:
     """Compile ``fn`` with numba (nopython, cached on disk, GIL released). Where no
     cache folder is writable at all, kernels still compile, in memory, each start."""
     try:
-        return numba.njit(cache=True, nogil=True)(fn)  # type: ignore[no-any-return]
+        return cast(F, numba.njit(cache=True, nogil=True)(fn))
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(fn)  # type: ignore[no-any-return]
+        return cast(F, numba.njit(nogil=True)(fn))

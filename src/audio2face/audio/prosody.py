@@ -583,7 +583,7 @@ class _Machine:
 def _machine_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     states, counts, rms_db, f0, voiced, rise, pause_frames, env_a, above_noise_db,
     floor_db, dip_db, speaking, starts, ends, nucleus,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """:meth:`_Machine.run`'s loop, compiled: stream ``i``'s ``counts[i]`` rows follow
     stream ``i - 1``'s; each advances only its own state row."""
     r = 0
@@ -705,7 +705,7 @@ def _analyse(
 
 
 @kernel
-def _window_starts_kernel(spans, rate, fps, win, at):  # type: ignore[no-untyped-def]
+def _window_starts_kernel(spans, rate, fps, win, at):
     """Where each frame's window starts in the joined audio: per stream (rows of
     ``spans``: first frame, frame count, the stream's shift into the joined audio),
     its frames' window ends as :meth:`ProsodyTracker._window_end` computes them."""
@@ -718,7 +718,7 @@ def _window_starts_kernel(spans, rate, fps, win, at):  # type: ignore[no-untyped
 
 
 @kernel
-def _windows_kernel(audio, at, window, padded, power):  # type: ignore[no-untyped-def]
+def _windows_kernel(audio, at, window, padded, power):
     """Row ``r`` of ``padded`` (its first ``win`` columns): the window at ``at[r]``,
     mean removed and tapered; ``power[r]``: its energy before the taper."""
     win = window.shape[0]
@@ -738,7 +738,7 @@ def _windows_kernel(audio, at, window, padded, power):  # type: ignore[no-untype
 
 
 @kernel
-def _power_kernel(spec, psd):  # type: ignore[no-untyped-def]
+def _power_kernel(spec, psd):
     """Power spectrum of each row."""
     for r in range(spec.shape[0]):
         for k in range(spec.shape[1]):
@@ -750,7 +750,7 @@ def _power_kernel(spec, psd):  # type: ignore[no-untyped-def]
 def _features_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     power, psd, acf, inv_window_acf, band_w, band_lo, band_hi, win, lag_min, acf_rate,
     voicing_threshold, speech_floor_db, level, pitch, voiced, bands,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """Per row: level from ``power``; pitch and voicing from the autocorrelation
     ``acf`` (Boersma's window correction, the best lag in range, parabolic
     interpolation); the log band powers from ``psd``, relative to their mean."""

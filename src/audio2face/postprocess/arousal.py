@@ -63,7 +63,7 @@ _SIZE = KEY_SLOTS + 7
 
 
 @kernel
-def _unit(v, lo, hi):  # type: ignore[no-untyped-def]
+def _unit(v, lo, hi):
     """``v`` from ``lo .. hi`` onto 0..1, clipped (0 when the range is empty)."""
     if hi <= lo:
         return 0.0
@@ -138,7 +138,7 @@ def _arousal_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and
     states, counts, nucleus, rms_db, f0_hz, voiced, speaking, fps, a_short, a_long,
     a_smooth, loudness_db, calm_range_st, excited_range_st, calm_rate, excited_rate,
     w_loud, w_spread, w_rate, out,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """The arousal estimate of each row, stream ``i``'s ``counts[i]`` rows after stream
     ``i - 1``'s, each stream's state row advanced in place."""
     total = w_loud + w_spread + w_rate

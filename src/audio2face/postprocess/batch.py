@@ -73,13 +73,13 @@ def keys_of(states: Array) -> npt.NDArray[np.uint64]:
 
 
 @kernel
-def key_of(state):  # type: ignore[no-untyped-def]
+def key_of(state):
     """One stream's 64-bit key from its state row (columns 0 and 1), in a kernel."""
     return (np.uint64(state[0]) << np.uint64(32)) | np.uint64(state[1])
 
 
 @kernel
-def uniform(key, counter, lane):  # type: ignore[no-untyped-def]
+def uniform(key, counter, lane):
     """A number in [0, 1): the SplitMix64 hash of (``key``, ``counter``, ``lane``), so
     the same key, counter and lane always give the same number, whatever else is
     computed alongside. ``counter`` is a frame or event number (an integer, or a
@@ -92,13 +92,13 @@ def uniform(key, counter, lane):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def normal(u1, u2):  # type: ignore[no-untyped-def]
+def normal(u1, u2):
     """A standard normal number from two uniforms (Box-Muller)."""
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
 
 @kernel
-def _uniforms_kernel(keys, counters, out):  # type: ignore[no-untyped-def]
+def _uniforms_kernel(keys, counters, out):
     for i in range(keys.shape[0]):
         for j in range(out.shape[1]):
             out[i, j] = uniform(keys[i], counters[i], j + 1)

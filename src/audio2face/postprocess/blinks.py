@@ -150,7 +150,7 @@ class NaturalBlink(FeatureStep):
 
 
 @kernel
-def _lid(t, st):  # type: ignore[no-untyped-def]
+def _lid(t, st):
     """Lid closure at time ``t`` of the blinks in state row ``st`` (onset, close, hold,
     open, peak): an accelerating close with a soft stop, the hold, then a fast start
     and a long tail as lids open; the largest of them."""
@@ -177,7 +177,7 @@ def _blink_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and n
     has_saccades, saccades, rates, a_balance, refractory_s, boundary_p, start_p,
     delay_lo, delay_hi, saccade_min_deg, saccade_p_per_deg, saccade_max_p, close_lo,
     close_hi, hold_lo, hold_hi, open_lo, open_hi, min_peak, lid,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
     ``first[i]``, after stream ``i - 1``'s): schedule boundary blinks, fire blinks,
     and the lid closure per row, each stream's state row advanced in place.

@@ -206,14 +206,14 @@ class Gaze(FeatureStep):
 
 
 @kernel
-def _fixation(u1, u2, u3, fixation_s):  # type: ignore[no-untyped-def]
+def _fixation(u1, u2, u3, fixation_s):
     """A fixation duration (s): gamma, shape 3, mean ``fixation_s`` (a sum of three
     exponentials) from three uniforms."""
     return -(fixation_s / 3.0) * math.log((1.0 - u1) * (1.0 - u2) * (1.0 - u3))
 
 
 @kernel
-def _aversion(u1, u2, mean_deg, min_deg, max_deg, vertical_share):  # type: ignore[no-untyped-def]
+def _aversion(u1, u2, mean_deg, min_deg, max_deg, vertical_share):
     """A glance away (yaw, pitch in degrees) from two uniforms: exponential amplitude
     from the viewer, uniform direction."""
     amp = min(max_deg, min_deg - mean_deg * math.log(1.0 - u1))
@@ -226,7 +226,7 @@ def _gaze_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and nu
     states, counts, first, dt, idle, has_prosody, speaking, phrase_start, alpha, beta,
     fixation_s, scan_deg, aversion_mean_deg, min_aversion_deg, max_deg, vertical_share,
     phrase_aversion, phrase_aversion_delay_s, angles, amps,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
     ``first[i]``, after stream ``i - 1``'s): saccades that fall due, then where the eyes
     are; ``angles`` (yaw, pitch) and ``amps`` (largest saccade starting at the frame)

@@ -147,7 +147,7 @@ class HeadMotion(FeatureStep):
 def _head_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     states, counts, first, has_prosody, speaking, f0_hz, nucleus, decay, spread, r,
     nod_gain, a_follow, nod_deg, stress_threshold, side_share, follow_deg_per_st, pose,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
     ``first[i]``, after stream ``i - 1``'s): drift, nods and the F0 follower into
     ``pose`` (yaw, pitch, roll), each stream's state row advanced in place.

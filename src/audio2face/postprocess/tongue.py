@@ -188,7 +188,7 @@ def batch_features(b: Batch, states: Array) -> FloatArray:
 
 
 @kernel
-def _features_kernel(states, counts, bands, rms_db, speaking, voiced, feats):  # type: ignore[no-untyped-def]
+def _features_kernel(states, counts, bands, rms_db, speaking, voiced, feats):
     """:func:`batch_features`, stream ``i``'s ``counts[i]`` rows after stream ``i - 1``'s."""
     nb = bands.shape[1]
     row = 0
@@ -224,7 +224,7 @@ def _features_kernel(states, counts, bands, rms_db, speaking, voiced, feats):  #
 def _tongue_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     states, counts, prob, thr, gain, speaking, frames, lips, lips_closed, lips_open,
     a_up, a_down, out, col,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+):  # fmt: skip
     """``tongueOut`` per row into ``out[:, col]`` (the larger of it and what is there),
     stream ``i``'s ``counts[i]`` rows after stream ``i - 1``'s: per class, the
     probability from its threshold to 1 mapped onto 0..gain, the largest class wins (a
