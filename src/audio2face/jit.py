@@ -19,7 +19,8 @@ Why numba, and how it is used here:
   system's temporary directory when it cannot (read-only images, where only ``/tmp``
   is writable).
 * ``nogil=True``: a kernel releases the GIL, so the event loop keeps serving sockets
-  while the pusher thread runs one.
+  while the pusher thread runs one. ``error_model="numpy"``: float division by zero
+  gives inf or nan, as in numpy, rather than raising.
 * Results are exactly reproducible: no ``fastmath``, no parallel reductions; each
   stream's rows are computed in order from its own state only, so output does not
   depend on how streams are batched.
@@ -54,10 +55,16 @@ _cache_dir()
 import numba  # noqa: E402 - after the cache folder is chosen (numba reads it on import)
 
 
+# nogil: the event loop keeps running while the pusher thread is in a kernel.
+# error_model "numpy": a division by zero gives inf or nan, as the numpy code the kernels
+# replaced did, instead of raising (and without a zero test before every division).
+_OPTIONS: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
+
+
 def kernel(fn: F) -> F:
     """Compile ``fn`` with numba (nopython, cached on disk, GIL released). Where no
     cache folder is writable at all, kernels still compile, in memory, each start."""
     try:
-        return cast(F, numba.njit(cache=True, nogil=True)(fn))
+        return cast(F, numba.njit(cache=True, **_OPTIONS)(fn))
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return cast(F, numba.njit(nogil=True)(fn))
+        return cast(F, numba.njit(**_OPTIONS)(fn))
