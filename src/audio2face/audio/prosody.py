@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from audio2face.jit import kernel
+from audio2face.jit import dot4, kernel, sum4
 from audio2face.types import FloatArray
 
 __all__ = ["DEFAULT_PROSODY", "Prosody", "ProsodyOptions", "ProsodyTracker"]
@@ -725,45 +725,13 @@ def _windows_kernel(audio, at, window, padded, power):
     inv = 1.0 / win
     for r in range(at.shape[0]):
         seg = audio[at[r] : at[r] + win]
-        mean = _sum4(seg) * inv
+        mean = sum4(seg) * inv
         row = padded[r]
         for j in range(win):
             row[j] = seg[j] - mean
-        power[r] = _dot4(row[:win], row[:win])
+        power[r] = dot4(row[:win], row[:win])
         for j in range(win):
             row[j] *= window[j]
-
-
-@kernel
-def _sum4(x):
-    """The sum of ``x`` in four interleaved partial sums: a fixed order (the same result
-    wherever ``x`` lies in memory), and four times faster than one running sum, whose
-    every addition waits for the one before."""
-    s0 = s1 = s2 = s3 = 0.0
-    n4 = x.shape[0] - x.shape[0] % 4
-    for j in range(0, n4, 4):
-        s0 += x[j]
-        s1 += x[j + 1]
-        s2 += x[j + 2]
-        s3 += x[j + 3]
-    for j in range(n4, x.shape[0]):
-        s0 += x[j]
-    return (s0 + s1) + (s2 + s3)
-
-
-@kernel
-def _dot4(x, y):
-    """``sum(x * y)`` as :func:`_sum4` adds."""
-    s0 = s1 = s2 = s3 = 0.0
-    n4 = x.shape[0] - x.shape[0] % 4
-    for j in range(0, n4, 4):
-        s0 += x[j] * y[j]
-        s1 += x[j + 1] * y[j + 1]
-        s2 += x[j + 2] * y[j + 2]
-        s3 += x[j + 3] * y[j + 3]
-    for j in range(n4, x.shape[0]):
-        s0 += x[j] * y[j]
-    return (s0 + s1) + (s2 + s3)
 
 
 @kernel
@@ -812,7 +780,7 @@ def _features_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays an
         total = 0.0
         for j in range(n_bands):
             lo, hi = band_lo[j], band_hi[j]
-            logb[j] = math.log(_dot4(psd[r, lo:hi], band_w[j, lo:hi]) + 1e-12)
+            logb[j] = math.log(dot4(psd[r, lo:hi], band_w[j, lo:hi]) + 1e-12)
             total += logb[j]
         mean = total * (1.0 / n_bands)
         for j in range(n_bands):

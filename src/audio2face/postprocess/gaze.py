@@ -60,7 +60,6 @@ from audio2face.postprocess.batch import (
     KEY_SLOTS,
     Array,
     Batch,
-    clip,
     key_of,
     key_state,
     normal,
@@ -125,6 +124,12 @@ class Gaze(FeatureStep):
             return 1.0 if share <= 0 else min(1.0, beta * (1.0 - share) / share)
 
         self._beta = beta
+        self._range = np.array(options.range_deg, np.float64)
+        # Which of (left, right, up, down) each eye channel shows. ARKit: looking to the
+        # avatar's left, the left eye turns out and the right eye in.
+        self._pick = np.array(
+            [0, 1, 2, 3, 1, 0, 2, 3] if options.layout == "arkit" else [0, 1, 2, 3], np.intp
+        )
         # P(at -> away) per fixation: listening, speaking, idle (indexed so).
         self._alpha = np.array([
             leave(options.listening_at_share),
@@ -177,33 +182,16 @@ class Gaze(FeatureStep):
         o, p = self.options, batch.prosody
         idle = np.array([(opt.gaze or o.mode) == "idle" for opt in batch.options])
         none = np.zeros(0, bool)
-        angles = np.empty((n, 2))
         amps = np.zeros(n)
         _gaze_kernel(
             states, batch.counts, batch.first, 1.0 / self.fps, idle, p is not None,
             none if p is None else p.speaking, none if p is None else p.phrase_start,
             self._alpha, self._beta, o.fixation_s, o.scan_deg, o.aversion_mean_deg,
             o.min_aversion_deg, o.max_deg, o.vertical_share, o.phrase_aversion,
-            o.phrase_aversion_delay_s, angles, amps,
+            o.phrase_aversion_delay_s, self._range, self._pick, self._cols, out, amps,
         )  # fmt: skip
-        out[:, self._cols] = self._channels(angles[:, 0], angles[:, 1])
         batch.publish(SACCADES, amps)
         return out
-
-    def _channels(self, yaw: Array, pitch: Array) -> Array:
-        """Angles (yaw > 0: avatar's left, pitch > 0: up) to eye shapes in [0, 1]."""
-        side, up, down = self.options.range_deg
-        out = np.empty((yaw.shape[0], 4))
-        out[:, 0] = yaw / side
-        out[:, 1] = -out[:, 0]
-        out[:, 2] = pitch / up
-        out[:, 3] = -pitch / down
-        out = clip(out, 0.0, 1.0)  # left, right, up, down
-        if self.options.layout == "vrm":
-            return out
-        # Looking to the avatar's left: the left eye turns out, the right eye in.
-        return out[:, [0, 1, 2, 3, 1, 0, 2, 3]]
-
 
 @kernel
 def _fixation(u1, u2, u3, fixation_s):
@@ -222,15 +210,29 @@ def _aversion(u1, u2, mean_deg, min_deg, max_deg, vertical_share):
 
 
 @kernel
+def _eye_shapes(yaw, pitch, ranges, pick, cols, frame):
+    """Angles (yaw > 0: avatar's left, pitch > 0: up; ``ranges``: sideways, up, down
+    at full scale) to eye shapes in [0, 1] in ``frame``'s columns ``cols``: the
+    ``pick[c]``-th of (left, right, up, down)."""
+    values = (
+        min(max(yaw / ranges[0], 0.0), 1.0), min(max(-yaw / ranges[0], 0.0), 1.0),
+        min(max(pitch / ranges[1], 0.0), 1.0), min(max(-pitch / ranges[2], 0.0), 1.0),
+    )  # fmt: skip
+    for c in range(cols.shape[0]):
+        frame[cols[c]] = values[pick[c]]
+
+
+@kernel
 def _gaze_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     states, counts, first, dt, idle, has_prosody, speaking, phrase_start, alpha, beta,
     fixation_s, scan_deg, aversion_mean_deg, min_aversion_deg, max_deg, vertical_share,
-    phrase_aversion, phrase_aversion_delay_s, angles, amps,
+    phrase_aversion, phrase_aversion_delay_s, ranges, pick, cols, out, amps,
 ):  # fmt: skip
     """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
     ``first[i]``, after stream ``i - 1``'s): saccades that fall due, then where the eyes
-    are; ``angles`` (yaw, pitch) and ``amps`` (largest saccade starting at the frame)
-    per row, each stream's state row advanced in place.
+    are, written to the eye channels ``cols`` of ``out`` (see :func:`_eye_shapes`), and
+    ``amps`` (the largest saccade starting at the frame) per row, each stream's state
+    row advanced in place.
 
     Random numbers: per saccade (counter: its number), lane 1 the at/away choice,
     2-5 the scan target's normals, 6-7 a glance away's amplitude and direction, 8-10
@@ -291,6 +293,5 @@ def _gaze_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and nu
                     s = u * u * u * (10.0 - 15.0 * u + 6.0 * u * u)
                     st[_YAW] = st[_FROM_Y] + (st[_TO_Y] - st[_FROM_Y]) * s
                     st[_PITCH] = st[_FROM_P] + (st[_TO_P] - st[_FROM_P]) * s
-            angles[row, 0] = st[_YAW]
-            angles[row, 1] = st[_PITCH]
+            _eye_shapes(st[_YAW], st[_PITCH], ranges, pick, cols, out[row])
             row += 1
