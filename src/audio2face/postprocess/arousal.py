@@ -108,28 +108,30 @@ class Arousal(FeatureStep):
             [len(ctx.prosody)], [ctx.frame_index], self.fps, ctx.prosody, [ctx.options]
         )
         states = np.array(ctx.state, dtype=np.float64)[None, :]
-        out = self._estimate(batch, states)
+        arousal = np.empty(len(ctx.prosody), np.float32)
+        self._estimate(batch, states, np.zeros((len(ctx.prosody), 0), np.float32), arousal)
         ctx.state = states[0]
-        return out
+        return arousal
 
-    def _estimate(self, b: Batch, states: Array) -> Array:
+    def _estimate(self, b: Batch, states: Array, frames: FloatArray, arousal: Array) -> None:
+        """The arousal of each row into ``arousal``; ``frames``' movement channels
+        widened by it (none when it has no columns)."""
         o, p = self.options, b.prosody
         assert p is not None
         w = o.weights
-        out = np.empty(b.n_rows, np.float32)
+        cols = self._cols if frames.shape[1] else self._cols[:0]
         _arousal_kernel(
             states, b.counts, p.nucleus, p.rms_db, p.f0_hz, p.voiced, p.speaking, self.fps,
             self._a_short, self._a_long, self._a_smooth, o.loudness_db, o.calm_range_st,
-            o.excited_range_st, o.calm_rate, o.excited_rate, w[0], w[1], w[2], out,
+            o.excited_range_st, o.calm_rate, o.excited_rate, w[0], w[1], w[2], o.widen,
+            cols, frames, arousal,
         )  # fmt: skip
-        return out
 
     def run_batch(self, frames: FloatArray, batch: Batch, states: Array) -> FloatArray:
         out = frames.copy()
         if batch.prosody is None or out.shape[0] == 0 or self._cols.size == 0:
             return out
-        gain = 1.0 + self.options.widen * self._estimate(batch, states)
-        out[:, self._cols] = out[:, self._cols] * gain[:, None]
+        self._estimate(batch, states, out, np.empty(out.shape[0], np.float32))
         return out
 
 
@@ -137,9 +139,10 @@ class Arousal(FeatureStep):
 def _arousal_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     states, counts, nucleus, rms_db, f0_hz, voiced, speaking, fps, a_short, a_long,
     a_smooth, loudness_db, calm_range_st, excited_range_st, calm_rate, excited_rate,
-    w_loud, w_spread, w_rate, out,
+    w_loud, w_spread, w_rate, widen, cols, frames, out,
 ):  # fmt: skip
-    """The arousal estimate of each row, stream ``i``'s ``counts[i]`` rows after stream
+    """The arousal estimate of each row into ``out``, and ``frames``' columns ``cols``
+    times ``1 + widen * arousal``; stream ``i``'s ``counts[i]`` rows after stream
     ``i - 1``'s, each stream's state row advanced in place."""
     total = w_loud + w_spread + w_rate
     if total == 0.0:
@@ -174,4 +177,7 @@ def _arousal_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and
                 target = (w_loud * loud + w_spread * spread + w_rate * rate) / total
             st[_AROUSAL] += a_smooth * (target - st[_AROUSAL])
             out[row] = st[_AROUSAL]
+            gain = np.float32(1.0 + widen * out[row])
+            for c in range(cols.shape[0]):
+                frames[row, cols[c]] *= gain
             row += 1

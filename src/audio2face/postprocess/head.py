@@ -130,30 +130,32 @@ class HeadMotion(FeatureStep):
         if n == 0:
             return out
         o, p = self.options, batch.prosody
-        pose = np.empty((n, 3))
         none = np.zeros(0, np.float32)  # the prosody arrays' types, for one compiled kernel
         _head_kernel(
             states, batch.counts, batch.first, p is not None,
             none.astype(bool) if p is None else p.speaking,
             none if p is None else p.f0_hz, none if p is None else p.nucleus,
             self._decay, self._spread, self._r, self._nod_gain, self._a_follow, o.nod_deg,
-            o.stress_threshold, o.nod_side_share, o.pitch_follow_deg_per_st, pose,
+            o.stress_threshold, o.nod_side_share, o.pitch_follow_deg_per_st, o.amplitude,
+            self._cols, out,
         )  # fmt: skip
-        out[:, self._cols] = pose * o.amplitude
         return out
 
 
 @kernel
 def _head_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and numbers
     states, counts, first, has_prosody, speaking, f0_hz, nucleus, decay, spread, r,
-    nod_gain, a_follow, nod_deg, stress_threshold, side_share, follow_deg_per_st, pose,
+    nod_gain, a_follow, nod_deg, stress_threshold, side_share, follow_deg_per_st, amplitude,
+    cols, out,
 ):  # fmt: skip
     """Each stream's frames in order (stream ``i``'s ``counts[i]`` rows from frame
-    ``first[i]``, after stream ``i - 1``'s): drift, nods and the F0 follower into
-    ``pose`` (yaw, pitch, roll), each stream's state row advanced in place.
+    ``first[i]``, after stream ``i - 1``'s): drift, nods and the F0 follower, times
+    ``amplitude``, into ``out``'s columns ``cols`` (yaw, pitch, roll), each stream's
+    state row advanced in place.
 
     Random numbers per frame (lanes of :func:`uniform`): 1-3 and 4-6 the drift's
     normals per axis, 7 and 8 a nod's yaw and roll shares."""
+    pose = np.empty(3)
     row = 0
     for i in range(states.shape[0]):
         st = states[i]
@@ -165,7 +167,7 @@ def _head_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and nu
                 z = normal(uniform(key, frame, 1 + ax), uniform(key, frame, 4 + ax))
                 drift = decay[s] * st[_DRIFT0 + ax] + spread[s, ax] * z
                 st[_DRIFT0 + ax] = drift
-                pose[row, ax] = drift
+                pose[ax] = drift
             if has_prosody:
                 if nod_deg > 0:
                     # Nod impulses: pitch down by nod_deg x prominence on a stressed
@@ -179,7 +181,7 @@ def _head_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and nu
                         nod_out = r * st[_NOD_OUT0 + ax] + r * st[_NOD_IN0 + ax]
                         st[_NOD_IN0 + ax] = r * st[_NOD_IN0 + ax] + nod
                         st[_NOD_OUT0 + ax] = nod_out
-                        pose[row, ax] += nod_gain * nod_out
+                        pose[ax] += nod_gain * nod_out
                 f0 = f0_hz[row]
                 mean = st[_F0_MEAN]
                 target = 0.0
@@ -191,5 +193,7 @@ def _head_kernel(  # noqa: PLR0913 - a compiled kernel takes plain arrays and nu
                 follow = st[_FOLLOW] + a_follow * (target - st[_FOLLOW])
                 st[_F0_MEAN] = mean
                 st[_FOLLOW] = follow
-                pose[row, 1] += follow
+                pose[1] += follow
+            for ax in range(3):
+                out[row, cols[ax]] = pose[ax] * amplitude
             row += 1
