@@ -1,7 +1,8 @@
 """The alive features' cost through the pusher, of this tree against an older commit's.
 
     python benchmarks/alive_ab.py --old-src /path/to/old/checkout/src [--rounds 4]
-                                  [--streams 64] [--repeats 4] [--out FILE]
+                                  [--streams 64] [--repeats 4] [--batch-wait-ms MS]
+                                  [--out FILE]
 
 Each round runs ``benchmarks/alive.py``'s server cost (64 streams of real speech pushed
 in 40 ms bodies through the runtime's pusher, ``arkit`` against ``arkit-head``, runs
@@ -25,12 +26,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SNIPPET = (
     "import json, sys; sys.path[:0] = [{src!r}, {bench!r}]; import alive; "
-    "print(json.dumps(alive.server_cost({streams}, {repeats})))"
+    "print(json.dumps(alive.server_cost({streams}, {repeats}, batch_wait_ms={wait})))"
 )
 
 
-def one(src: Path, streams: int, repeats: int) -> dict:
-    code = SNIPPET.format(src=str(src), bench=str(HERE), streams=streams, repeats=repeats)
+def one(src: Path, streams: int, repeats: int, wait: float | None) -> dict:
+    code = SNIPPET.format(
+        src=str(src), bench=str(HERE), streams=streams, repeats=repeats, wait=wait
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -43,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--streams", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=4)
+    ap.add_argument("--batch-wait-ms", type=float, default=None,
+                    help="the pusher's batch wait (default: the service's)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     new_src = HERE.parent / "src"
     rows: dict[str, list[dict]] = {"old": [], "new": []}
     for r in range(args.rounds):
         for side, src in (("old", args.old_src), ("new", new_src)):
-            got = one(src, args.streams, args.repeats)
+            got = one(src, args.streams, args.repeats, args.batch_wait_ms)
             rows[side].append(got)
             print(f"round {r} {side}: arkit {got['engine_arkit_per_stream']} ms, alive extra "
                   f"{got['alive_extra']} ms, share {got['alive_share_of_engine']}", flush=True)  # fmt: skip
