@@ -63,3 +63,25 @@ def test_one_compiled_version_per_kernel_after_warm_up() -> None:
         x = np.zeros((sum(counts), len(chain.input_names)), np.float32)
         chain.run_many(streams, x, counts, [None] * 3, rows)
     assert [len(k.signatures) for k in kernels] == before
+
+
+def test_a_read_only_install_caches_kernels_under_the_temporary_folder(monkeypatch) -> None:
+    """Where the package folder is not writable (a read-only image) and no
+    NUMBA_CACHE_DIR is set, the cache goes to a per-user folder under the temporary
+    directory; a NUMBA_CACHE_DIR the user set is left alone."""
+    import os
+    import tempfile
+
+    from audio2face import jit
+
+    # Recorded first, so the test leaves the variable as it found it.
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "recorded")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(jit.os, "access", lambda path, mode: False)
+    jit._cache_dir()
+    chosen = os.environ["NUMBA_CACHE_DIR"]
+    assert chosen.startswith(tempfile.gettempdir())
+    assert "audio2face-numba" in chosen
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    jit._cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"
