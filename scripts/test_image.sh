@@ -6,7 +6,7 @@
 #   * the server runs as a non-root user on a read-only root filesystem;
 #   * SIGTERM mid-stream drains: the open stream finishes whole, /ready turns 503,
 #     the container exits 0;
-#   * the image fits its size budget (A2F_IMAGE_BUDGET_MB, 400).
+#   * the image fits its size budget (A2F_IMAGE_BUDGET_MB, 600).
 #
 #   scripts/test_image.sh            # build, then test (needs podman, mmdebstrap, runc)
 #   scripts/test_image.sh --no-build # test the image already built
@@ -24,7 +24,7 @@ for arg in "$@"; do
     esac
 done
 IMAGE=${IMAGE:-localhost/audio2face:latest}
-BUDGET_MB=${A2F_IMAGE_BUDGET_MB:-400}
+BUDGET_MB=${A2F_IMAGE_BUDGET_MB:-600}
 PY=${PYTHON:-.venv/bin/python}
 A2F=$(dirname "$PY")/audio2face
 
