@@ -33,10 +33,7 @@ if TYPE_CHECKING:
     from audio2face.audio.prosody import Prosody
     from audio2face.postprocess.base import StreamOptions
 
-__all__ = [
-    "KEY_SLOTS", "Array", "Batch", "clip", "key_of", "key_state", "keys_of", "normal", "uniform",
-    "uniforms",
-]  # fmt: skip
+__all__ = ["KEY_SLOTS", "Array", "Batch", "key_of", "key_state", "normal", "uniform", "uniforms"]
 
 IntArray = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
@@ -54,22 +51,11 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 2.0**-53
 
 
-def clip(x: npt.ArrayLike, lo: float, hi: float) -> F64:
-    """``np.clip`` without its Python overhead (4 us a call in numpy 2 on a few
-    elements; this is two ufunc calls)."""
-    return np.minimum(np.maximum(x, lo), hi)
-
-
 def key_state(key: int, size: int) -> F64:
     """A fresh state row of ``size`` columns (zeros) holding the 64-bit ``key``."""
     row = np.zeros(size)
     row[0], row[1] = float(key >> 32), float(key & 0xFFFFFFFF)
     return row
-
-
-def keys_of(states: Array) -> npt.NDArray[np.uint64]:
-    """The streams' 64-bit keys from state columns 0 and 1."""
-    return (states[:, 0].astype(np.uint64) << np.uint64(32)) | states[:, 1].astype(np.uint64)
 
 
 @kernel

@@ -208,14 +208,14 @@ class Chain:
         streams' states (``alive``, updated in place); streams that switched its
         feature off get its bypass (``all_on``: none did, for any step)."""
         cols = self._slices[j]
-        active = [s._active[j] for s in streams] if not all_on else None
-        if active is None or all(active):
+        if all_on or all(s._active[j] for s in streams):
             # A contiguous copy, written back: the step's kernel is compiled for one
             # array layout (a column slice of ``alive`` would be a second one).
             states = np.ascontiguousarray(alive[:, cols])
             y = step.run_batch(x, b, states)
             alive[:, cols] = states
             return y
+        active = [s._active[j] for s in streams]
         if not any(active):
             return step.bypass_rows(x)
         on = np.flatnonzero(active)
