@@ -211,7 +211,10 @@ def toy_model() -> ToyConvModel:
 class LiveServer:
     """A uvicorn server in a background thread on a free loopback port."""
 
-    def __init__(self, app, host: str = "127.0.0.1") -> None:
+    def __init__(self, app, host: str = "127.0.0.1", *, guarded: bool = False) -> None:
+        """``guarded``: behind the TCP-edge guards the real ``serve`` installs
+        (``server/admission.py``): header timeouts, the connection cap, the
+        per-connection write-buffer bound, the 1009 reason and the linger after it."""
         import socket
         import threading
 
@@ -222,9 +225,18 @@ class LiveServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
+        settings = app.state.a2f.settings
+        protocols: dict[str, object] = {}
+        if guarded:
+            from audio2face.server.admission import connection_cap, guarded_protocols
+
+            http, ws, app.state.a2f.guard = guarded_protocols(
+                settings, connection_cap(settings, 1 << 16)
+            )
+            protocols = {"http": http, "ws": ws}
         config = uvicorn.Config(
-            app, log_config=None, ws_max_size=app.state.a2f.settings.max_message_bytes,
-            lifespan="on",
+            app, log_config=None, ws_max_size=settings.max_message_bytes, lifespan="on",
+            **protocols,  # type: ignore[arg-type]  # the protocol classes uvicorn takes
         )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
@@ -317,7 +329,7 @@ def hardening_settings(model: Path, profiles: Path, **overrides: object):
     return Settings(**values)  # type: ignore[arg-type]  # pydantic validates the values
 
 
-def start_server(settings, engines: dict | None = None) -> LiveServer:
+def start_server(settings, engines: dict | None = None, *, guarded: bool = False) -> LiveServer:
     """A :class:`LiveServer` for ``settings`` (UniTalker from ``settings`` unless
     ``engines`` are given); use it as a context manager."""
     from audio2face.loading import load_unitalker_engine
@@ -325,12 +337,14 @@ def start_server(settings, engines: dict | None = None) -> LiveServer:
 
     if engines is None:
         engines = {"unitalker": load_unitalker_engine(settings)}
-    return LiveServer(create_app(settings, engines=engines))
+    return LiveServer(create_app(settings, engines=engines), guarded=guarded)
 
 
 @pytest.fixture(scope="module")
 def hard_server(tiny_unitalker_path: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A live server on the ``steady`` profile with default limits."""
+    """A live server on the ``steady`` profile with default limits, behind the guards
+    the real ``serve`` installs."""
     profiles = steady_profile_dir(tmp_path_factory.mktemp("profiles"))
-    with start_server(hardening_settings(tiny_unitalker_path, profiles)) as server:
+    settings = hardening_settings(tiny_unitalker_path, profiles)
+    with start_server(settings, guarded=True) as server:
         yield server

@@ -204,6 +204,12 @@ class Settings(BaseSettings):
         description="Unsent bytes (frames, pongs) one connection may hold; a client past it "
         "does not read and is disconnected.",
     )  # fmt: skip
+    close_linger_s: float = Field(
+        2.0, ge=0.0,
+        description="After refusing an oversized message (1009), how long a connection "
+        "keeps reading and dropping what the client still sends, so that the close frame "
+        "reaches the client instead of a TCP reset (0: close at once).",
+    )  # fmt: skip
     max_connections: int = Field(
         0, ge=0,
         description="Open TCP connections, all kinds; more are dropped at once (0: 90% of "

@@ -96,27 +96,8 @@ __all__ = [
 
 
 def start_guarded_server(settings, engines: dict | None = None):
-    """:func:`start_server` behind the TCP-edge guards the real ``serve`` installs
-    (``server/admission.py``): header timeouts, the connection cap, the per-connection
-    write-buffer bound and the 1009 reason. Use it as a context manager."""
-    import threading
-
-    import uvicorn
-
-    from audio2face.server.admission import connection_cap, guarded_protocols
-
-    server = start_server(settings, engines)
-    http, ws, guard = guarded_protocols(settings, connection_cap(settings, 1 << 16))
-    server.app.state.a2f.guard = guard
-    config = uvicorn.Config(
-        server.app, log_config=None, ws_max_size=settings.max_message_bytes, lifespan="on",
-        http=http, ws=ws,
-    )  # fmt: skip
-    server.server = uvicorn.Server(config)
-    server.thread = threading.Thread(
-        target=server.server.run, kwargs={"sockets": [server.sock]}, daemon=True
-    )
-    return server
+    """:func:`start_server` behind the TCP-edge guards the real ``serve`` installs."""
+    return start_server(settings, engines, guarded=True)
 
 
 __all__ += ["start_guarded_server"]

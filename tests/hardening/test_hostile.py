@@ -416,6 +416,27 @@ def test_oversized_message_is_logged_and_counted_as_its_limit(tiny_unitalker_pat
             wait_clean(server)
 
 
+def test_refused_message_close_frame_beats_the_reset(tiny_unitalker_path, tmp_path) -> None:
+    """A client still writing a refused message reads 1009, not 1006: the server keeps
+    reading (and dropping) for close_linger_s instead of closing on unread data, whose
+    TCP reset could destroy the close frame; then it closes the socket itself."""
+    linger = 0.5
+    settings = _settings(tiny_unitalker_path, tmp_path, max_message_bytes=64 * 1024,
+                         close_linger_s=linger)  # fmt: skip
+    # Far more than loopback's socket buffers: the client is mid-write when refused.
+    huge = body(b"\x00\x01" * 4_000_000)
+    with start_guarded_server(settings) as server:
+        for _ in range(5):
+            t0 = time.monotonic()
+            out = asyncio.run(exchange(server.ws_url, [start(), huge, end()]))
+            took = time.monotonic() - t0
+            assert out.close_code == 1009, (out.close_code, out.close_reason)
+            assert "max_message_bytes=65536" in out.close_reason
+            assert took < linger + 3.0, f"the server held the refused socket {took:.1f} s"
+        wait_clean(server)
+        assert not _server_sockets(server.port), "a refused socket was left open"
+
+
 @pytest.mark.parametrize(
     ("origin", "allowed", "ok"),
     [

@@ -353,6 +353,12 @@ def _reserve_gate(app: Any) -> Any:
     return gate
 
 
+# After a refusal, a client that has sent nothing for this long has finished writing
+# (loopback and LAN writes of a big message arrive back to back), so closing then leaves
+# no unread data to turn the close into a reset.
+LINGER_QUIET_S = 0.1
+
+
 def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, ConnectionGuard]:
     """uvicorn ``http`` and ``ws`` protocol classes with the guards of the module doc,
     and their shared state. Pass them as ``uvicorn.Config(http=..., ws=...)``."""
@@ -409,6 +415,7 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
                 self.transport.abort()
 
     too_big = f"message exceeds max_message_bytes={settings.max_message_bytes}"
+    linger_s = settings.close_linger_s
 
     class GuardedWebSocket(ws_base):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -421,13 +428,53 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
 
             self.conn.fail = fail_naming_the_setting
 
+        _lingering = False
+        _quiet_timer: asyncio.TimerHandle | None = None
+
         def connection_made(self, transport: Any) -> None:
             guard.open.add(transport)  # usually counted already, by the HTTP protocol
             super().connection_made(transport)
 
         def connection_lost(self, exc: Exception | None) -> None:
             guard.lost(self.transport)
+            for timer in (self.close_timer, self._quiet_timer):
+                if timer is not None:
+                    timer.cancel()
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if not self._lingering:
+                super().data_received(data)
+                return
+            # Lingering after a refusal: drop the data, and close once the client goes quiet.
+            if self._quiet_timer is not None:
+                self._quiet_timer.cancel()
+            self._quiet_timer = self.loop.call_later(LINGER_QUIET_S, self.transport.close)
+
+        def handle_parser_exception(self) -> None:
+            # uvicorn closes the socket right after the close frame. A client still
+            # sending the rest of a refused message then meets a TCP reset, which can
+            # destroy the unread close frame: the client sees 1006 instead of 1009.
+            # Linger instead: send the frame, read and drop what still comes, and close
+            # once the client has been quiet for LINGER_QUIET_S (it has finished writing
+            # and waits for us), or after close_linger_s at the latest. No half-close
+            # (write_eof): a Python 3.11 asyncio client that gets EOF with its own write
+            # buffer still full fails with an AttributeError, not ConnectionClosed.
+            if linger_s <= 0:
+                super().handle_parser_exception()
+                return
+            sent = self.conn.close_sent
+            assert sent is not None  # the parser failed the connection with a code
+            self.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": sent.code, "reason": sent.reason}
+            )
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.stop_keepalive()
+            self._lingering = True
+            # uvicorn closes the socket when the app returns, unless close_timer is set.
+            self.close_timer = self.loop.call_later(linger_s, self.transport.close)
+            self.data_received(b"")  # arms the quiet timer
 
         def handle_connect(self, event: Any) -> None:
             if guard.reserve_only:
