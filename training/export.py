@@ -77,8 +77,12 @@ def metadata(model, info: dict[str, object]) -> dict[str, str]:  # noqa: ANN001 
     }
 
 
-def export(ckpt: Path, out: Path) -> dict[str, object]:
-    """Write ``out`` (.onnx) and its sidecar; return the sidecar contents."""
+def export(ckpt: Path, out: Path, weights: str = "ema") -> dict[str, object]:
+    """Write ``out`` (.onnx) and its sidecar; return the sidecar contents.
+
+    ``weights="ema"`` exports the checkpoint's ``state_dict`` (the averaged weights when
+    training ran with an EMA, else the only weights there are); ``"raw"`` exports the last
+    step's raw weights (``raw_state_dict``), for comparing the two."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -89,7 +93,12 @@ def export(ckpt: Path, out: Path) -> dict[str, object]:
     cfg = dict(state["config"])
     cfg["dilations"] = tuple(cfg["dilations"])
     model = SpeechToFace(ModelConfig(**cfg))
-    model.load_state_dict(state["state_dict"])
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
+    key = "raw_state_dict" if weights == "raw" else "state_dict"
+    if key not in state:
+        raise ValueError(f"{ckpt} has no {key} (trained without --ema-decay?)")
+    model.load_state_dict(state[key])
     model.eval()
     rf = model.config.receptive_field
     example = torch.full((1, rf + 40, model.config.n_mels), float(np.log(DEFAULT_FEATURES.eps)))
@@ -136,6 +145,8 @@ def export(ckpt: Path, out: Path) -> dict[str, object]:
         "architecture": model.config.as_dict(),
         "data_build": state.get("info", {}).get("data_build", {}),
         "train_commit": state.get("info", {}).get("train_commit", "unknown"),
+        "weights": weights,
+        "ema_decay": state.get("info", {}).get("ema_decay", 0.0),  # 0.0: trained before the EMA existed
         "stream": stream,
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n", "utf-8")
@@ -299,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, default=Path("training/work/model.pt"))
     parser.add_argument("--out", type=Path, default=packaged_model_path())
+    parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                        help="ema: the checkpoint's state_dict (averaged when trained with an EMA); "
+                        "raw: the last step's weights")
     args = parser.parse_args(argv)
-    print(json.dumps(export(args.ckpt, args.out), indent=1))
+    print(json.dumps(export(args.ckpt, args.out, args.weights), indent=1))
     return 0
 
 

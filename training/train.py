@@ -16,6 +16,10 @@ Steps
 2. **Train**: random crops of ``--crop-s`` seconds, weighted L1 + MSE on the 52
    weights (mouth/jaw x3, lip aperture channels x6, bilabial frames x4) plus a
    velocity term on first differences (keeps jitter down), AdamW with one-cycle LR.
+3. **Average**: an exponential moving average of the weights (``--ema-decay``, 0 = off;
+   :func:`make_ema`, torch's ``AveragedModel``) is updated after every optimiser step.
+   The averaged weights are what is saved as ``state_dict`` (so the exporter and the
+   evaluation use them); the last raw weights are kept as ``raw_state_dict``.
 
 Everything is seeded (``--seed``); torch runs on ``--threads`` threads.
 """
@@ -326,6 +330,39 @@ class TrainOptions:
     velocity_weight: float = 2.0
     seed: int = 1234
     threads: int = 2
+    ema_decay: float = 0.999  # 0: no averaging (the raw weights are the model)
+
+
+def make_ema(model, decay: float):  # noqa: ANN001, ANN201 - torch types, torch imported lazily
+    """An exponential moving average of ``model``'s parameters *and* buffers (the batch
+    norms' running statistics are averaged too, so the averaged model is self-consistent),
+    or ``None`` when ``decay`` is 0. Call :func:`update_ema` after every optimiser step;
+    the first call copies the weights, each later one sets
+    ``avg = decay * avg + (1 - decay) * weights``."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema decay must be in [0, 1), got {decay}")
+    if decay == 0.0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def update_ema(ema, model) -> None:  # noqa: ANN001 - torch modules
+    """One EMA step (a no-op for ``ema=None``). Integer buffers (the batch norms'
+    ``num_batches_tracked``) are copied, not averaged."""
+    if ema is None:
+        return
+    ema.update_parameters(model)
+    for avg, cur in zip(ema.module.buffers(), model.buffers(), strict=True):
+        if not avg.is_floating_point():
+            avg.copy_(cur)
+
+
+def averaged_module(ema, model):  # noqa: ANN001, ANN201 - torch modules
+    """The module to save and export: the averaged copy (eval mode), or ``model`` itself
+    when there is no EMA."""
+    return model if ema is None else ema.module.eval()
 
 
 def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -337,7 +374,10 @@ def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: ANN001, ANN201
-    """Fit a :class:`training.model.SpeechToFace`; return it (eval mode) and a log dict."""
+    """Fit a :class:`training.model.SpeechToFace`; return it (eval mode) and a log dict.
+
+    The returned model holds the averaged weights when ``opts.ema_decay`` > 0; the log
+    dict then carries the last raw weights as ``raw_state_dict``."""
     import torch
 
     from training.model import ModelConfig, SpeechToFace
@@ -359,6 +399,7 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
     cw = torch.from_numpy(channel_weights())
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.steps, pct_start=0.1)
+    ema = make_ema(model, opts.ema_decay)
     history: list[dict[str, float]] = []
     t0, running = time.monotonic(), 0.0
     model.train()
@@ -388,12 +429,17 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
         sched.step()
+        update_ema(ema, model)
         running = 0.98 * running + 0.02 * total.item() if step else total.item()
         if step % 200 == 0 or step == opts.steps - 1:
             history.append({"step": step, "loss": round(running, 5), "s": round(time.monotonic() - t0, 1)})
             log.info("step %d loss %.4f (%.0fs)", step, running, time.monotonic() - t0)
     model.eval()
-    return model, {"history": history, "train_seconds": round(time.monotonic() - t0, 1)}
+    info: dict[str, object] = {"history": history, "train_seconds": round(time.monotonic() - t0, 1),
+                               "ema_decay": opts.ema_decay}  # fmt: skip
+    if ema is not None:
+        info["raw_state_dict"] = model.state_dict()
+    return averaged_module(ema, model), info
 
 
 def git_commit() -> str:
@@ -402,9 +448,23 @@ def git_commit() -> str:
     return commit()
 
 
-def main(argv: list[str] | None = None) -> int:
+def save_checkpoint(out: Path, model, info: dict[str, object]) -> None:  # noqa: ANN001 - torch module
+    """Write ``out`` (``state_dict``: ``model``'s weights, the averaged ones when trained
+    with an EMA; ``raw_state_dict``: the last step's, taken out of ``info`` when there;
+    ``config``; ``info``) and ``info`` as JSON next to it."""
     import torch
 
+    info = dict(info)
+    raw_state = info.pop("raw_state_dict", None)
+    ckpt: dict[str, object] = {"state_dict": model.state_dict(), "config": model.config.__dict__, "info": info}
+    if raw_state is not None:
+        ckpt["raw_state_dict"] = raw_state  # for comparison: export --weights raw
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, out)
+    out.with_suffix(".json").write_text(json.dumps(info, indent=1), "utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument("--out", type=Path, default=Path("training/work/model.pt"))
@@ -419,13 +479,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=TrainOptions.seed)
     parser.add_argument("--threads", type=int, default=TrainOptions.threads,
                         help="torch threads; 1 is much faster when another process holds a core")
+    parser.add_argument("--ema-decay", type=float, default=TrainOptions.ema_decay,
+                        help="exponential moving average of the weights, saved for export (0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
     examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
     prep_s = time.monotonic() - t0
-    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+                        ema_decay=args.ema_decay)  # fmt: skip
     model, info = train(examples, opts)
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {
@@ -442,9 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         "data_build": {k: meta.get(k) for k in ("commit", "built_at", "command", "wall_seconds", "failures")},
         "train_commit": git_commit(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "config": model.config.__dict__, "info": info}, args.out)
-    args.out.with_suffix(".json").write_text(json.dumps(info, indent=1), "utf-8")
+    save_checkpoint(args.out, model, info)
     log.info("saved %s", args.out)
     return 0
 
