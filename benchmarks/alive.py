@@ -40,6 +40,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402 - after the thread limits on purpose
 import json  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -105,13 +106,17 @@ def cpu(fn) -> float:  # noqa: ANN001
 
 
 def server_cost(
-    streams: int, repeats: int, pushes: int = 100, batch_wait_ms: float | None = None
+    streams: int,
+    repeats: int,
+    pushes: int = 100,
+    batch_wait_ms: float | None = None,
+    before_run: Callable[[str], None] | None = None,
 ) -> dict:
     """CPU ms per audio second per stream through the runtime's pusher, ``arkit``
     (lips only) against ``arkit-head`` (everything alive), in short runs that
     alternate (the VM's speed drifts by tens of percent within minutes: only runs next
     to each other compare); the share is the median of the pairs' differences over the
-    median ``arkit`` cost."""
+    median ``arkit`` cost. ``before_run`` is told each measured run's profile."""
     import asyncio
 
     from audio2face.bench import WIRE_RATE, load_speech
@@ -149,6 +154,8 @@ def server_cost(
             run(profile, 10, 0)  # warm up
         for r in range(repeats):
             for profile, got in runs.items():
+                if before_run is not None:
+                    before_run(profile)
                 got.append(run(profile, pushes, r * pushes))
     finally:
         runtime.close()

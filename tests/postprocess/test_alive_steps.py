@@ -314,3 +314,29 @@ def test_a_first_version_tongue_model_file_still_loads(tmp_path) -> None:
     out = run(step, OPEN, P)[:, COL["tongueOut"]]
     first = int(np.argmax(P.speaking))
     assert out[P.speaking].max() > 0.4 and first > 0 and not out[:first].any()
+
+
+def test_tongue_network_matches_its_formula_row_by_row() -> None:
+    """The classifier's compiled layers against the network written out in float64;
+    and a frame's probabilities are the same bits whatever else is in the call (the
+    kernels sum each frame's products in a fixed order, frames in the inner loop)."""
+    from audio2face.postprocess.tongue import TongueModel, builtin_model
+
+    m = builtin_model()
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((131, m.w1.shape[0])) * m.std + m.mean).astype(np.float32)
+    h = np.tanh(((x - m.mean) / m.std).astype(np.float64) @ m.w1 + m.b1)
+    logits = h @ m.w2 + m.b2
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    want = e[:, 1:] / e.sum(axis=1, keepdims=True)
+    got = m.probabilities(x)
+    assert got.shape == (131, 2) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    for lo, hi in ((0, 1), (5, 12), (3, 67), (100, 131)):
+        np.testing.assert_array_equal(m.probabilities(x[lo:hi]), got[lo:hi])
+    # The first file format: one logistic unit.
+    w = rng.standard_normal(m.w1.shape[0]).astype(np.float32)
+    logistic = TongueModel(mean=m.mean, std=m.std, w1=w[:, None], b1=np.float32([0.3]),
+                           w2=None, b2=None, classes=("interdental",), n_bands=m.n_bands)  # fmt: skip
+    z = ((x - m.mean) / m.std).astype(np.float64) @ w + 0.3
+    np.testing.assert_allclose(logistic.probabilities(x)[:, 0], 1 / (1 + np.exp(-z)), atol=2e-6)

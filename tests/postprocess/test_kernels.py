@@ -42,6 +42,7 @@ def test_one_compiled_version_per_kernel_after_warm_up() -> None:
         prosody._machine_kernel, prosody._windows_kernel, prosody._power_kernel,
         prosody._features_kernel, head._head_kernel, gaze._gaze_kernel,
         blinks._blink_kernel, tongue._features_kernel, tongue._tongue_kernel,
+        tongue._standardized_kernel, tongue._layer_kernel, tongue._softmax_kernel,
         arousal._arousal_kernel,
     ]  # fmt: skip
     before = [len(k.signatures) for k in kernels]

@@ -83,15 +83,24 @@ class TongueModel:
 
     def probabilities(self, features: FloatArray) -> FloatArray:
         """``[n, len(classes)]`` probabilities of each class per frame."""
-        z = (features - self.mean) / self.std
-        # A stacked product (one row at a time), not one matrix product: a row's
-        # result must not depend on how many rows there are (chunking, batching).
-        h = np.matmul(z[:, None, :], self.w1)[:, 0, :] + self.b1
+        # Rows as columns: the layer kernel runs across frames in its innermost loop,
+        # where it vectorises, and sums each frame's products in the order of the
+        # inputs, so a row's result does not depend on how many rows there are
+        # (chunking, batching), as one matrix product's could (BLAS picks kernels by
+        # shape). numpy's stacked per-row product did the same at twice the cost.
+        x = np.ascontiguousarray(features, np.float32)
+        z = np.empty((x.shape[1], x.shape[0]), np.float32)
+        _standardized_kernel(x, self.mean, self.std, z)
+        h = np.empty((self.w1.shape[1], z.shape[1]), np.float32)
+        _layer_kernel(z, self.w1, self.b1, h)
         if self.w2 is None or self.b2 is None:
-            return (1.0 / (1.0 + np.exp(-h))).astype(np.float32)
-        logits = np.matmul(np.tanh(h)[:, None, :], self.w2)[:, 0, :] + self.b2
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return (e[:, 1:] / e.sum(axis=1, keepdims=True)).astype(np.float32)
+            return (1.0 / (1.0 + np.exp(-h))).T.astype(np.float32)
+        np.tanh(h, out=h)
+        logits = np.empty((self.w2.shape[1], z.shape[1]), np.float32)
+        _layer_kernel(h, self.w2, self.b2, logits)
+        out = np.empty((z.shape[1], logits.shape[0] - 1), np.float32)
+        _softmax_kernel(logits, out)
+        return out
 
     @classmethod
     def from_json(cls, data: dict, source: str) -> TongueModel:
@@ -170,6 +179,54 @@ def tongue_features(
 # State columns after the key: the smoothed output, the speech level reference
 # (-100: none yet), whether the previous frame's bands are known, then those bands.
 _VALUE, _REF, _HAS_PREV, _PREV = KEY_SLOTS, KEY_SLOTS + 1, KEY_SLOTS + 2, KEY_SLOTS + 3
+
+
+@kernel
+def _standardized_kernel(x, mean, std, out):
+    """``out[f, r] = (x[r, f] - mean[f]) / std[f]``: standardised, rows as columns."""
+    for r in range(x.shape[0]):
+        for f in range(x.shape[1]):
+            out[f, r] = (x[r, f] - mean[f]) / std[f]
+
+
+@kernel
+def _softmax_kernel(logits, out):
+    """Per column ``r`` of ``logits``, the softmax's classes 1.. (class 0: "neither")."""
+    for r in range(logits.shape[1]):
+        top = logits[0, r]
+        for c in range(1, logits.shape[0]):
+            top = max(top, logits[c, r])
+        total = np.float32(0.0)
+        for c in range(logits.shape[0]):
+            total += np.float32(math.exp(logits[c, r] - top))
+        for c in range(1, logits.shape[0]):
+            out[r, c - 1] = np.float32(math.exp(logits[c, r] - top)) / total
+
+
+@kernel
+def _layer_kernel(x, w, b, out):
+    """``out[j, r] = b[j] + sum_f x[f, r] w[f, j]``, the sum in the order of ``f``: a
+    dense layer over the columns of ``x``, frames innermost (that loop vectorises)."""
+    n, nf = x.shape[1], w.shape[0]
+    nf4 = nf - nf % 4
+    for j in range(w.shape[1]):
+        acc = out[j]
+        for r in range(n):
+            acc[r] = 0.0
+        # Four inputs per pass over the frames (fewer loads and stores of ``acc``),
+        # added one after the other: the same sums as one input per pass.
+        for f in range(0, nf4, 4):
+            w0, w1, w2, w3 = w[f, j], w[f + 1, j], w[f + 2, j], w[f + 3, j]
+            x0, x1, x2, x3 = x[f], x[f + 1], x[f + 2], x[f + 3]
+            for r in range(n):
+                acc[r] = (((acc[r] + x0[r] * w0) + x1[r] * w1) + x2[r] * w2) + x3[r] * w3
+        for f in range(nf4, nf):
+            wf = w[f, j]
+            xf = x[f]
+            for r in range(n):
+                acc[r] += xf[r] * wf
+        for r in range(n):
+            acc[r] += b[j]
 
 
 def _SIZE_OF(n_bands: int) -> int:  # noqa: N802 - a size, like the column constants
