@@ -12,6 +12,11 @@ Metrics (phone classes from :mod:`audio2face.engines.phonemes.phoneset`):
   +-1 frame of the phone is <= 0.25 x the utterance's P90 aperture over speech frames;
   an utterance with P90 < 0.05 scores 0 (a face that never opens closes nothing).
   ``bilabial_nasal`` is the same for M alone.
+* ``lips_shut``: share of tongue-tip consonants /t d n l s z/ (>= 60 ms) whose aperture
+  at the phone's centre is <= 0.25 x the same P90, where the lips stay apart. Lower is
+  better; the oracle's value is the floor (coarticulation narrows some). It guards the
+  closure metrics: a model that buys bilabial closure by closing its lips on every
+  consonant (/n/ sounds much like /m/) scores high there and high here.
 * ``open_auc``: AUC of per-phone mean aperture, open vowels vs spread + rounded vowels.
 * ``round_auc``: AUC of per-phone mean rounding, rounded vowels + W vs spread vowels.
 * ``silence_rest``: share of silences >= 300 ms whose interior (100 ms trimmed at each
@@ -50,11 +55,14 @@ Phone = tuple[float, float, str]
 Array = npt.NDArray[np.float64]
 
 MIN_BILABIAL_S = 0.03
+MIN_APART_S = 0.06
+# Tongue-tip consonants: the lips stay apart (what lips_shut counts).
+LIPS_APART: frozenset[str] = frozenset({"T", "D", "N", "L", "S", "Z"})
 MIN_SILENCE_S = 0.3
 SILENCE_TRIM_S = 0.1
 REST_APERTURE = 0.1
 MAX_LAG_S = 0.3
-METRIC_NAMES = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc",
+METRIC_NAMES = ("bilabial_closure", "bilabial_nasal", "lips_shut", "open_auc", "round_auc",
                 "silence_rest", "sync_lag_ms", "loudness_corr", "jitter")  # fmt: skip
 
 
@@ -104,18 +112,38 @@ def speech_mask(phones: Sequence[Phone], n: int, fps: float) -> npt.NDArray[np.b
     return mask
 
 
+def _speech_p90(ap: Array, phones: Sequence[Phone], fps: float) -> float:
+    """The utterance's 90th-percentile aperture over speech frames (0 without speech)."""
+    speech = speech_mask(phones, ap.size, fps)
+    return float(np.percentile(ap[speech], 90)) if speech.any() else 0.0
+
+
 def bilabial_counts(ap: Array, phones: Sequence[Phone], fps: float,
                     classes: frozenset[str] = BILABIALS) -> tuple[int, int]:
     """(closed, total) over phones of ``classes`` lasting at least 30 ms."""
     targets = [(s, e) for s, e, p in phones if p in classes and e - s >= MIN_BILABIAL_S - 1e-9]
     if not targets or ap.size == 0:
         return 0, len(targets)
-    speech = speech_mask(phones, ap.size, fps)
-    p90 = float(np.percentile(ap[speech], 90)) if speech.any() else 0.0
+    p90 = _speech_p90(ap, phones, fps)
     if p90 < 0.05:
         return 0, len(targets)
     closed = sum(float(ap[_frames_in(s, e, fps, ap.size, 1)].min()) <= 0.25 * p90 for s, e in targets)
     return int(closed), len(targets)
+
+
+def lips_shut_counts(ap: Array, phones: Sequence[Phone], fps: float,
+                     classes: frozenset[str] = LIPS_APART) -> tuple[int, int]:
+    """(shut, total) over phones of ``classes`` lasting at least 60 ms: shut when the
+    aperture at the phone's centre is at most a quarter of the utterance's P90. An
+    utterance that never opens (P90 < 0.05) counts none, as it closes nothing either."""
+    targets = [(s, e) for s, e, p in phones if p in classes and e - s >= MIN_APART_S - 1e-9]
+    if not targets or ap.size == 0:
+        return 0, len(targets)
+    p90 = _speech_p90(ap, phones, fps)
+    if p90 < 0.05:
+        return 0, 0
+    centre = [min(round(0.5 * (s + e) * fps), ap.size - 1) for s, e in targets]
+    return int(sum(float(ap[k]) <= 0.25 * p90 for k in centre)), len(targets)
 
 
 def phone_means(curve: Array, phones: Sequence[Phone], fps: float, classes: frozenset[str]) -> list[float]:
@@ -216,6 +244,7 @@ class ClipResult:
     clip_id: str
     bilabial: tuple[int, int] = (0, 0)
     nasal: tuple[int, int] = (0, 0)
+    lips_shut: tuple[int, int] = (0, 0)
     open_pos: list[float] = field(default_factory=list)
     open_neg: list[float] = field(default_factory=list)
     round_pos: list[float] = field(default_factory=list)
@@ -242,6 +271,7 @@ def evaluate_clip(clip_id: str, frames: npt.NDArray[np.floating], fps: float,
     rd = rounding(frames, names)
     res.bilabial = bilabial_counts(ap, ph, fps)
     res.nasal = bilabial_counts(ap, ph, fps, frozenset({"M"}))
+    res.lips_shut = lips_shut_counts(ap, ph, fps)
     res.open_pos = phone_means(ap, ph, fps, OPEN_VOWELS)
     res.open_neg = phone_means(ap, ph, fps, SPREAD_VOWELS | ROUNDED_VOWELS)
     res.round_pos = phone_means(rd, ph, fps, ROUNDED_VOWELS | {"W"})
@@ -266,6 +296,7 @@ def aggregate(results: Sequence[ClipResult]) -> dict[str, float]:
     return {
         "bilabial_closure": _ratio(r.bilabial for r in results),
         "bilabial_nasal": _ratio(r.nasal for r in results),
+        "lips_shut": _ratio(r.lips_shut for r in results),
         "open_auc": auc([v for r in results for v in r.open_pos], [v for r in results for v in r.open_neg]),
         "round_auc": auc([v for r in results for v in r.round_pos], [v for r in results for v in r.round_neg]),
         "silence_rest": _ratio(r.silence for r in results),

@@ -13,6 +13,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from audio2face.engines.phonemes.phoneset import VOWELS
 from audio2face.rigs import ARKIT_52
 from audio2face.types import frames_for_samples
 
@@ -91,6 +92,38 @@ def test_oracle_scores_high_on_its_own_phones(clips) -> None:
     assert m["round_auc"] >= 0.95
     assert m["silence_rest"] >= 0.95
     assert m["sync_lag_ms"] == 0.0
+
+
+def test_lips_shut_counts_tongue_tip_consonants_closed_at_their_centre() -> None:
+    # 1 s at 30 fps, mouth open (0.5) except where a case closes it.
+    phones = [(0.0, 0.2, "AA"), (0.2, 0.3, "N"), (0.3, 0.5, "AA"), (0.5, 0.6, "T"),
+              (0.6, 0.8, "AA"), (0.8, 0.83, "D"), (0.83, 1.0, "AA")]  # fmt: skip
+    ap = np.full(30, 0.5)
+    assert qm.lips_shut_counts(ap, phones, FPS) == (0, 2)  # /d/ is under 60 ms
+    ap[round(0.25 * FPS)] = 0.1  # the /n/ shut at its centre (<= 0.25 x P90 = 0.125)
+    ap[round(0.55 * FPS) + 1] = 0.0  # the /t/ shut, but off its centre frame
+    assert qm.lips_shut_counts(ap, phones, FPS) == (1, 2)
+    assert qm.lips_shut_counts(np.full(30, 0.01), phones, FPS) == (0, 0)  # never opens
+
+
+def test_a_face_closing_on_every_consonant_is_caught(clips) -> None:
+    """The oracle keeps its lips apart on /t d n l s z/; a face shut on every consonant
+    gets full bilabial closure but is caught by lips_shut."""
+
+    def shut_on_consonants(audio, sr, fps, phones=None):
+        frames = systems.oracle(audio, sr, fps, phones=phones)
+        t = np.arange(frames.shape[0]) / fps
+        opening = [ARKIT_52.index(n) for n in ("jawOpen", "mouthLowerDownLeft",
+                   "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight")]  # fmt: skip
+        for s, e, p in qm.normalize_phones(phones):
+            if p not in VOWELS and p != "SIL":
+                frames[np.ix_((t >= s) & (t < e), opening)] = 0.0
+        return frames
+
+    oracle = _score(systems.oracle, clips)
+    shut = _score(shut_on_consonants, clips)
+    assert shut["bilabial_closure"] == 1.0
+    assert shut["lips_shut"] > 0.9 > 0.5 > oracle["lips_shut"]
 
 
 def test_energy_baseline_cannot_round(clips) -> None:
