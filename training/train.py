@@ -331,6 +331,45 @@ class TrainOptions:
     seed: int = 1234
     threads: int = 2
     ema_decay: float = 0.999  # 0: no averaging (the raw weights are the model)
+    closure_weight: float = 0.0  # 0: off; see closure_loss
+    apart_weight: float = 0.0  # 0: off; see apart_loss
+
+
+# The quality metric's mouth opening (benchmarks/quality/metrics.py: aperture), as
+# (channel, coefficient) terms; the jaw term is jawOpen - mouthClose clipped to 0..1.
+_LOWER = (ARKIT_52.index("mouthLowerDownLeft"), ARKIT_52.index("mouthLowerDownRight"))
+_UPPER = (ARKIT_52.index("mouthUpperUpLeft"), ARKIT_52.index("mouthUpperUpRight"))
+_JAW, _CLOSE = ARKIT_52.index("jawOpen"), ARKIT_52.index("mouthClose")
+BILABIAL_WEIGHT = 4.0  # _frame_weights' value on bilabial frames
+
+
+def aperture(frames):  # noqa: ANN001, ANN201 - torch tensors [..., 52]
+    """Mouth opening per frame, as the quality metric measures it."""
+    jaw = (frames[..., _JAW] - frames[..., _CLOSE]).clamp(0.0, 1.0)
+    lower = 0.5 * (frames[..., _LOWER[0]] + frames[..., _LOWER[1]])
+    upper = 0.5 * (frames[..., _UPPER[0]] + frames[..., _UPPER[1]])
+    return jaw + 0.5 * lower + 0.25 * upper
+
+
+def closure_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
+    """How much wider the predicted mouth is than the target's on bilabial frames (a
+    hinge: a mouth closed further than the target costs nothing). The per-frame loss
+    treats an opening of 0.05 and of 0 alike, but the closure metric counts a token as
+    closed only below a quarter of the utterance's P90 opening; this pushes the
+    bilabials' minimum down. Bilabial frames are those ``_frame_weights`` marks."""
+    mask = (weights >= BILABIAL_WEIGHT).to(pred.dtype)
+    gap = (aperture(pred) - aperture(target)).clamp_min(0.0)
+    return (gap * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def apart_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
+    """The counterpart of :func:`closure_loss` on every other frame: how much narrower
+    the predicted mouth is than the target's (a hinge). With the closure hinge alone the
+    model closes more everywhere (it cannot always tell /m/ from /n/), which the
+    ``lips_shut`` metric shows; this makes closing off the bilabials cost too."""
+    mask = ((weights > 0) & (weights < BILABIAL_WEIGHT)).to(pred.dtype)
+    gap = (aperture(target) - aperture(pred)).clamp_min(0.0)
+    return (gap * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def make_ema(model, decay: float):  # noqa: ANN001, ANN201 - torch types, torch imported lazily
@@ -424,6 +463,10 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
         wv = torch.minimum(w[:, 1:], w[:, :-1]).clamp(max=1.0)  # no extra velocity weight
         vloss = (dv * cw).mean(-1).mul(wv).sum() / wv.sum().clamp_min(1.0)
         total = loss + opts.velocity_weight * vloss
+        if opts.closure_weight:
+            total = total + opts.closure_weight * closure_loss(pred, tgt, w)
+        if opts.apart_weight:
+            total = total + opts.apart_weight * apart_loss(pred, tgt, w)
         optim.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -481,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads; 1 is much faster when another process holds a core")
     parser.add_argument("--ema-decay", type=float, default=TrainOptions.ema_decay,
                         help="exponential moving average of the weights, saved for export (0: off)")
+    parser.add_argument("--closure-weight", type=float, default=TrainOptions.closure_weight,
+                        help="weight of the bilabial closure hinge (closure_loss; 0: off)")
+    parser.add_argument("--apart-weight", type=float, default=TrainOptions.apart_weight,
+                        help="weight of the lips-apart hinge off the bilabials (apart_loss; 0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
@@ -488,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
     prep_s = time.monotonic() - t0
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                        ema_decay=args.ema_decay)  # fmt: skip
+                        ema_decay=args.ema_decay, closure_weight=args.closure_weight,
+                        apart_weight=args.apart_weight)  # fmt: skip
     model, info = train(examples, opts)
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {

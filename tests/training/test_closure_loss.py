@@ -1,0 +1,74 @@
+"""The bilabial closure hinge (``--closure-weight``) and its counterpart off the
+bilabials (``--apart-weight``): they measure the mouth opening as the quality metric
+does; the first costs only a mouth wider than the target on bilabial frames, the second
+only a mouth narrower than the target on the other frames."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs torch: pip install -e '.[train]'")
+
+from training.train import BILABIAL_WEIGHT, apart_loss, aperture, closure_loss  # noqa: E402
+
+from audio2face.rigs import ARKIT_52  # noqa: E402 - after the importorskip
+
+METRICS = Path(__file__).resolve().parents[2] / "benchmarks" / "quality" / "metrics.py"
+
+
+def _metrics():  # noqa: ANN202 - a module loaded from a file
+    key = "quality_bench_metrics"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, METRICS)
+        assert spec is not None and spec.loader is not None
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+def test_aperture_is_the_quality_metrics_aperture() -> None:
+    frames = np.random.default_rng(0).random((40, len(ARKIT_52))).astype(np.float32)
+    want = _metrics().aperture(frames)
+    got = aperture(torch.from_numpy(frames)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def _face(opening: float) -> torch.Tensor:
+    f = torch.zeros(len(ARKIT_52))
+    f[ARKIT_52.index("jawOpen")] = opening
+    return f
+
+
+def test_only_a_wider_mouth_on_bilabial_frames_costs() -> None:
+    target = torch.stack([_face(0.0), _face(0.0), _face(0.3), _face(0.0)])[None]
+    weights = torch.tensor([[BILABIAL_WEIGHT, BILABIAL_WEIGHT, 1.0, BILABIAL_WEIGHT]])
+    # Frame 0 too open by 0.2, frame 1 right, frame 2 (not bilabial) too open by 0.5,
+    # frame 3 closed further than the target could be: only frame 0 costs.
+    pred = torch.stack([_face(0.2), _face(0.0), _face(0.8), _face(0.0)])[None]
+    assert closure_loss(pred, target, weights).item() == pytest.approx(0.2 / 3)
+    assert closure_loss(target, target, weights).item() == 0.0
+    # No bilabial frame in the batch: nothing to push, and no division by zero.
+    assert closure_loss(pred, target, torch.ones(1, 4)).item() == 0.0
+
+
+def test_the_hinge_gradient_closes_the_mouth() -> None:
+    pred = torch.stack([_face(0.4)])[None].requires_grad_(True)
+    closure_loss(pred, torch.stack([_face(0.0)])[None], torch.tensor([[BILABIAL_WEIGHT]])).backward()
+    assert pred.grad is not None
+    assert pred.grad[0, 0, ARKIT_52.index("jawOpen")] > 0  # a step against it lowers jawOpen
+    assert pred.grad[0, 0, ARKIT_52.index("mouthClose")] < 0  # and raises mouthClose
+
+
+def test_apart_costs_only_a_narrower_mouth_off_the_bilabials() -> None:
+    target = torch.stack([_face(0.5), _face(0.5), _face(0.0), _face(0.4)])[None]
+    weights = torch.tensor([[1.0, 1.0, BILABIAL_WEIGHT, 0.0]])
+    # Frame 0 too closed by 0.3, frame 1 opened wider (free), frame 2 bilabial (not
+    # this loss's), frame 3 padding (weight 0): only frame 0 costs, over 2 frames.
+    pred = torch.stack([_face(0.2), _face(0.9), _face(0.0), _face(0.0)])[None]
+    assert apart_loss(pred, target, weights).item() == pytest.approx(0.3 / 2)
+    assert apart_loss(target, target, weights).item() == 0.0
