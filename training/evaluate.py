@@ -134,7 +134,7 @@ def check_voice_targets(doc: dict[str, object], system: str = "default",
 
 
 SUMMARY_METRICS = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc", "silence_rest")
-TABLE_METRICS = (*SUMMARY_METRICS, "sync_lag_ms")
+TABLE_METRICS = (*SUMMARY_METRICS, "sync_lag_ms", "lips_shut")  # lips_shut: lower is better
 
 
 def validation_summary(doc: dict[str, Any], system: str = "default", min_clips: int = 5) -> dict[str, Any]:
