@@ -192,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", default=None, help="held-out clip id to plot")
     parser.add_argument("--plot-out", type=Path, default=None)
     args = parser.parse_args(argv)
+    for model in (args.model, args.baseline):
+        if model is not None and not model.is_file():
+            # Scored anyway, the run would record "default engine unavailable" and exit 0.
+            print(f"error: no model file {model}; export one first (python -m training.export)",
+                  file=sys.stderr)
+            return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = run_benchmark(args.model, args.corpus / args.split, args.out, args.plot, args.plot_out, args.limit)
     systems = doc["systems"]

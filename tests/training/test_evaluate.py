@@ -51,3 +51,11 @@ def test_tables_show_new_beside_old() -> None:
     assert "| voice lp_diphone | 0.950 / 0.500 |" in table and table.count("\n") == 3
     cond = conditions_table(new, old)
     assert "| noise10 | new |" in cond and "| clean | v1.0.0 |" in cond and "| clean | energy |" in cond
+
+
+def test_a_missing_model_file_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    from training.evaluate import main
+
+    assert main(["--model", str(tmp_path / "nope.onnx"), "--corpus", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.onnx" in err[0] and "training.export" in err[0]
