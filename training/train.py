@@ -335,8 +335,8 @@ class TrainOptions:
     apart_weight: float = 0.0  # 0: off; see apart_loss
 
 
-# The quality metric's mouth opening (benchmarks/quality/metrics.py: aperture), as
-# (channel, coefficient) terms; the jaw term is jawOpen - mouthClose clipped to 0..1.
+# The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:
+# aperture): the jaw term is jawOpen - mouthClose clipped to 0..1, then the lips'.
 _LOWER = (ARKIT_52.index("mouthLowerDownLeft"), ARKIT_52.index("mouthLowerDownRight"))
 _UPPER = (ARKIT_52.index("mouthUpperUpLeft"), ARKIT_52.index("mouthUpperUpRight"))
 _JAW, _CLOSE = ARKIT_52.index("jawOpen"), ARKIT_52.index("mouthClose")
@@ -351,15 +351,20 @@ def aperture(frames):  # noqa: ANN001, ANN201 - torch tensors [..., 52]
     return jaw + 0.5 * lower + 0.25 * upper
 
 
+def _masked_mean(values, mask):  # noqa: ANN001, ANN201 - torch tensors
+    """Mean of ``values`` over the frames where ``mask`` holds (0 when none does)."""
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp_min(1.0)
+
+
 def closure_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
     """How much wider the predicted mouth is than the target's on bilabial frames (a
     hinge: a mouth closed further than the target costs nothing). The per-frame loss
     treats an opening of 0.05 and of 0 alike, but the closure metric counts a token as
     closed only below a quarter of the utterance's P90 opening; this pushes the
     bilabials' minimum down. Bilabial frames are those ``_frame_weights`` marks."""
-    mask = (weights >= BILABIAL_WEIGHT).to(pred.dtype)
     gap = (aperture(pred) - aperture(target)).clamp_min(0.0)
-    return (gap * mask).sum() / mask.sum().clamp_min(1.0)
+    return _masked_mean(gap, weights >= BILABIAL_WEIGHT)
 
 
 def apart_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
@@ -367,9 +372,8 @@ def apart_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
     the predicted mouth is than the target's (a hinge). With the closure hinge alone the
     model closes more everywhere (it cannot always tell /m/ from /n/), which the
     ``lips_shut`` metric shows; this makes closing off the bilabials cost too."""
-    mask = ((weights > 0) & (weights < BILABIAL_WEIGHT)).to(pred.dtype)
     gap = (aperture(target) - aperture(pred)).clamp_min(0.0)
-    return (gap * mask).sum() / mask.sum().clamp_min(1.0)
+    return _masked_mean(gap, (weights > 0) & (weights < BILABIAL_WEIGHT))
 
 
 def make_ema(model, decay: float):  # noqa: ANN001, ANN201 - torch types, torch imported lazily

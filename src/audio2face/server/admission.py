@@ -446,7 +446,10 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
             if not self._lingering:
                 super().data_received(data)
                 return
-            # Lingering after a refusal: drop the data, and close once the client goes quiet.
+            self._close_when_quiet()  # lingering after a refusal: the data is dropped
+
+        def _close_when_quiet(self) -> None:
+            """Close LINGER_QUIET_S from now, unless more data comes first."""
             if self._quiet_timer is not None:
                 self._quiet_timer.cancel()
             self._quiet_timer = self.loop.call_later(LINGER_QUIET_S, self.transport.close)
@@ -474,7 +477,7 @@ def guarded_protocols(settings: Settings, cap: int) -> tuple[type, type, Connect
             self._lingering = True
             # uvicorn closes the socket when the app returns, unless close_timer is set.
             self.close_timer = self.loop.call_later(linger_s, self.transport.close)
-            self.data_received(b"")  # arms the quiet timer
+            self._close_when_quiet()
 
         def handle_connect(self, event: Any) -> None:
             if guard.reserve_only:
