@@ -511,7 +511,7 @@ def save_checkpoint(out: Path, model, info: dict[str, object]) -> None:  # noqa:
     out.with_suffix(".json").write_text(json.dumps(info, indent=1), "utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     parser.add_argument("--out", type=Path, default=Path("training/work/model.pt"))
@@ -528,19 +528,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads; 1 is much faster when another process holds a core")
     parser.add_argument("--ema-decay", type=float, default=TrainOptions.ema_decay,
                         help="exponential moving average of the weights, saved for export (0: off)")
+    parser.add_argument("--velocity-weight", type=float, default=TrainOptions.velocity_weight,
+                        help="weight of the first-difference term that keeps jitter down")
     parser.add_argument("--closure-weight", type=float, default=TrainOptions.closure_weight,
                         help="weight of the bilabial closure hinge (closure_loss; 0: off)")
     parser.add_argument("--apart-weight", type=float, default=TrainOptions.apart_weight,
                         help="weight of the lips-apart hinge off the bilabials (apart_loss; 0: off)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> TrainOptions:
+    """The optimisation settings among the command line's arguments."""
+    return TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+                        ema_decay=args.ema_decay, velocity_weight=args.velocity_weight,
+                        closure_weight=args.closure_weight, apart_weight=args.apart_weight)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
     examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
     prep_s = time.monotonic() - t0
-    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                        ema_decay=args.ema_decay, closure_weight=args.closure_weight,
-                        apart_weight=args.apart_weight)  # fmt: skip
+    opts = options_from_args(args)
     model, info = train(examples, opts)
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {

@@ -72,3 +72,13 @@ def test_apart_costs_only_a_narrower_mouth_off_the_bilabials() -> None:
     pred = torch.stack([_face(0.2), _face(0.9), _face(0.0), _face(0.0)])[None]
     assert apart_loss(pred, target, weights).item() == pytest.approx(0.3 / 2)
     assert apart_loss(target, target, weights).item() == 0.0
+
+
+def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
+    from training.train import TrainOptions, build_parser, options_from_args
+
+    default = options_from_args(build_parser().parse_args([]))
+    assert default == TrainOptions()  # the flags' defaults are the recipe's
+    flags = ["--velocity-weight", "4", "--closure-weight", "0.3", "--apart-weight", "0.6"]
+    opts = options_from_args(build_parser().parse_args(flags))
+    assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (4.0, 0.3, 0.6)
