@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-train", action="store_true",
                         help="reuse training/work/model.pt (export, evaluate, card only)")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed (default: training.train's; the shipped model's is in its metadata)")
     parser.add_argument("--plot-clip", default=None, help="held-out clip to plot (default: first asterisk-en)")
     parser.add_argument("--baseline", default="a167065",
                         help="git revision whose packaged model is compared on the same split (v1.0.0)")
@@ -234,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = WORK / "model.pt"
     if not args.skip_train:
         _run(["-m", "training.train", "--corpus", str(args.corpus), "--out", str(ckpt)]
-             + (["--steps", str(args.steps)] if args.steps else []))  # fmt: skip
+             + (["--steps", str(args.steps)] if args.steps else [])
+             + (["--seed", str(args.seed)] if args.seed is not None else []))  # fmt: skip
     onnx_path = packaged_model_path()
     _run(["-m", "training.export", "--ckpt", str(ckpt), "--out", str(onnx_path)])
     from training.evaluate import check_targets, check_voice_targets, run_benchmark
