@@ -134,6 +134,9 @@ def write_model_card(out: Path, sidecar: dict, train_info: dict, quality: dict, 
     start = data_text.find("## Audio sources")
     data_section = (data_text[start:] if start >= 0 else data_text).replace("\n## ", "\n### ")
     data_section = data_section.replace("## Audio sources", "### Audio sources", 1)
+    # What changed since the last release and what got worse: written by hand (data).
+    notes_md = ROOT / "training" / "RELEASE.md"
+    notes = notes_md.read_text("utf-8").split("\n", 1)[1].replace("\n## ", "\n### ") if notes_md.exists() else ""
     stats = corpus_meta.get("stats", {})
     arch = sidecar["architecture"]
     speed_line = (f"{speed['realtime_factor']:.0f}x real time on one core ({speed['note']}; "
@@ -166,6 +169,8 @@ the STFT window 12.5 ms, one 20 ms model step for interpolation), any output fps
   {platform.machine()}, {train_info['options']['threads']} threads) on
   {train_info['train_hours_rendered']:.2f} h of rendered audio ({train_info['variants']} variants per clip).
 
+## Release notes
+{notes}
 ## Training targets
 Targets come from `training/targets.py`: the mouth, jaw and tongue from the project's
 phone-to-viseme coarticulation synthesiser (the `phonemes` engine) driven by the true
@@ -266,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         json.loads(onnx_path.with_suffix(".json").read_text("utf-8")),
         json.loads(ckpt.with_suffix(".json").read_text("utf-8")),
         quality, targets, json.loads((args.corpus / "metadata.json").read_text("utf-8")),
-        speed, plot.name, baseline, voice_report, (time.monotonic() - t0) / 60,
+        # the whole recipe's time only when it ran every step
+        speed, plot.name, baseline, voice_report,
+        None if args.skip_data or args.skip_train else (time.monotonic() - t0) / 60,
     )  # fmt: skip
     log.info("recipe done in %.1f min; targets: %s; per voice: %s", (time.monotonic() - t0) / 60,
              {k: v["met"] for k, v in targets.items()}, {k: v["met"] for k, v in voice_report.items()})  # fmt: skip
