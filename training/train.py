@@ -15,9 +15,9 @@ Steps
    (``Example.augmentations``; totals from :func:`augmentation_counts`).
 2. **Train**: random crops of ``--crop-s`` seconds, weighted L1 + MSE on the 52
    weights (mouth/jaw x3, lip aperture channels x6, bilabial frames x4), a velocity
-   term on first differences (keeps jitter down), and two hinges on the mouth opening
-   (:func:`closure_loss` on bilabial frames, :func:`apart_loss` elsewhere); AdamW with
-   one-cycle LR.
+   term on first differences (keeps jitter down), and two opt-in hinges on the mouth
+   opening (:func:`closure_loss` on bilabial frames, :func:`apart_loss` elsewhere);
+   AdamW with one-cycle LR.
 3. **Average**: an exponential moving average of the weights (``--ema-decay``, 0 = off;
    :func:`make_ema`, torch's ``AveragedModel``) is updated after every optimiser step.
    The averaged weights are what is saved as ``state_dict`` (so the exporter and the
@@ -329,12 +329,12 @@ class TrainOptions:
     crop_s: float = 2.5
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    velocity_weight: float = 10.0  # 2.0 until 2.0.0: the hinges' sharper closures jittered
+    velocity_weight: float = 2.0
     seed: int = 1234
     threads: int = 2
     ema_decay: float = 0.999  # 0: no averaging (the raw weights are the model)
-    closure_weight: float = 0.3  # 0: off; see closure_loss (0.3 and 0.6 since 2.0.0)
-    apart_weight: float = 0.6  # 0: off; see apart_loss
+    closure_weight: float = 0.0  # 0: off; see closure_loss
+    apart_weight: float = 0.0  # 0: off; see apart_loss
 
 
 # The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:

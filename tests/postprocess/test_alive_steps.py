@@ -267,20 +267,26 @@ def test_tongue_on_th_a_little_on_t_d_n_l_and_not_on_s() -> None:
     engine = load_default_engine(ort_options=OrtOptions(providers="cpu"))
     step = bind({"type": "tongue"})
     shown = {}
+    # espeak-ng carries state (its pitch flutter) from one synthesis to the next, so a
+    # sentence sounds a little different each time and what ran before in the process
+    # matters: judge the typical take, the median of five.
     for text in (
         "Think through those three thin things.",  # /θ ð/
         "Ten little dolls were not allowed to dine.",  # /t d n l/, no th
         "Sue sees six sacks of rice.",  # /s z/ only
         "Go, my baby, grow up by a warm bay.",
     ):  # none of them
-        s = espeak.synthesize(text, espeak.SynthOptions(voice="en-us"))
-        audio = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
-        p = prosody_of(audio)
-        # The lips as the default engine moves them: the tongue hides behind closed lips.
-        stream = engine.open_stream()
-        lips = np.concatenate([stream.push(audio), stream.finish()])
-        out = run(step, _fit(lips, len(p)), p)[:, COL["tongueOut"]]
-        shown[text[:5]] = (float((out > 0.1).mean()), float(out.max()))
+        takes = []
+        for _ in range(5):
+            s = espeak.synthesize(text, espeak.SynthOptions(voice="en-us"))
+            audio = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
+            p = prosody_of(audio)
+            # The lips as the default engine moves them: the tongue hides behind closed lips.
+            stream = engine.open_stream()
+            lips = np.concatenate([stream.push(audio), stream.finish()])
+            out = run(step, _fit(lips, len(p)), p)[:, COL["tongueOut"]]
+            takes.append(((out > 0.1).mean(), out.max()))
+        shown[text[:5]] = tuple(float(v) for v in np.median(takes, axis=0))
     th, alveolar, s_only, none = shown.values()
     assert th[0] > 0.15 and th[1] > 0.4, shown
     assert alveolar[0] > 0.1 and alveolar[1] < 0.5 * th[1], shown  # a glimpse only

@@ -79,8 +79,7 @@ def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
 
     default = options_from_args(build_parser().parse_args([]))
     assert default == TrainOptions()  # the flags' defaults are the recipe's
-    # 2.0.0's recipe: both hinges on, and a stronger velocity term against their jitter
-    assert (default.velocity_weight, default.closure_weight, default.apart_weight) == (10.0, 0.3, 0.6)
-    flags = ["--velocity-weight", "4", "--closure-weight", "0", "--apart-weight", "0.1"]
+    assert (default.velocity_weight, default.closure_weight, default.apart_weight) == (2.0, 0.0, 0.0)
+    flags = ["--velocity-weight", "10", "--closure-weight", "0.3", "--apart-weight", "0.6"]
     opts = options_from_args(build_parser().parse_args(flags))
-    assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (4.0, 0.0, 0.1)
+    assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (10.0, 0.3, 0.6)
