@@ -178,3 +178,16 @@ def test_default_system_loads_the_model_the_environment_names(monkeypatch, tmp_p
         systems.default_model()
     monkeypatch.delenv("AUDIO2FACE_DEFAULT_MODEL")
     assert callable(systems.default_model())
+
+
+def test_gate_repeats_measures_the_rms_gate_as_the_test_does() -> None:
+    gate = _load("gate_repeats")
+    n = 90  # 3 s at 30 fps, 0.3 s of padding on each side
+    ap = np.full(n, 0.6)
+    phones = [(1.0, 1.1, "M"), (1.5, 1.6, "M"), (2.0, 2.1, "M"), (2.4, 2.42, "M")]  # last: < 30 ms
+    assert gate.closure(ap, phones) == 0.0  # never closed
+    ap[30:34] = 0.05  # the first /m/ shut (frames 30-33)
+    ap[45:49] = 0.2  # the second nearly: 0.2 > 0.25 x 0.6
+    assert gate.closure(ap, phones) == pytest.approx(1 / 3)
+    ap[60:64] = 0.1
+    assert gate.closure(ap, phones) == pytest.approx(2 / 3)
