@@ -2,8 +2,8 @@
 
     python benchmarks/quality/gate_repeats.py [--model MODEL.onnx] [--repeats 12] [--out FILE.json]
 
-``tests/engines/test_default_model.py::test_lips_close_on_m_better_than_energy`` asks
-that the lips close (aperture <= 0.25 x the utterance's P90) on at least 70 % of the /m/
+``tests/engines/test_default_model.py::test_lips_close_on_m_better_than_energy`` (which
+calls :func:`closure` and reads ``TEXT`` and ``GATE`` from here) asks that the lips close (aperture <= 0.25 x the utterance's P90) on at least 70 % of the /m/
 of "mama mia, my mum makes more lemon ham" spoken by flite's ``rms``, a voice held out
 of training. flite's ``rms`` draws its excitation from libc's ``rand()``, so each
 synthesis in a process differs and the test samples one of them: this runs the same
