@@ -259,6 +259,9 @@ def test_tongue_on_th_a_little_on_t_d_n_l_and_not_on_s() -> None:
 
     if not espeak.available():
         pytest.skip("libespeak-ng not installed")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     import soxr
 
     from audio2face.engines.default import load_default_engine
@@ -266,27 +269,26 @@ def test_tongue_on_th_a_little_on_t_d_n_l_and_not_on_s() -> None:
 
     engine = load_default_engine(ort_options=OrtOptions(providers="cpu"))
     step = bind({"type": "tongue"})
-    shown = {}
-    # espeak-ng carries state (its pitch flutter) from one synthesis to the next, so a
-    # sentence sounds a little different each time and what ran before in the process
-    # matters: judge the typical take, the median of five.
-    for text in (
+    texts = (
         "Think through those three thin things.",  # /θ ð/
         "Ten little dolls were not allowed to dine.",  # /t d n l/, no th
         "Sue sees six sacks of rice.",  # /s z/ only
-        "Go, my baby, grow up by a warm bay.",
-    ):  # none of them
-        takes = []
-        for _ in range(5):
-            s = espeak.synthesize(text, espeak.SynthOptions(voice="en-us"))
-            audio = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
-            p = prosody_of(audio)
-            # The lips as the default engine moves them: the tongue hides behind closed lips.
-            stream = engine.open_stream()
-            lips = np.concatenate([stream.push(audio), stream.finish()])
-            out = run(step, _fit(lips, len(p)), p)[:, COL["tongueOut"]]
-            takes.append(((out > 0.1).mean(), out.max()))
-        shown[text[:5]] = tuple(float(v) for v in np.median(takes, axis=0))
+        "Go, my baby, grow up by a warm bay.",  # none of them
+    )
+    # espeak-ng carries state (its pitch flutter) from one synthesis to the next, and
+    # re-initialising it does not reset it: in this process the audio would depend on
+    # what other tests spoke before. A fresh process speaks the same audio every time.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        spoken = list(pool.map(espeak.synthesize, texts, [espeak.SynthOptions(voice="en-us")] * len(texts)))
+    shown = {}
+    for text, s in zip(texts, spoken, strict=True):
+        audio = soxr.resample(s.audio, s.sample_rate, RATE).astype(np.float32)
+        p = prosody_of(audio)
+        # The lips as the default engine moves them: the tongue hides behind closed lips.
+        stream = engine.open_stream()
+        lips = np.concatenate([stream.push(audio), stream.finish()])
+        out = run(step, _fit(lips, len(p)), p)[:, COL["tongueOut"]]
+        shown[text[:5]] = (float((out > 0.1).mean()), float(out.max()))
     th, alveolar, s_only, none = shown.values()
     assert th[0] > 0.15 and th[1] > 0.4, shown
     assert alveolar[0] > 0.1 and alveolar[1] < 0.5 * th[1], shown  # a glimpse only
