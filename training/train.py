@@ -16,7 +16,8 @@ Steps
 2. **Train**: random crops of ``--crop-s`` seconds, weighted L1 + MSE on the 52
    weights (mouth/jaw x3, lip aperture channels x6, bilabial frames x4), a velocity
    term on first differences (keeps jitter down), and two opt-in hinges on the mouth
-   opening (:func:`closure_loss` on bilabial frames, :func:`apart_loss` elsewhere);
+   opening (:func:`closure_loss` on bilabial frames, :func:`apart_loss` elsewhere,
+   optionally weighted up on noisy renders: :func:`noisiness`);
    AdamW with one-cycle LR.
 3. **Average**: an exponential moving average of the weights (``--ema-decay``, 0 = off;
    :func:`make_ema`, torch's ``AveragedModel``) is updated after every optimiser step.
@@ -335,6 +336,7 @@ class TrainOptions:
     ema_decay: float = 0.999  # 0: no averaging (the raw weights are the model)
     closure_weight: float = 0.0  # 0: off; see closure_loss
     apart_weight: float = 0.0  # 0: off; see apart_loss
+    apart_noise_weight: float = 0.0  # extra apart weight on noisy renders (see noisiness); 0: off
 
 
 # The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:
@@ -369,13 +371,35 @@ def closure_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
     return _masked_mean(gap, weights >= BILABIAL_WEIGHT)
 
 
-def apart_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
+def apart_loss(pred, target, weights, gain=None):  # noqa: ANN001, ANN201 - torch tensors
     """The counterpart of :func:`closure_loss` on every other frame: how much narrower
     the predicted mouth is than the target's (a hinge). With the closure hinge alone the
     model closes more everywhere (it cannot always tell /m/ from /n/), which the
-    ``lips_shut`` metric shows; this makes closing off the bilabials cost too."""
+    ``lips_shut`` metric shows; this makes closing off the bilabials cost too.
+
+    ``gain`` ([batch], optional) scales each example's gaps: the trainer passes
+    ``apart_weight + apart_noise_weight * noisiness`` so that noisy renders, where the
+    model shuts the lips most, pay more without changing what clean speech pays."""
     gap = (aperture(target) - aperture(pred)).clamp_min(0.0)
+    if gain is not None:
+        gap = gap * gain[:, None]
     return _masked_mean(gap, (weights > 0) & (weights < BILABIAL_WEIGHT))
+
+
+NOISY_SNR_DB = (25.0, 10.0)  # noisiness 0 at or above the first SNR, 1 at or below the second
+
+
+def noisiness(augmentations: tuple[str, ...]) -> float:
+    """How noisy a render is, in [0, 1], from its additive-noise augmentation
+    (``noise.KIND:SNRdB``; see :func:`_degrade`): 0 for clean speech or an SNR of 25 dB
+    and more, 1 at 10 dB and below, linear in between. The noise floor under digital
+    silence is not a noise condition and counts 0."""
+    hi, lo = NOISY_SNR_DB
+    for a in augmentations:
+        if a.startswith("noise.") and a.endswith("dB"):
+            snr = float(a.rsplit(":", 1)[1][:-2])
+            return float(np.clip((hi - snr) / (hi - lo), 0.0, 1.0))
+    return 0.0
 
 
 def make_ema(model, decay: float):  # noqa: ANN001, ANN201 - torch types, torch imported lazily
@@ -441,6 +465,10 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
     lengths = np.array([len(p[0]) for p in padded])
     probs = np.maximum(lengths - rf, 1).astype(np.float64)
     probs /= probs.sum()
+    # Per example: the apart hinge's weight (the noisy renders' extra included).
+    apart_gain = opts.apart_weight + opts.apart_noise_weight * np.array(
+        [noisiness(e.augmentations) for e in examples], np.float32
+    )
     cw = torch.from_numpy(channel_weights())
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.steps, pct_start=0.1)
@@ -452,7 +480,8 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
         fb = np.full((opts.batch, crop, config.n_mels), SILENCE_FEATURE, np.float32)
         tb = np.zeros((opts.batch, n_out, config.n_out), np.float32)
         wb = np.zeros((opts.batch, n_out), np.float32)
-        for b, i in enumerate(rng.choice(len(padded), size=opts.batch, p=probs)):
+        picks = rng.choice(len(padded), size=opts.batch, p=probs)
+        for b, i in enumerate(picks):
             f, t, w = padded[i]
             s = int(rng.integers(0, max(1, len(f) - crop + 1)))
             seg = f[s : s + crop]
@@ -471,8 +500,8 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
         total = loss + opts.velocity_weight * vloss
         if opts.closure_weight:
             total = total + opts.closure_weight * closure_loss(pred, tgt, w)
-        if opts.apart_weight:
-            total = total + opts.apart_weight * apart_loss(pred, tgt, w)
+        if opts.apart_weight or opts.apart_noise_weight:
+            total = total + apart_loss(pred, tgt, w, torch.from_numpy(apart_gain[picks]))
         optim.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -536,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight of the bilabial closure hinge (closure_loss; 0: off)")
     parser.add_argument("--apart-weight", type=float, default=TrainOptions.apart_weight,
                         help="weight of the lips-apart hinge off the bilabials (apart_loss; 0: off)")
+    parser.add_argument("--apart-noise-weight", type=float, default=TrainOptions.apart_noise_weight,
+                        help="extra apart weight on noisy renders, times their noisiness (1 at 10 dB SNR; 0: off)")
     return parser
 
 
@@ -543,7 +574,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The optimisation settings among the command line's arguments."""
     return TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                         ema_decay=args.ema_decay, velocity_weight=args.velocity_weight,
-                        closure_weight=args.closure_weight, apart_weight=args.apart_weight)  # fmt: skip
+                        closure_weight=args.closure_weight, apart_weight=args.apart_weight,
+                        apart_noise_weight=args.apart_noise_weight)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,20 @@ def test_apart_costs_only_a_narrower_mouth_off_the_bilabials() -> None:
     pred = torch.stack([_face(0.2), _face(0.9), _face(0.0), _face(0.0)])[None]
     assert apart_loss(pred, target, weights).item() == pytest.approx(0.3 / 2)
     assert apart_loss(target, target, weights).item() == 0.0
+    # A per-example gain scales that example's gaps (the trainer's noisy-render weight).
+    assert apart_loss(pred, target, weights, torch.tensor([2.5])).item() == pytest.approx(2.5 * 0.3 / 2)
+
+
+def test_noisiness_reads_the_additive_noise_snr_and_nothing_else() -> None:
+    from training.train import noisiness
+
+    assert noisiness(("clean",)) == 0.0
+    # The floor under digital silence and the level are not noise conditions.
+    assert noisiness(("pitch:+1.00st", "floor:-50dBFS", "gain:-12.0dB")) == 0.0
+    assert noisiness(("reverb:0.30s/wet0.20", "noise.pink:25.0dB", "codec.gsm:q0.50")) == 0.0
+    assert noisiness(("noise.babble:17.5dB",)) == pytest.approx(0.5)
+    assert noisiness(("noise.white:10.0dB",)) == 1.0
+    assert noisiness(("noise.music:5.2dB",)) == 1.0
 
 
 def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
@@ -80,6 +94,9 @@ def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
     default = options_from_args(build_parser().parse_args([]))
     assert default == TrainOptions()  # the flags' defaults are the recipe's
     assert (default.velocity_weight, default.closure_weight, default.apart_weight) == (2.0, 0.0, 0.0)
-    flags = ["--velocity-weight", "10", "--closure-weight", "0.3", "--apart-weight", "0.6"]
+    assert default.apart_noise_weight == 0.0
+    flags = ["--velocity-weight", "10", "--closure-weight", "0.3", "--apart-weight", "0.6",
+             "--apart-noise-weight", "0.5"]  # fmt: skip
     opts = options_from_args(build_parser().parse_args(flags))
     assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (10.0, 0.3, 0.6)
+    assert opts.apart_noise_weight == 0.5
