@@ -15,10 +15,10 @@ Steps
    (``Example.augmentations``; totals from :func:`augmentation_counts`).
 2. **Train**: random crops of ``--crop-s`` seconds, weighted L1 + MSE on the 52
    weights (mouth/jaw x3, lip aperture channels x6, bilabial frames x4), a velocity
-   term on first differences (keeps jitter down), and two opt-in hinges on the mouth
-   opening (:func:`closure_loss` on bilabial frames, :func:`apart_loss` elsewhere,
-   optionally weighted up on noisy renders: :func:`noisiness`);
-   AdamW with one-cycle LR.
+   term on first differences (keeps jitter down; weight 10 since 2.1.0), and two hinges
+   on the mouth opening (:func:`closure_loss` on bilabial frames, :func:`apart_loss`
+   elsewhere, weighted up on noisy renders by :func:`noisiness`; on since 2.1.0, each
+   flag's 0 turns it off); AdamW with one-cycle LR.
 3. **Average**: an exponential moving average of the weights (``--ema-decay``, 0 = off;
    :func:`make_ema`, torch's ``AveragedModel``) is updated after every optimiser step.
    The averaged weights are what is saved as ``state_dict`` (so the exporter and the
@@ -330,13 +330,14 @@ class TrainOptions:
     crop_s: float = 2.5
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    velocity_weight: float = 2.0
+    velocity_weight: float = 10.0
     seed: int = 1234
     threads: int = 2
     ema_decay: float = 0.999  # 0: no averaging (the raw weights are the model)
-    closure_weight: float = 0.0  # 0: off; see closure_loss
-    apart_weight: float = 0.0  # 0: off; see apart_loss
-    apart_noise_weight: float = 0.0  # extra apart weight on noisy renders (see noisiness); 0: off
+    # The hinges of 2.1.0 (issue 12, session 10's round 4, chosen on validation); 0 turns each off.
+    closure_weight: float = 0.3  # see closure_loss
+    apart_weight: float = 0.3  # see apart_loss
+    apart_noise_weight: float = 0.6  # extra apart weight on noisy renders (see noisiness)
 
 
 # The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:

@@ -329,10 +329,8 @@ def test_lips_close_on_m_better_than_energy(engine: DefaultEngine, speak) -> Non
     assert gate.closure(ap, phones) > gate.closure(base, phones)
 
 
-@pytest.mark.parametrize("speak", VOICES[:1], indirect=True)
-def test_opens_on_ah_and_rounds_on_oo(engine: DefaultEngine, speak) -> None:
-    # espeak-ng only: on flite's rms, v1.0.0 opens /ɑ/ to 0.17 (the gate asks 0.25); the
-    # rms open/round gate waits for a model that holds it (issue 12).
+def _vowels(engine: DefaultEngine, speak) -> tuple[float, float, float, float]:
+    """Mean opening and rounding on /ɑ/ ("ah, father") and on /u/ ("ooh, who knew")."""
     audio_a, ph_a = speak("ah, father, la la la")
     audio_o, ph_o = speak("ooh, who knew two moons")
     fa, fo = run(engine, audio_a), run(engine, audio_o)
@@ -340,7 +338,21 @@ def test_opens_on_ah_and_rounds_on_oo(engine: DefaultEngine, speak) -> None:
     open_o = np.mean([aperture(fo)[s].mean() for s in phone_frames(ph_o, "UW", len(fo))])
     round_a = np.mean([rounding(fa)[s].mean() for s in phone_frames(ph_a, "AA", len(fa))])
     round_o = np.mean([rounding(fo)[s].mean() for s in phone_frames(ph_o, "UW", len(fo))])
+    return float(open_a), float(open_o), float(round_a), float(round_o)
+
+
+def test_opens_on_ah(engine: DefaultEngine, speak) -> None:
+    # Both voices since 2.1.0: on flite's rms it opens /ɑ/ to 0.44-0.46 over 12 syntheses
+    # (v1.0.0: 0.17, under the gate's 0.25).
+    open_a, open_o, _, _ = _vowels(engine, speak)
     assert open_a > 0.25 and open_a > 1.5 * open_o
+
+
+@pytest.mark.parametrize("speak", VOICES[:1], indirect=True)
+def test_rounds_on_oo(engine: DefaultEngine, speak) -> None:
+    # espeak-ng only: on flite's rms, 2.1.0 rounds "ooh" (0.11) less than "ah" (0.16) on
+    # every one of 12 syntheses; the rms round gate waits for a model that holds it (issue 12).
+    _, _, round_a, round_o = _vowels(engine, speak)
     assert round_o > 0.15 and round_o > 2.0 * round_a
 
 

@@ -93,8 +93,9 @@ def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
 
     default = options_from_args(build_parser().parse_args([]))
     assert default == TrainOptions()  # the flags' defaults are the recipe's
-    assert (default.velocity_weight, default.closure_weight, default.apart_weight) == (2.0, 0.0, 0.0)
-    assert default.apart_noise_weight == 0.0
+    # 2.1.0's recipe (issue 12, session 10).
+    assert (default.velocity_weight, default.closure_weight, default.apart_weight) == (10.0, 0.3, 0.3)
+    assert default.apart_noise_weight == 0.6
     flags = ["--velocity-weight", "10", "--closure-weight", "0.3", "--apart-weight", "0.6",
              "--apart-noise-weight", "0.5"]  # fmt: skip
     opts = options_from_args(build_parser().parse_args(flags))
