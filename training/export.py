@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def export(ckpt: Path, out: Path, weights: str = "ema") -> dict[str, object]:
     ``weights="ema"`` exports the checkpoint's ``state_dict`` (the averaged weights when
     training ran with an EMA, else the only weights there are); ``"raw"`` exports the last
     step's raw weights (``raw_state_dict``), for comparing the two."""
+    if out.with_suffix(".json").resolve() == ckpt.with_suffix(".json").resolve():
+        # training.train logs the run as CKPT.json; the sidecar would overwrite it, and the
+        # recipe's model card reads it (session 10 lost one that way).
+        raise ValueError(
+            f"--out {out} would write its sidecar over the training log {ckpt.with_suffix('.json')}; "
+            "give the ONNX file another name or folder"
+        )
     import onnx
     import onnxruntime as ort
     import torch
@@ -314,7 +322,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="ema: the checkpoint's state_dict (averaged when trained with an EMA); "
                         "raw: the last step's weights")
     args = parser.parse_args(argv)
-    print(json.dumps(export(args.ckpt, args.out, args.weights), indent=1))
+    try:
+        sidecar = export(args.ckpt, args.out, args.weights)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(sidecar, indent=1))
     return 0
 
 

@@ -136,3 +136,8 @@ def test_checkpoint_and_export_carry_the_averaged_weights(tmp_path: Path) -> Non
         plain, plain_info = _train(0.0)
         save_checkpoint(tmp_path / "plain.pt", plain, plain_info)
         export(tmp_path / "plain.pt", tmp_path / "plain" / "m.onnx", "raw")
+    # The ONNX sidecar must not overwrite the training log next to the checkpoint.
+    log_before = ckpt.with_suffix(".json").read_bytes()
+    with pytest.raises(ValueError, match="training log"):
+        export(ckpt, ckpt.with_suffix(".onnx"))
+    assert ckpt.with_suffix(".json").read_bytes() == log_before
