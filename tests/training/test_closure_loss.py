@@ -96,8 +96,9 @@ def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
     # 2.1.0's recipe (issue 12, session 10).
     assert (default.velocity_weight, default.closure_weight, default.apart_weight) == (10.0, 0.3, 0.3)
     assert default.apart_noise_weight == 0.6
-    flags = ["--velocity-weight", "10", "--closure-weight", "0.3", "--apart-weight", "0.6",
+    # Values unlike the defaults, so a flag that did not reach the options would show.
+    flags = ["--velocity-weight", "4", "--closure-weight", "0", "--apart-weight", "0.1",
              "--apart-noise-weight", "0.5"]  # fmt: skip
     opts = options_from_args(build_parser().parse_args(flags))
-    assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (10.0, 0.3, 0.6)
+    assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (4.0, 0.0, 0.1)
     assert opts.apart_noise_weight == 0.5
