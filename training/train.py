@@ -296,12 +296,45 @@ def prepare(corpus: Path, variants: int, seed: int, workers: int,
     return examples
 
 
-def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int | None,
-                warps: bool = True) -> list[Example]:  # fmt: skip
+def _training_records(corpus: Path, limit: int | None) -> tuple[list[dict], list[dict]]:
+    """All manifest records, and the labelled training clips in the order they are rendered."""
     recs = [json.loads(line) for line in (corpus / "manifest.jsonl").open(encoding="utf-8")]
     train = [r for r in recs if r["split"] == "train" and r["phones"]]
-    if limit:
-        train = train[:limit]
+    return recs, (train[:limit] if limit else train)
+
+
+# Corpus sources recorded from a human speaker (Asterisk's Allison, training/data/asterisk_source.py);
+# every other source is a synthesiser.
+REAL_SOURCE_PREFIX = "asterisk-"
+
+
+def real_speaker_mask(corpus: Path, variants: int, limit: int | None = None) -> npt.NDArray[np.bool_]:
+    """Per rendered example (in :func:`prepare`'s order: each labelled training clip's
+    ``variants`` renders in turn), whether it comes from a real-speaker source."""
+    _, train = _training_records(corpus, limit)
+    real = np.array([str(r.get("source", "")).startswith(REAL_SOURCE_PREFIX) for r in train], bool)
+    return np.repeat(real, variants)
+
+
+def sampling_probs(lengths: npt.NDArray[np.integer], receptive_field: int,
+                   real: npt.NDArray[np.bool_] | None = None, real_weight: float = 1.0) -> npt.NDArray[np.float64]:  # fmt: skip
+    """How often each example is drawn for a crop: in proportion to its crop positions
+    (length minus the receptive field, at least 1), times ``real_weight`` for the
+    real-speaker examples (``real``; ``--real-weight``). A weight of 1 gives exactly the
+    proportions of 2.1.0's recipe."""
+    probs = np.maximum(lengths - receptive_field, 1).astype(np.float64)
+    if real_weight != 1.0:
+        if real is None or len(real) != len(probs):
+            raise ValueError("--real-weight needs a real-speaker mask of one entry per example")
+        if real_weight < 0.0:
+            raise ValueError(f"real weight must be >= 0, got {real_weight}")
+        probs = np.where(real, probs * real_weight, probs)
+    return probs / probs.sum()
+
+
+def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int | None,
+                warps: bool = True) -> list[Example]:  # fmt: skip
+    recs, train = _training_records(corpus, limit)
     pool_wavs = [str(corpus / r["wav"]) for r in recs if r["split"] == "train"]
     rng = np.random.default_rng(seed)
     jobs = []
@@ -338,6 +371,9 @@ class TrainOptions:
     closure_weight: float = 0.3  # see closure_loss
     apart_weight: float = 0.3  # see apart_loss
     apart_noise_weight: float = 0.6  # extra apart weight on noisy renders (see noisiness)
+    # Issue 12, session 11: how much more often the real speaker's renders are drawn than a
+    # synthetic voice's of the same length (see sampling_probs); 1 is 2.1.0's recipe.
+    real_weight: float = 1.0
 
 
 # The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:
@@ -443,9 +479,11 @@ def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np
     return f, t, w
 
 
-def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: ANN001, ANN201
+def train(examples: list[Example], opts: TrainOptions, config=None, real=None):  # noqa: ANN001, ANN201
     """Fit a :class:`training.model.SpeechToFace`; return it (eval mode) and a log dict.
 
+    ``real`` (bool per example, :func:`real_speaker_mask`) marks the real speaker's
+    renders; ``opts.real_weight`` scales how often they are drawn (:func:`sampling_probs`).
     The returned model holds the averaged weights when ``opts.ema_decay`` > 0; the log
     dict then carries the last raw weights as ``raw_state_dict``."""
     import torch
@@ -464,8 +502,9 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
     n_out = max(2, int(opts.crop_s * 50))
     crop = rf + 2 * (n_out - 1)
     lengths = np.array([len(p[0]) for p in padded])
-    probs = np.maximum(lengths - rf, 1).astype(np.float64)
-    probs /= probs.sum()
+    probs = sampling_probs(lengths, rf, real, opts.real_weight)
+    is_real = np.zeros(len(examples), bool) if real is None else np.asarray(real, bool)
+    real_picks = 0
     # Per example: the apart hinge's weight (the noisy renders' extra included).
     apart_gain = opts.apart_weight + opts.apart_noise_weight * np.array(
         [noisiness(e.augmentations) for e in examples], np.float32
@@ -482,6 +521,7 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
         tb = np.zeros((opts.batch, n_out, config.n_out), np.float32)
         wb = np.zeros((opts.batch, n_out), np.float32)
         picks = rng.choice(len(padded), size=opts.batch, p=probs)
+        real_picks += int(is_real[picks].sum())
         for b, i in enumerate(picks):
             f, t, w = padded[i]
             s = int(rng.integers(0, max(1, len(f) - crop + 1)))
@@ -516,6 +556,10 @@ def train(examples: list[Example], opts: TrainOptions, config=None):  # noqa: AN
     model.eval()
     info: dict[str, object] = {"history": history, "train_seconds": round(time.monotonic() - t0, 1),
                                "ema_decay": opts.ema_decay}  # fmt: skip
+    if real is not None:  # how much of the training the real speaker got
+        info["real_speaker"] = {"examples": int(is_real.sum()), "weight": opts.real_weight,
+                                "expected_share": round(float(probs[is_real].sum()), 4),
+                                "drawn_share": round(real_picks / max(1, opts.steps * opts.batch), 4)}  # fmt: skip
     if ema is not None:
         info["raw_state_dict"] = model.state_dict()
     return averaged_module(ema, model), info
@@ -568,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight of the lips-apart hinge off the bilabials (apart_loss; 0: off)")
     parser.add_argument("--apart-noise-weight", type=float, default=TrainOptions.apart_noise_weight,
                         help="extra apart weight on noisy renders, times their noisiness (1 at 10 dB SNR; 0: off)")
+    parser.add_argument("--real-weight", type=float, default=TrainOptions.real_weight,
+                        help="how much more often the real speaker's (Asterisk) renders are drawn than a "
+                        "synthetic voice's of the same length (1: the recipe's proportions)")
     return parser
 
 
@@ -576,7 +623,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                         ema_decay=args.ema_decay, velocity_weight=args.velocity_weight,
                         closure_weight=args.closure_weight, apart_weight=args.apart_weight,
-                        apart_noise_weight=args.apart_noise_weight)  # fmt: skip
+                        apart_noise_weight=args.apart_noise_weight, real_weight=args.real_weight)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -587,7 +634,10 @@ def main(argv: list[str] | None = None) -> int:
     examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
     prep_s = time.monotonic() - t0
     opts = options_from_args(args)
-    model, info = train(examples, opts)
+    real = real_speaker_mask(args.corpus, args.variants, args.limit)
+    if len(real) != len(examples):
+        raise SystemExit(f"{len(examples)} rendered examples, but the manifest gives {len(real)}")
+    model, info = train(examples, opts, real=real)
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {
         "prepare_seconds": round(prep_s, 1),
