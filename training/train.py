@@ -374,6 +374,10 @@ class TrainOptions:
     # Issue 12, session 11: how much more often the real speaker's renders are drawn than a
     # synthetic voice's of the same length (see sampling_probs); 1 is 2.1.0's recipe.
     real_weight: float = 1.0
+    # Issue 12, session 11: the closure hinge's weight on the real speaker's renders, as a
+    # multiple of closure_weight (see closure_loss); 1 is 2.1.0's recipe. Their bilabials
+    # come from a forced alignment, not from the synthesiser's own timings.
+    real_closure_weight: float = 1.0
 
 
 # The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:
@@ -398,13 +402,18 @@ def _masked_mean(values, mask):  # noqa: ANN001, ANN201 - torch tensors
     return (values * m).sum() / m.sum().clamp_min(1.0)
 
 
-def closure_loss(pred, target, weights):  # noqa: ANN001, ANN201 - torch tensors
+def closure_loss(pred, target, weights, gain=None):  # noqa: ANN001, ANN201 - torch tensors
     """How much wider the predicted mouth is than the target's on bilabial frames (a
     hinge: a mouth closed further than the target costs nothing). The per-frame loss
     treats an opening of 0.05 and of 0 alike, but the closure metric counts a token as
     closed only below a quarter of the utterance's P90 opening; this pushes the
-    bilabials' minimum down. Bilabial frames are those ``_frame_weights`` marks."""
+    bilabials' minimum down. Bilabial frames are those ``_frame_weights`` marks.
+
+    ``gain`` ([batch], optional) scales each example's gaps (``--real-closure-weight``:
+    the real speaker's renders, whose bilabials come from a forced alignment)."""
     gap = (aperture(pred) - aperture(target)).clamp_min(0.0)
+    if gain is not None:
+        gap = gap * gain[:, None]
     return _masked_mean(gap, weights >= BILABIAL_WEIGHT)
 
 
@@ -509,6 +518,14 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
     apart_gain = opts.apart_weight + opts.apart_noise_weight * np.array(
         [noisiness(e.augmentations) for e in examples], np.float32
     )
+    # Per example: the closure hinge's gain (None: 1 for all, 2.1.0's recipe exactly).
+    closure_gain = None
+    if opts.real_closure_weight != 1.0:
+        if opts.real_closure_weight < 0.0:
+            raise ValueError(f"real closure weight must be >= 0, got {opts.real_closure_weight}")
+        if real is None:
+            raise ValueError("--real-closure-weight needs a real-speaker mask")
+        closure_gain = np.where(is_real, opts.real_closure_weight, 1.0).astype(np.float32)
     cw = torch.from_numpy(channel_weights())
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.steps, pct_start=0.1)
@@ -540,7 +557,8 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
         vloss = (dv * cw).mean(-1).mul(wv).sum() / wv.sum().clamp_min(1.0)
         total = loss + opts.velocity_weight * vloss
         if opts.closure_weight:
-            total = total + opts.closure_weight * closure_loss(pred, tgt, w)
+            gain = None if closure_gain is None else torch.from_numpy(closure_gain[picks])
+            total = total + opts.closure_weight * closure_loss(pred, tgt, w, gain)
         if opts.apart_weight or opts.apart_noise_weight:
             total = total + apart_loss(pred, tgt, w, torch.from_numpy(apart_gain[picks]))
         optim.zero_grad(set_to_none=True)
@@ -558,6 +576,7 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
                                "ema_decay": opts.ema_decay}  # fmt: skip
     if real is not None:  # how much of the training the real speaker got
         info["real_speaker"] = {"examples": int(is_real.sum()), "weight": opts.real_weight,
+                                "closure_weight": opts.real_closure_weight,
                                 "expected_share": round(float(probs[is_real].sum()), 4),
                                 "drawn_share": round(real_picks / max(1, opts.steps * opts.batch), 4)}  # fmt: skip
     if ema is not None:
@@ -615,6 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-weight", type=float, default=TrainOptions.real_weight,
                         help="how much more often the real speaker's (Asterisk) renders are drawn than a "
                         "synthetic voice's of the same length (1: the recipe's proportions)")
+    parser.add_argument("--real-closure-weight", type=float, default=TrainOptions.real_closure_weight,
+                        help="the closure hinge's weight on the real speaker's renders, as a multiple of "
+                        "--closure-weight (their bilabials come from a forced alignment; 1: the recipe)")
     return parser
 
 
@@ -623,7 +645,8 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                         ema_decay=args.ema_decay, velocity_weight=args.velocity_weight,
                         closure_weight=args.closure_weight, apart_weight=args.apart_weight,
-                        apart_noise_weight=args.apart_noise_weight, real_weight=args.real_weight)  # fmt: skip
+                        apart_noise_weight=args.apart_noise_weight, real_weight=args.real_weight,
+                        real_closure_weight=args.real_closure_weight)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,3 +102,44 @@ def test_the_loss_weights_reach_the_options_from_the_command_line() -> None:
     opts = options_from_args(build_parser().parse_args(flags))
     assert (opts.velocity_weight, opts.closure_weight, opts.apart_weight) == (4.0, 0.0, 0.1)
     assert opts.apart_noise_weight == 0.5
+
+
+def test_the_closure_gain_scales_each_examples_gaps() -> None:
+    """``--real-closure-weight``: an example's gain multiplies its own gaps only."""
+    target = torch.stack([_face(0.0), _face(0.0)])[None].repeat(2, 1, 1)
+    weights = torch.full((2, 2), BILABIAL_WEIGHT)
+    pred = torch.stack([_face(0.2), _face(0.4)])[None].repeat(2, 1, 1)
+    base = closure_loss(pred, target, weights).item()
+    assert base == pytest.approx(0.3)
+    assert closure_loss(pred, target, weights, torch.ones(2)).item() == pytest.approx(base)
+    # Example 1 off: its frames still count in the mean (the hinge's scale stays that of
+    # the batch), but its gaps cost nothing.
+    assert closure_loss(pred, target, weights, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.15)
+    assert closure_loss(pred, target, weights, torch.tensor([1.0, 3.0])).item() == pytest.approx(0.6)
+
+
+def test_the_real_closure_weight_reaches_training() -> None:
+    """The flag changes what train() fits when a real example is bilabial (this fails if
+    it were parsed but not used), and refuses what it cannot mean."""
+    from training.train import Example, build_parser, options_from_args, train
+
+    assert options_from_args(build_parser().parse_args([])).real_closure_weight == 1.0
+    rng = np.random.default_rng(0)
+    w = np.where(np.arange(150) % 10 < 3, BILABIAL_WEIGHT, 1.0).astype(np.float32)
+    examples = [Example(rng.normal(-5, 1, (150, 40)).astype(np.float32),
+                        rng.random((150, 52)).astype(np.float32) * 0.2, w)
+                for _ in range(4)]  # fmt: skip
+    real = np.array([True, True, False, False])
+    losses = {}
+    for value in ("1", "0"):
+        opts = options_from_args(build_parser().parse_args(
+            ["--real-closure-weight", value, "--steps", "6", "--batch", "8", "--threads", "1",
+             "--ema-decay", "0"]))  # fmt: skip
+        _, info = train(examples, opts, real=real)
+        assert info["real_speaker"]["closure_weight"] == float(value)
+        losses[value] = [h["loss"] for h in info["history"]]
+    assert losses["1"][0] != losses["0"][0]  # same seed, same draws: only the hinge differs
+    for bad, why in (("-1", ">= 0"), ("0.5", "mask")):
+        opts = options_from_args(build_parser().parse_args(["--real-closure-weight", bad, "--steps", "1"]))
+        with pytest.raises(ValueError, match=why):
+            train(examples, opts, real=None if bad == "0.5" else real)
