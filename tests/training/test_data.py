@@ -292,3 +292,39 @@ def test_asterisk_alignment(tmp_path: Path) -> None:
     assert rec is not None
     labels = [p for _, _, p in rec["phones"]]  # type: ignore[union-attr]
     assert labels[0] == SILENCE and labels[-1] == SILENCE and "P" in labels and "AW" in labels
+
+
+def test_asterisk_transcripts_read_as_spoken() -> None:
+    """Single digits are spelled out, misspellings corrected, and words the dictionary
+    lacks are known; numbers of several digits (read one way or another) are refused."""
+    pytest.importorskip("pocketsphinx")
+    from training.data.asterisk_source import align_words
+
+    assert align_words("press 0 for help") == "press zero for help"
+    assert align_words("Press 1 to mute or umute yourself, 2 to lock.") == (
+        "press one to mute or unmute yourself two to lock"
+    )
+    assert align_words("Use the 7 key for Q, and the 9 key for Z.") == (
+        "use the seven key for q and the nine key for z"
+    )
+    assert align_words("the PBX is unmuted") == "the pbx is unmuted"
+    for refused in ("dial 500 now", "a 28.8 kilobit modem", "3D audio disabled", "zorblax"):
+        assert align_words(refused) is None, refused
+
+
+def test_asterisk_alignment_of_a_recovered_prompt(tmp_path: Path) -> None:
+    """A prompt earlier builds skipped (a digit): "press 0 to reach an operator"."""
+    pytest.importorskip("pocketsphinx")
+    from training.data import asterisk_source
+    from training.data.jobs import Item
+
+    path = asterisk_source.SOUNDS["en"] / "vm-reachoper.gsm"
+    if not path.exists() or shutil.which("sox") is None:
+        pytest.skip("asterisk-core-sounds-en or sox not installed")
+    item = Item("a-2", "train", "press 0 to reach an operator", "en", "", "allison", 0.3, 0.3, 0.8,
+                path=str(path))  # fmt: skip
+    rec = asterisk_source.render(item, tmp_path, "en")
+    assert rec is not None
+    labels = [p for _, _, p in rec["phones"]]  # type: ignore[union-attr]
+    words = " ".join(labels)
+    assert "Z IY R OW" in words and "AA P ER EY T ER" in words

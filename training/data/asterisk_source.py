@@ -1,8 +1,13 @@
 """Real recorded speech: asterisk-core-sounds (Allison Smith), 8 kHz GSM.
 
 English prompts are force-aligned to their transcripts with pocketsphinx (the
-en-US model, dictionary and aligner ship in the pocketsphinx wheel). Prompts
-with out-of-dictionary words (digits, names) or failed alignments are skipped.
+en-US model, dictionary and aligner ship in the pocketsphinx wheel). Before
+alignment, single digits are spelled out ("press 1" is read "press one"), the
+transcripts' misspellings are corrected (:data:`SPELLING`), and the words the
+dictionary lacks get pronunciations (:data:`PRONUNCIATIONS`): together a fifth of
+the prompts, which earlier builds skipped. Prompts with numbers of several digits
+(read as "five hundred" or "one two three four": the transcript does not say
+which) or failed alignments are still skipped.
 Spanish prompts have no Spanish acoustic model here, so they are included as
 *unlabelled* audio (``phones: null``) for loudness / silence evaluation only.
 
@@ -63,18 +68,46 @@ def decode_gsm(path: Path) -> npt.NDArray[np.float32]:
     return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
 
 
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+# Misspellings in the transcripts (core-sounds-en.txt); the recordings say the word.
+SPELLING = {
+    "represenatives": "representatives", "exclaimation": "exclamation", "decending": "descending",
+    "witheld": "withheld", "indentified": "identified", "fourtieth": "fortieth", "umute": "unmute",
+}  # fmt: skip
+
+# Words of the transcripts that cmudict-en-us lacks, in its phone set (ARPAbet, no
+# stress): product names and acronyms as Allison reads them, and compounds.
+PRONUNCIATIONS = {
+    "unmute": "AH N M Y UW T", "unmuted": "AH N M Y UW T IH D", "undeleted": "AH N D IH L IY T IH D",
+    "lowercase": "L OW ER K EY S", "uppercase": "AH P ER K EY S", "semicolon": "S EH M IY K OW L AH N",
+    "caret": "K EH R AH T", "backtick": "B AE K T IH K", "xray": "EH K S R EY",
+    "waldo's": "W AO L D OW Z", "digium": "D IH JH IY AH M", "dahdi": "D AA D IY",
+    "unistim": "Y UW N IH S T IH M", "pbx": "P IY B IY EH K S", "ivr": "AY V IY AA R",
+    "iax": "AY EY EH K S", "mgcp": "EH M JH IY S IY P IY",
+    "www": "D AH B AH L Y UW D AH B AH L Y UW D AH B AH L Y UW",
+}  # fmt: skip
+
+
 @lru_cache(maxsize=1)
 def _dictionary() -> frozenset[str]:
     import pocketsphinx
 
     path = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
-    return frozenset(line.split(" ", 1)[0] for line in path.read_text("utf-8", errors="ignore").splitlines())
+    words = {line.split(" ", 1)[0] for line in path.read_text("utf-8", errors="ignore").splitlines()}
+    return frozenset(words | PRONUNCIATIONS.keys())
 
 
 def align_words(text: str) -> str | None:
-    """Lower-cased words for the aligner, or ``None`` if any is not in the dictionary."""
-    words = re.findall(r"[a-z']+", text.lower().replace("’", "'"))
-    if not words or re.search(r"\d", text):
+    """Lower-cased words for the aligner, or ``None`` if the transcript has a number of
+    several digits or a word neither the dictionary nor :data:`PRONUNCIATIONS` holds."""
+    text = text.lower().replace("’", "'")
+    # A digit standing alone (before punctuation at most) is read as its name.
+    text = re.sub(r"(?<![\w.,])(\d)(?![\w.,]\w|\w)", lambda m: f" {DIGITS[int(m.group(1))]} ", text)
+    if re.search(r"\d", text):
+        return None
+    words = [SPELLING.get(w, w) for w in re.findall(r"[a-z']+", text)]
+    if not words:
         return None
     vocab = _dictionary()
     return " ".join(words) if all(w in vocab for w in words) else None
@@ -84,7 +117,11 @@ def align_words(text: str) -> str | None:
 def _decoder() -> Any:
     from pocketsphinx import Decoder
 
-    return Decoder(samprate=SAMPLE_RATE, bestpath=False, loglevel="FATAL")
+    decoder = Decoder(samprate=SAMPLE_RATE, bestpath=False, loglevel="FATAL")
+    last = len(PRONUNCIATIONS) - 1
+    for i, (word, phones) in enumerate(PRONUNCIATIONS.items()):
+        decoder.add_word(word, phones, i == last)  # the last one rebuilds the search
+    return decoder
 
 
 def force_align(audio: npt.NDArray[np.float32], words: str) -> list[tuple[float, float, str]] | None:
