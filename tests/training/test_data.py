@@ -308,7 +308,11 @@ def test_asterisk_transcripts_read_as_spoken() -> None:
         "use the seven key for q and the nine key for z"
     )
     assert align_words("the PBX is unmuted") == "the pbx is unmuted"
-    for refused in ("dial 500 now", "a 28.8 kilobit modem", "3D audio disabled", "zorblax"):
+    # Notes about the recording are not words in it.
+    assert align_words('IAX (note: does not say "2")') == "iax"
+    assert align_words("after the tone. (simple tone sound plays)") == "after the tone"
+    for refused in ("dial 500 now", "a 28.8 kilobit modem", "3D audio disabled", "zorblax",
+                    "(1 second of silence)", "<beep ascending>"):
         assert align_words(refused) is None, refused
 
 

@@ -7,7 +7,8 @@ transcripts' misspellings are corrected (:data:`SPELLING`), and the words the
 dictionary lacks get pronunciations (:data:`PRONUNCIATIONS`): together a fifth of
 the prompts, which earlier builds skipped. Prompts with numbers of several digits
 (read as "five hundred" or "one two three four": the transcript does not say
-which) or failed alignments are still skipped.
+which) or failed alignments are still skipped, and so are notes in brackets
+("(1 second of silence)", "<beep ascending>"), which are not spoken.
 Spanish prompts have no Spanish acoustic model here, so they are included as
 *unlabelled* audio (``phones: null``) for loudness / silence evaluation only.
 
@@ -101,7 +102,9 @@ def _dictionary() -> frozenset[str]:
 def align_words(text: str) -> str | None:
     """Lower-cased words for the aligner, or ``None`` if the transcript has a number of
     several digits or a word neither the dictionary nor :data:`PRONUNCIATIONS` holds."""
-    text = text.lower().replace("’", "'")
+    # "(1 second of silence)", "<beep ascending>", "(note: does not say "2")": notes
+    # about the recording, not words in it.
+    text = re.sub(r"\([^)]*\)|<[^>]*>", " ", text.lower().replace("’", "'"))
     # A digit standing alone (before punctuation at most) is read as its name.
     text = re.sub(r"(?<![\w.,])(\d)(?![\w.,]\w|\w)", lambda m: f" {DIGITS[int(m.group(1))]} ", text)
     if re.search(r"\d", text):
