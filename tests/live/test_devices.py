@@ -101,7 +101,11 @@ def test_play_starts_so_sound_and_face_line_up(monkeypatch) -> None:
 
     origin, stream, player = asyncio.run(go())
     # Sample 0 sounds at origin + delay + offset: the stream starts one device latency early.
-    assert stream.started_at == pytest.approx(origin + 0.15 + 0.05 - stream.latency, abs=0.015)
+    # The schedule is exact; when the loop runs it is not (CI once ran it 0.17 s late, under
+    # load), so the real start is only held to "not early, and it did happen".
+    assert player.start_at == pytest.approx(origin + 0.15 + 0.05 - stream.latency, abs=1e-9)
+    assert stream.started_at is not None
+    assert stream.started_at >= player.start_at - 0.002  # asyncio's clock resolution
     out = np.zeros((500, 1), np.float32)
     stream.kwargs["callback"](out, 500, None, None)
     np.testing.assert_array_equal(out[:, 0], np.arange(500))

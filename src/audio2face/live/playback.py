@@ -79,6 +79,9 @@ class DelayedPlayer:
         self._device = device
         self._stream: Any = None
         self._timer: asyncio.TimerHandle | None = None
+        #: When (``time.monotonic()``) the output stream is scheduled to start; None before
+        #: ``start``. The event loop may run the start later under load, never earlier.
+        self.start_at: float | None = None
 
     def start(self, origin: float) -> None:
         """Schedule the output to start so that sample 0 sounds at ``origin + delay``."""
@@ -94,9 +97,9 @@ class DelayedPlayer:
         except self._sd.PortAudioError as exc:
             raise ValueError(f"--play: cannot open the output device: {exc}") from None
         loop = asyncio.get_running_loop()
-        at = origin + max(0.0, self.delay_s - float(self._stream.latency))
+        self.start_at = origin + max(0.0, self.delay_s - float(self._stream.latency))
         # loop.time() is time.monotonic() on every platform asyncio supports.
-        self._timer = loop.call_at(at, self._stream.start)
+        self._timer = loop.call_at(self.start_at, self._stream.start)
 
     def write(self, audio: FloatArray) -> None:
         self.buffer.write(audio)
