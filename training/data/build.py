@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from training.data import asterisk_source, festival_source, flite_source
+from training.data.corpus import seed_libc_rand
 from training.data.jobs import Job
 from training.data.plan import PlanOptions, make_plan
 from training.data.split import SplitPolicy
@@ -55,6 +56,8 @@ def _run_job(args: tuple[Job, str]) -> tuple[str, list[dict[str, object]], int]:
     """Worker entry point: render a job, return (source, records, failures)."""
     job, root_s = args
     root = Path(root_s)
+    if job.items:
+        seed_libc_rand(job.items[0].id)  # libespeak-ng 1.51 calls rand() too
     records: list[dict[str, object]] = []
     failed = 0
     if job.source == "festival":
@@ -145,7 +148,11 @@ def build(opts: BuildOptions) -> dict[str, object]:
     records: list[dict[str, object]] = []
     failures: collections.Counter[str] = collections.Counter()
     ctx = multiprocessing.get_context("spawn")  # espeak/pocketsphinx hold global state: no forking
-    with ctx.Pool(opts.workers) as pool:
+    # One fresh process per job (about 0.6 s to start): libespeak-ng carries its wave
+    # generator's state from one synthesis to the next (pitch flutter, phase), so a clip
+    # would otherwise sound slightly different depending on which jobs its worker ran
+    # before. So a job's audio depends only on the job, whatever the worker count.
+    with ctx.Pool(opts.workers, maxtasksperchild=1) as pool:
         for k, (source, recs, failed) in enumerate(pool.imap_unordered(_run_job, [(j, str(out)) for j in jobs])):
             records += recs
             failures[source] += failed

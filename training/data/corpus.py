@@ -7,7 +7,9 @@ unlabelled audio.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +48,15 @@ class Clip:
     duration: float
     phones: list[Span] | None
     sample_rate: int = SAMPLE_RATE
+
+
+def seed_libc_rand(key: str) -> None:
+    """Seed libc's ``rand()`` from ``key`` (a clip or job id).
+
+    flite's clustergen voices (``awb``, ``rms``) draw their excitation noise from it and
+    libespeak-ng 1.51 calls it too: unseeded, a clip's audio depends on every synthesis
+    the process ran before it, so two builds of the same plan differ."""
+    ctypes.CDLL(None).srand(zlib.crc32(key.encode("utf-8")))
 
 
 def resample(audio: npt.NDArray[np.float32], sr: int) -> npt.NDArray[np.float32]:

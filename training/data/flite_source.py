@@ -27,6 +27,7 @@ from training.data.corpus import (
     SAMPLE_RATE,
     finish_clip,
     resample,
+    seed_libc_rand,
 )
 from training.data.jobs import Item
 
@@ -243,14 +244,20 @@ def available_voices() -> list[str]:
 
 
 def synthesize(
-    text: str, voice: str, params: dict[str, float] | None = None
+    text: str, voice: str, params: dict[str, float] | None = None, *, seed: str | None = None
 ) -> tuple[npt.NDArray[np.float32], int, list[tuple[float, str]]]:
-    """Speak ``text``: (audio in [-1, 1], sample rate, flite segments as (end_s, raw label))."""
+    """Speak ``text``: (audio in [-1, 1], sample rate, flite segments as (end_s, raw label)).
+
+    ``seed`` fixes the take: ``awb`` and ``rms`` draw their excitation noise from libc's
+    ``rand()``, so without it each call continues the process's sequence and sounds a
+    little different (``kal``, a diphone voice, is the same either way)."""
     if voice not in VOICES:
         raise ValueError(f"flite voice {voice!r} is not allowed (allowed: {sorted(VOICES)})")
     if not text.strip():
         raise ValueError("text must contain something to speak")
     with _lock:
+        if seed is not None:
+            seed_libc_rand(seed)
         return _engine().synth(text, voice, params or {})
 
 
@@ -276,7 +283,8 @@ def render(item: Item, root: Path) -> dict[str, object]:
     ``item.params`` may set ``stretch`` (duration, relative to the voice's pace),
     ``f0`` and ``f0_std`` (Hz; awb and kal follow them, rms ignores them).
     """
-    raw, sr, ends = synthesize(item.text, item.voice, dict(item.params))
+    # Seeded by the clip's id: the same plan gives the same audio on any machine, in any order.
+    raw, sr, ends = synthesize(item.text, item.voice, dict(item.params), seed=item.id)
     audio = resample(raw, sr)
     phones = segments_to_phones(ends, len(audio) / SAMPLE_RATE)
     return finish_clip(root, item, audio, phones, source="flite", voice=f"flite-{item.voice}",
