@@ -214,7 +214,9 @@ speech level, running through the pauses) and through GSM at 8 kHz
 - Trained mostly on synthetic speech (espeak-ng, festival) plus one real speaker;
   accuracy on real, expressive or accented voices, children and singing is unmeasured.
 - Speech over loud music or several talkers at once animates whichever voice dominates.
-- Upper face: brows follow prosody only; there is no emotion, gaze or blink output.
+- Upper face: the model's own outputs move the brows with prosody only; it has no emotion,
+  gaze or blink output. Gaze, blinks, head motion, `tongueOut` and voice arousal come from
+  postprocess steps (profiles `arkit-alive`, `arkit-head`, `vrm-head`; docs/profiles.md).
 - Look-ahead is fixed at {sidecar['lookahead_s'] * 1000:.1f} ms; lips cannot anticipate further.
 """
     out.write_text(card, "utf-8")
