@@ -21,12 +21,12 @@ its ``align_words`` verbatim: lower case; any digit, or a word outside cmudict-e
   out, the numbers of round 6c's rule) and ``confbridge-join`` is in neither corpus.
 
 This gives 563 - 463 = 100 failed Asterisk ``en`` prompts, as 2.1.0's build recorded, and its
-360 / 40 / 63 Asterisk ``en`` clips per split. It is not bit-exact for the phones: pocketsphinx
-carries state (its running cepstral mean) from one utterance to the next within a worker, so a
-prompt's phone boundaries depend on which prompts that worker's decoder aligned before it (the
-pool hands jobs out as workers free up), and today's decoder, with 18 words added, places some
-boundaries differently as well. The kept clips' phones are today's build's; ``--verify``
-aligns each of them again in one fresh earlier decoder and counts how many come out identical.
+360 / 40 / 63 Asterisk ``en`` clips per split. It is not bit-exact for the Asterisk audio and phones of a build made before commit 912a7a6:
+there, ``decode_gsm`` let sox dither with noise seeded from the clock, which moved pocketsphinx's
+boundaries from one build to the next. ``--verify`` aligns each kept clip again with the
+earlier words and decoder and counts how many come out identical. This is meaningful only
+for a source built at 912a7a6 or later; for session 12's corpus8 (built at 719ae1e) the
+dither alone makes most of them differ.
 
 Every other clip is the source's file (hard links). The manifest is sorted by id, as
 ``training.data.build`` writes it; the metadata's ``failures`` and ``stats`` are recomputed.
