@@ -131,9 +131,10 @@ def build(opts: BuildOptions) -> dict[str, object]:
     plan_opts = opts.plan
     fest = tuple(festival_source.available_voices()) if plan_opts.use_festival else ()
     flite = tuple(flite_source.available_voices()) if plan_opts.use_flite else ()
-    for name, wanted, found in (("festival", festival_source.VOICES, fest), ("flite", flite_source.VOICES, flite)):
+    for name, wanted, found, used in (("festival", festival_source.VOICES, fest, plan_opts.use_festival),
+                                      ("flite", flite_source.VOICES, flite, plan_opts.use_flite)):  # fmt: skip
         missing = sorted(set(wanted) - set(found))
-        if missing:
+        if used and missing:  # --no-festival / --no-flite leave them out on purpose
             log.warning("%s voices not installed, skipped: %s", name, ", ".join(missing))
     plan_opts = replace(plan_opts, festival_voices=fest, flite_voices=flite)
     jobs = make_plan(plan_opts)
