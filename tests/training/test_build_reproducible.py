@@ -7,7 +7,8 @@ which jobs its worker had run before (machine-to-machine corpus differences).
 
 Each voice reads sentences of its own language, as in the real corpus. (libespeak-ng
 1.51 reading Latin-script text with digits in its Arabic voice is not deterministic
-between processes: it depends on address-space randomisation. training/DATA.md.)"""
+between processes: it depends on address-space randomisation; training/README.md,
+Reproducibility.)"""
 
 from __future__ import annotations
 

@@ -62,8 +62,8 @@ def prompts(lang: str, transcripts: dict[str, str]) -> list[tuple[str, str, Path
 def decode_gsm(path: Path) -> npt.NDArray[np.float32]:
     """GSM 8 kHz -> float32 16 kHz via sox (its resampler is fine for 2x up).
 
-    ``-D``: no dither. sox dithers its 16-bit output by default, with noise seeded from the
-    clock, and that noise alone moved pocketsphinx's alignment of 328 of 539 prompts
+    ``-D -R``: no dither, repeatable (as ``training.augment``'s codecs run sox). sox dithers
+    its 16-bit output by default, with noise seeded from the clock, and that noise alone moved pocketsphinx's alignment of 328 of 539 prompts
     between two builds (session 12)."""
     raw = subprocess.run(
         ["sox", "-D", "-R", "-t", "gsm", "-r", "8000", "-c", "1", str(path), "-r", str(SAMPLE_RATE), "-e", "signed",
