@@ -53,10 +53,11 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from audio2face.engines.phonemes.phoneset import BILABIALS as BILABIAL
+from audio2face.engines.phonemes.phoneset import VOWELS
+
 __all__ = ["Closure", "audit_clip", "high_band_db", "main", "summarise"]
 
-BILABIAL = frozenset({"P", "B", "M"})
-VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"})
 SR = 16000
 HOP_S = 0.005
 WIN_S = 0.020

@@ -17,7 +17,8 @@ Metrics (phone classes from :mod:`audio2face.engines.phonemes.phoneset`):
   better; the oracle's value is the floor (coarticulation narrows some). It guards the
   closure metrics: a model that buys bilabial closure by closing its lips on every
   consonant (/n/ sounds much like /m/) scores high there and high here.
-* ``open_auc``: AUC of per-phone mean aperture, open vowels vs spread + rounded vowels.
+* ``open_auc``: AUC of per-phone mean aperture, open vowels (AA AE AH AW AY) vs spread +
+  rounded vowels; schwa (``AX``) is on neither side (session 13).
 * ``round_auc``: AUC of per-phone mean rounding, rounded vowels + W vs spread vowels.
 * ``silence_rest``: share of silences >= 300 ms whose interior (100 ms trimmed at each
   end) has mean aperture <= 0.1.

@@ -47,6 +47,31 @@ def test_tables_validate_and_reject_bad_data() -> None:
         VisemeTablesModel.model_validate(bad)
 
 
+def test_schwa_is_its_own_phone_and_opens_less_than_ah() -> None:
+    """AX (schwa, CMUdict's AH0) came last, so the other phones keep their ids; the
+    mouth opens on it, but less than on /ʌ/ (AH), and less than on the spread EH."""
+    from audio2face.engines.phonemes.phoneset import (
+        OPEN_VOWELS,
+        PHONE_ID,
+        PHONES,
+        REDUCED_VOWELS,
+        VOWELS,
+        normalize_phone,
+    )
+
+    assert PHONES[-1] == "AX" and PHONE_ID["AH"] == 3 and PHONE_ID["ZH"] == len(PHONES) - 2
+    assert normalize_phone("AH0") == "AX" and normalize_phone("ah1") == "AH"
+    assert normalize_phone("ax") == "AX" and normalize_phone("AH") == "AH"
+    assert "AX" in VOWELS and {"AX"} == REDUCED_VOWELS and "AX" not in OPEN_VOWELS
+    synth = default_synthesizer()
+
+    def held(vowel: str) -> float:
+        phones = [(0.0, 0.2, "SIL"), (0.2, 0.2 + 0.25, vowel), (0.45, 0.8, "SIL")]
+        return float(aperture(synth.render(phones, [0.325]))[0])
+
+    assert 0.1 < held("AX") < held("EH") < held("AH")
+
+
 @pytest.mark.parametrize("fps", [30.0, 60.0, 100.0])
 @pytest.mark.parametrize("bilabial", ["P", "B", "M"])
 def test_short_bilabial_between_open_vowels_closes(fps: float, bilabial: str) -> None:

@@ -74,6 +74,20 @@ def test_auc() -> None:
     assert math.isnan(qm.auc([], [1.0]))
 
 
+def test_open_auc_leaves_schwa_out() -> None:
+    """Schwa (AX) is neither an open nor a spread vowel: a face that barely opens on it
+    loses nothing, and one that opens wide on it gains nothing."""
+    fps = 30.0
+    phones = [(0.0, 0.3, "SIL"), (0.3, 0.6, "AA"), (0.6, 0.9, "IY"), (0.9, 1.2, "AX"), (1.2, 1.5, "SIL")]
+    jaw = ARKIT_52.index("jawOpen")
+    for schwa in (0.05, 0.9):
+        f = np.zeros((45, 52), np.float32)
+        f[9:18, jaw], f[18:27, jaw], f[27:36, jaw] = 0.6, 0.2, schwa
+        res = qm.evaluate_clip("c", f, fps, phones, np.zeros(24000, np.float32), 16000)
+        assert qm.aggregate([res])["open_auc"] == 1.0, schwa
+        assert len(res.open_pos) == len(res.open_neg) == 1
+
+
 def test_face_that_never_opens_scores_zero_closure(clips) -> None:
     def frozen(audio, sr, fps, phones=None):
         return np.zeros((frames_for_samples(len(audio), sr, fps), 52), np.float32)

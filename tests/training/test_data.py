@@ -71,7 +71,7 @@ def test_espeak_options_and_text_to_phones() -> None:
     )
     assert slow.duration > fast.duration * 1.5
     phones = espeak.text_to_phones("hello there")
-    assert [p for *_, p in phones if p != SILENCE][:2] == ["HH", "AH"]
+    assert [p for *_, p in phones if p != SILENCE][:2] == ["HH", "AX"]  # h[ə]llo: schwa
     with pytest.raises(ValueError, match="unknown espeak-ng voice"):
         espeak.synthesize("x", espeak.SynthOptions(voice="no-such-voice"))
     with pytest.raises(ValueError, match="rate"):
@@ -292,6 +292,25 @@ def test_asterisk_alignment(tmp_path: Path) -> None:
     assert rec is not None
     labels = [p for _, _, p in rec["phones"]]  # type: ignore[union-attr]
     assert labels[0] == SILENCE and labels[-1] == SILENCE and "P" in labels and "AW" in labels
+    assert "AX" in labels and "AH" not in labels  # "the" is read with a schwa
+
+
+@needs_espeak
+def test_asterisk_schwas_follow_espeak_ngs_reading() -> None:
+    """The dictionary's AH is schwa (AX) where espeak-ng's en-us reading of the word has
+    one in that vowel slot, /ʌ/ (AH) where it has /ʌ/; a word whose readings have
+    different numbers of vowels keeps its AH."""
+    pytest.importorskip("pocketsphinx")
+    from training.data.asterisk_source import mark_schwas
+
+    assert mark_schwas("number", ["N", "AH", "M", "B", "ER"]) == ["N", "AH", "M", "B", "ER"]
+    assert mark_schwas("about", ["AH", "B", "AW", "T"]) == ["AX", "B", "AW", "T"]
+    assert mark_schwas("the(2)", ["DH", "AH"]) == ["DH", "AX"]
+    assert mark_schwas("announcement", ["AH", "N", "AW", "N", "S", "M", "AH", "N", "T"]) == (
+        ["AX", "N", "AW", "N", "S", "M", "AX", "N", "T"]
+    )
+    assert mark_schwas("conference", ["K", "AA", "N", "F", "ER", "AH", "N", "S"])[5] == "AH"  # 3 vowels against 2
+    assert mark_schwas("<sil>", ["SIL"]) == ["SIL"]
 
 
 def test_asterisk_decoding_repeats() -> None:

@@ -98,6 +98,11 @@ def test_mouth_shape_rules() -> None:
     assert fs.map_phone("c", "czech") == ("T", "S") and fs.map_phone("ksh", "hindi") == ("K", "SH")
     # the same label of the shared NSK phone set is a different vowel per language
     assert fs.map_phone("ay", "hindi") == ("EH",) and fs.map_phone("ay", "telugu") == ("AY",)
+    # schwa is AX (radio ax; msu_ru's second-level reduced ae), not the open AH; the NSK
+    # short a is a low vowel in festival's own phone set (vheight 3), so it stays AH
+    assert fs.map_phone("ax", "radio") == ("AX",) and fs.map_phone("ah", "radio") == ("AH",)
+    assert fs.map_phone("ae", "msu_ru") == ("AX",) and fs.map_phone("a", "msu_ru") == ("AH",)
+    assert fs.map_phone("a", "telugu") == ("AH",)
     with pytest.raises(KeyError, match="czech"):
         fs.map_phone("qq", "czech")
 

@@ -51,6 +51,7 @@ def test_map_covers_the_whole_flite_phoneset() -> None:
     for name in names:
         assert flite_source.map_phone(name) in PHONE_ID, name
     assert flite_source.map_phone("em") == "M" and flite_source.map_phone("pau") == SILENCE
+    assert flite_source.map_phone("ax") == "AX" and flite_source.map_phone("ah") == "AH"
 
 
 @needs_flite

@@ -140,11 +140,23 @@ def test_clip_lang() -> None:
 def test_language_overrides() -> None:
     assert espeak_source.map_label("y", "vi") == ("IH",)  # ư is unrounded
     assert espeak_source.map_label("y", "fr") == ("UW",)  # French /y/ is rounded
-    assert espeak_source.map_label("yə", "vi") == ("IH", "AH")
-    assert espeak_source.map_label("yə", "cmn") == ("UW", "AH")
+    assert espeak_source.map_label("yə", "vi") == ("IH", "AX")
+    assert espeak_source.map_label("yə", "cmn") == ("UW", "AX")
     assert espeak_source.map_label("o-", "cmn") == ("AH",)  # Mandarin e [ɤ]
     assert espeak_source.map_label("o-", "ko") == ("OW",)
     assert espeak_source.map_label("ɟ", "hi") == ("JH",) and espeak_source.map_label("ɟ", "cs") == ("D",)
+
+
+def test_schwa_is_ax_and_open_mid_central_vowels_stay_ah() -> None:
+    """ə is schwa everywhere (Vietnamese ơ/â, English reduced vowels); ʌ and ɐ are
+    opener, except that English espeak-ng writes its reduced a as ɐ (session 13)."""
+    assert espeak_source.map_label("ə", "vi") == ("AX",)
+    assert espeak_source.map_label("ˈəː", "vi") == ("AX",)  # ơ, stressed and long
+    assert espeak_source.map_label("ʌ", "en") == ("AH",)  # cup
+    assert espeak_source.map_label("ɐ", "en") == ("AX",)  # about
+    assert espeak_source.map_label("ɐ", "ko") == ("AH",)  # ㅏ
+    assert espeak_source.map_label("ɐ", "pt") == ("AH",)
+    assert espeak_source.map_label("eə", "en") == ("EH", "AX")  # centring diphthong
 
 
 def test_phones_from_events_handles_empty_labels() -> None:

@@ -12,6 +12,11 @@ which) or failed alignments are still skipped, and so are notes in brackets
 Spanish prompts have no Spanish acoustic model here, so they are included as
 *unlabelled* audio (``phones: null``) for loudness / silence evaluation only.
 
+The dictionary has no stress marks, so its ``AH`` is both /ʌ/ ("cup") and schwa
+("about"). Each aligned word's ``AH`` is made ``AX`` where espeak-ng's en-us reading of
+the same word has a schwa in that vowel slot (:func:`mark_schwas`); the mouth opens much
+less on schwa, and the quality metrics count ``AH`` as an open vowel but not ``AX``.
+
 Note: calling ``Decoder.hyp()`` after a phone-alignment pass crashes
 pocketsphinx 5.1.1, so only ``get_alignment()`` is used.
 """
@@ -29,14 +34,14 @@ import numpy as np
 import numpy.typing as npt
 
 from audio2face.engines.phonemes.espeak_phones import tile_phones
-from audio2face.engines.phonemes.phoneset import SILENCE, normalize_phone
+from audio2face.engines.phonemes.phoneset import SILENCE, VOWELS, normalize_phone
 from training.data.corpus import (
     SAMPLE_RATE,
     finish_clip,
 )
 from training.data.jobs import Item
 
-__all__ = ["LICENCE", "SOUNDS", "available", "prompts", "render"]
+__all__ = ["LICENCE", "SOUNDS", "available", "mark_schwas", "prompts", "render"]
 
 LICENCE = "CC-BY-SA-3.0, (c) 2003-2010 Allison Smith / Digium (asterisk-core-sounds)"
 SOUNDS = {"en": Path("/usr/share/asterisk/sounds/en"), "es": Path("/usr/share/asterisk/sounds/es")}
@@ -149,13 +154,58 @@ def force_align(audio: npt.NDArray[np.float32], words: str) -> list[tuple[float,
     starts: list[tuple[float, tuple[str, ...]]] = []
     last_end = 0.0
     for word in alignment:
-        for phone in word:
-            starts.append((phone.start * _FRAME_S, (normalize_phone(phone.name),)))
-            last_end = (phone.start + phone.duration) * _FRAME_S
+        spans = [(phone.start, phone.duration, normalize_phone(phone.name)) for phone in word]
+        labels = mark_schwas(word.name, [label for _, _, label in spans])
+        for (start, duration, _), label in zip(spans, labels, strict=True):
+            starts.append((start * _FRAME_S, (label,)))
+            last_end = (start + duration) * _FRAME_S
     if not starts:
         return None
     starts.append((last_end, (SILENCE,)))
     return tile_phones(starts, len(audio) / SAMPLE_RATE)
+
+
+def mark_schwas(word: str, phones: list[str]) -> list[str]:
+    """``phones`` (one aligned word, unified labels) with each ``AH`` that espeak-ng's
+    en-us reading of ``word`` has as a schwa made ``AX``.
+
+    The two readings are matched vowel slot by vowel slot, so only a word whose readings
+    have the same number of vowels is changed (otherwise its ``AH`` stay: a guess would
+    be worse than the old label). ``word`` may carry pocketsphinx's ``(2)`` suffix of an
+    alternative pronunciation; fillers (``<sil>``, ``<s>``) are returned as they are."""
+    if "AH" not in phones:
+        return phones
+    reading = _espeak_vowels(re.sub(r"\(\d+\)$", "", word))
+    slots = [i for i, p in enumerate(phones) if p in VOWELS]
+    if reading is None or len(reading) != len(slots):
+        return phones
+    out = list(phones)
+    for i, theirs in zip(slots, reading, strict=True):
+        if out[i] == "AH" and theirs == "AX":
+            out[i] = "AX"
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _espeak_vowels(word: str) -> tuple[str, ...] | None:
+    """The vowels (unified labels, as the corpus maps English espeak-ng phones) of
+    espeak-ng's en-us reading of ``word``, or ``None`` for a filler or when espeak-ng
+    is missing."""
+    if not re.fullmatch(r"[a-z']+", word):
+        return None
+    from audio2face.engines.phonemes import espeak
+    from training.data.espeak_source import map_label
+
+    if not espeak.available():
+        return None
+    vowels: list[str] = []
+    for _, label in espeak.synthesize(word, espeak.SynthOptions(voice="en-us")).raw_phones:
+        # One espeak-ng phone is one dictionary vowel, even a diphthong that maps to
+        # two unified vowels (eə -> EH AX): keep its first.
+        mapped = map_label(label, "en", strict=False)
+        if mapped and mapped[0] in VOWELS:
+            vowels.append(mapped[0])
+    return tuple(vowels)
 
 
 def render(item: Item, root: Path, lang: str) -> dict[str, object] | None:

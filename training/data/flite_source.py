@@ -74,8 +74,8 @@ VOICES: dict[str, FliteVoice] = {
 
 # flite's US phone set (radio/ARPAbet-like) -> unified set, for labels outside plain ARPAbet.
 # Syllabic consonants keep their consonant's mouth shape (em is a lip closure).
-# hv is voiced /h/; brth (breath) has no articulation.
-_FLITE_EXTRA = {"ax": "AH", "axr": "ER", "ix": "IH", "dx": "D", "nx": "N", "el": "L", "em": "M", "en": "N",
+# hv is voiced /h/; brth (breath) has no articulation. ax (schwa) is the unified AX.
+_FLITE_EXTRA = {"ax": "AX", "axr": "ER", "ix": "IH", "dx": "D", "nx": "N", "el": "L", "em": "M", "en": "N",
                 "hv": "HH", "pau": SILENCE, "h#": SILENCE, "#": SILENCE, "brth": SILENCE}  # fmt: skip
 
 # Item.params key -> flite voice feature. Absent keys restore the voice's own value.
