@@ -22,7 +22,7 @@ from training.data.texts import (
     natural_sentence,
 )
 
-from audio2face.engines.phonemes import espeak
+from audio2face.engines.phonemes import espeak, espeak_phones
 from audio2face.engines.phonemes.phoneset import BILABIALS, PHONE_ID, SILENCE
 
 needs_espeak = pytest.mark.skipif(not espeak.available(), reason="libespeak-ng not installed")
@@ -157,6 +157,15 @@ def test_schwa_is_ax_and_open_mid_central_vowels_stay_ah() -> None:
     assert espeak_source.map_label("ɐ", "ko") == ("AH",)  # ㅏ
     assert espeak_source.map_label("ɐ", "pt") == ("AH",)
     assert espeak_source.map_label("eə", "en") == ("EH", "AX")  # centring diphthong
+
+
+@needs_espeak
+def test_the_phoneme_engine_maps_by_the_voices_language_as_the_corpus_does() -> None:
+    """espeak-ng reads "about" with its reduced [ɐ]: a schwa in English, where the runtime
+    engine used to say AH while the corpus said AX."""
+    labels = [p for *_, p in espeak.text_to_phones("about", espeak.SynthOptions(voice="en-us"))]
+    assert [p for p in labels if p != SILENCE][:2] == ["AX", "B"]
+    assert espeak_source.map_label("ɐ", "en") == espeak_phones.map_label("ɐ", "en") == ("AX",)
 
 
 def test_phones_from_events_handles_empty_labels() -> None:

@@ -27,9 +27,6 @@ three things in the raw events need the audio or the language to read right:
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +36,10 @@ from audio2face.engines.phonemes import espeak_phones
 from audio2face.engines.phonemes.espeak import SynthOptions, synthesize
 from audio2face.engines.phonemes.espeak_phones import (
     Phone,
-    ipa_to_unified,
     normalize_ipa,
     tile_phones,
 )
-from audio2face.engines.phonemes.phoneset import PHONE_ID, SILENCE
+from audio2face.engines.phonemes.phoneset import SILENCE
 from training.data.corpus import (
     SAMPLE_RATE,
     finish_clip,
@@ -83,29 +79,13 @@ _QUIET = 0.1
 
 def clip_lang(voice: str) -> str:
     """The clip's ``lang``: the voice's language subtag (``en-us+f3`` -> ``en``, ``cmn-latn-pinyin`` -> ``cmn``)."""
-    return voice.split("+")[0].split("-")[0]
-
-
-@lru_cache(maxsize=1)
-def _by_language() -> dict[str, dict[str, tuple[str, ...]]]:
-    text = resources.files(espeak_phones.__package__).joinpath("espeak_phones.json").read_text("utf-8")
-    raw: dict[str, dict[str, str]] = json.loads(text).get("_by_language", {})
-    table = {lang: {label: tuple(v.split()) for label, v in entries.items()} for lang, entries in raw.items()}
-    for lang, entries in table.items():
-        for label, phones in entries.items():
-            if not phones or any(p not in PHONE_ID for p in phones):
-                raise ValueError(f"espeak_phones.json _by_language[{lang!r}][{label!r}] is not unified phones")
-    return table
+    return espeak_phones.voice_language(voice)
 
 
 def map_label(label: str, lang: str, *, strict: bool = True) -> tuple[str, ...]:
-    """Unified phones for one raw espeak-ng label spoken in ``lang`` (see ``_by_language``)."""
-    own = _by_language().get(lang, {})
-    if label in own:
-        return own[label]
-    if normalize_ipa(label) in own:
-        return own[normalize_ipa(label)]
-    return ipa_to_unified(label, strict=strict)
+    """Unified phones for one raw espeak-ng label spoken in ``lang`` (see ``_by_language``);
+    the engine's own lookup, strict by default here so a new label fails the build."""
+    return espeak_phones.map_label(label, lang, strict=strict)
 
 
 def phones_from_events(

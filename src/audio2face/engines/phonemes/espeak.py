@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from audio2face.engines.phonemes.espeak_phones import Phone, ipa_to_unified, tile_phones
+from audio2face.engines.phonemes.espeak_phones import Phone, map_label, tile_phones, voice_language
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -233,7 +233,10 @@ def synthesize(text: str, options: SynthOptions = DEFAULT_OPTIONS) -> Synthesis:
     audio = (pcm.astype(np.float32) / 32768.0).astype(np.float32)
     duration = len(audio) / sample_rate
     raw = [(ms / 1000.0, label) for ms, label in events]
-    mapped = [(start, ipa_to_unified(label)) for start, label in raw]
+    # The voice's language picks its own entries (English ɐ is a schwa, Korean ɐ is not),
+    # as the training corpus maps them.
+    lang = voice_language(options.voice)
+    mapped = [(start, map_label(label, lang)) for start, label in raw]
     return Synthesis(audio, sample_rate, tile_phones(mapped, duration), raw)
 
 

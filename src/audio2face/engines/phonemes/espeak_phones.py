@@ -21,7 +21,10 @@ from importlib import resources
 
 from audio2face.engines.phonemes.phoneset import PHONE_ID, SILENCE
 
-__all__ = ["Phone", "UnmappedPhoneError", "ipa_to_unified", "normalize_ipa", "phone_table", "tile_phones"]
+__all__ = [
+    "Phone", "UnmappedPhoneError", "ipa_to_unified", "language_table", "map_label", "normalize_ipa",
+    "phone_table", "tile_phones", "voice_language",
+]  # fmt: skip
 
 Phone = tuple[float, float, str]
 """(start_s, end_s, unified label)."""
@@ -51,6 +54,37 @@ def phone_table() -> dict[str, tuple[str, ...]]:
                 raise ValueError(f"espeak_phones.json maps {key!r} to {p!r}, not a unified phone")
         table[key] = phones
     return table
+
+
+@lru_cache(maxsize=1)
+def language_table() -> dict[str, dict[str, tuple[str, ...]]]:
+    """``_by_language``: per language, the labels it uses for a different sound than
+    the other languages do (raw or normalised label -> unified phones)."""
+    text = resources.files(__package__).joinpath("espeak_phones.json").read_text("utf-8")
+    raw: dict[str, dict[str, str]] = json.loads(text).get("_by_language", {})
+    table = {lang: {label: tuple(v.split()) for label, v in entries.items()} for lang, entries in raw.items()}
+    for lang, entries in table.items():
+        for label, phones in entries.items():
+            if not phones or any(p not in PHONE_ID for p in phones):
+                raise ValueError(f"espeak_phones.json _by_language[{lang!r}][{label!r}] is not unified phones")
+    return table
+
+
+def voice_language(voice: str) -> str:
+    """An espeak-ng voice's language subtag (``en-us+f3`` -> ``en``, ``cmn-latn-pinyin`` -> ``cmn``)."""
+    return voice.split("+")[0].split("-")[0]
+
+
+def map_label(label: str, lang: str, *, strict: bool = False) -> tuple[str, ...]:
+    """Unified phones for one raw espeak-ng label spoken in ``lang``: the language's own
+    entry (raw label first, then normalised) wins over :func:`ipa_to_unified`'s."""
+    own = language_table().get(lang, {})
+    if label in own:
+        return own[label]
+    norm = normalize_ipa(label)
+    if norm in own:
+        return own[norm]
+    return ipa_to_unified(label, strict=strict)
 
 
 def normalize_ipa(label: str) -> str:
