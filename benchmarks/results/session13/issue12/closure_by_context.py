@@ -10,9 +10,12 @@ a pause (a stop [b]) and B elsewhere: in espeak-ng's Spanish that B is the appro
 import sys
 from collections import defaultdict
 from pathlib import Path
+
 sys.path.insert(0, 'benchmarks/quality')
-import numpy as np
-import metrics as qm, run as qr, systems as qs
+import metrics as qm
+import run as qr
+import systems as qs
+
 corpus, split, voices = sys.argv[1], sys.argv[2], set(sys.argv[3].split(','))
 clips = [c for c in qr.load_corpus(Path(f'{corpus}/{split}')) if c.meta['voice'] in voices]
 system = qs.default_model()

@@ -8,20 +8,27 @@ and the AUC without AH (and, on labels with schwa apart, with AX counted as open
 metric did before). Session 13 ran it on data/corpus7's held-out split (labels before
 schwa was AX), where every open-AUC miss was AH.
 """
-import sys, os
+import os
+import sys
 from collections import defaultdict
 from pathlib import Path
+
 sys.path.insert(0, 'benchmarks/quality')
+import metrics as qm
 import numpy as np
-import metrics as qm, run as qr, systems as qs
-from audio2face.engines.phonemes.phoneset import OPEN_VOWELS, SPREAD_VOWELS, ROUNDED_VOWELS
+import run as qr
+import systems as qs
+
+from audio2face.engines.phonemes.phoneset import OPEN_VOWELS, ROUNDED_VOWELS, SPREAD_VOWELS
+
 corpus, split, voices = sys.argv[1], sys.argv[2], set(sys.argv[3].split(','))
 system = qs.oracle if os.environ.get('ORACLE') else qs.default_model()
 clips = [c for c in qr.load_corpus(Path(f'{corpus}/{split}')) if c.meta['voice'] in voices]
 for v in sorted(voices):
     means = defaultdict(list)
     for c in clips:
-        if c.meta['voice'] != v or not c.phones: continue
+        if c.meta['voice'] != v or not c.phones:
+            continue
         fr = system(c.audio, 16000, 30.0, phones=c.phones)
         ap = qm.aperture(fr)
         for p in OPEN_VOWELS | SPREAD_VOWELS | ROUNDED_VOWELS | {"AX"}:
@@ -30,11 +37,13 @@ for v in sorted(voices):
     pos = [x for p in OPEN_VOWELS for x in means[p]]
     print(v, 'all-open', round(qm.auc(pos, neg), 3), 'n', len(pos), len(neg))
     for p in sorted(OPEN_VOWELS):
-        if means[p]: print('   ', p, len(means[p]), round(qm.auc(means[p], neg), 3), 'mean ap', round(float(np.mean(means[p])), 3))
+        if means[p]:
+            print('   ', p, len(means[p]), round(qm.auc(means[p], neg), 3), 'mean ap', round(float(np.mean(means[p])), 3))
     posx = [x for p in OPEN_VOWELS - {'AH'} for x in means[p]]
     print('   without AH', round(qm.auc(posx, neg), 3))
     if means['AX']:  # labels with schwa apart (data/corpus9 on): the metric before it
         print('   AX', len(means['AX']), 'mean ap', round(float(np.mean(means['AX'])), 3),
               '| AX counted as open (the old metric):', round(qm.auc(pos + means['AX'], neg), 3))
     for p in sorted(SPREAD_VOWELS | ROUNDED_VOWELS):
-        if means[p]: print('   neg', p, len(means[p]), 'mean ap', round(float(np.mean(means[p])), 3))
+        if means[p]:
+            print('   neg', p, len(means[p]), 'mean ap', round(float(np.mean(means[p])), 3))
