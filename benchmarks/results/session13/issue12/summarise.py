@@ -18,7 +18,7 @@ from training.evaluate import validation_summary
 
 HERE = Path(__file__).resolve().parent
 SUM = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc")
-SETTINGS = ("s13_ax", "s13_ax7", "s13_ax99", "shipped_2.1.0", "v1.0.0")
+SETTINGS = ("s13_ax", "s13_ax7", "s13_ax99", "s13_ax42", "shipped_2.1.0", "v1.0.0")
 
 
 def row(setting: str) -> dict[str, object] | None:
