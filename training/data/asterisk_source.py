@@ -68,8 +68,8 @@ def decode_gsm(path: Path) -> npt.NDArray[np.float32]:
     """GSM 8 kHz -> float32 16 kHz via sox (its resampler is fine for 2x up).
 
     ``-D -R``: no dither, repeatable (as ``training.augment``'s codecs run sox). sox dithers
-    its 16-bit output by default, with noise seeded from the clock, and that noise alone moved pocketsphinx's alignment of 328 of 539 prompts
-    between two builds (session 12)."""
+    its 16-bit output by default, with noise seeded from the clock, and that noise alone
+    moved pocketsphinx's alignment of 328 of 539 prompts between two builds (session 12)."""
     raw = subprocess.run(
         ["sox", "-D", "-R", "-t", "gsm", "-r", "8000", "-c", "1", str(path), "-r", str(SAMPLE_RATE), "-e", "signed",
          "-b", "16", "-t", "raw", "-"],
@@ -194,7 +194,7 @@ def _espeak_vowels(word: str) -> tuple[str, ...] | None:
     if not re.fullmatch(r"[a-z']+", word):
         return None
     from audio2face.engines.phonemes import espeak
-    from training.data.espeak_source import map_label
+    from audio2face.engines.phonemes.espeak_phones import map_label
 
     if not espeak.available():
         return None
@@ -202,7 +202,7 @@ def _espeak_vowels(word: str) -> tuple[str, ...] | None:
     for _, label in espeak.synthesize(word, espeak.SynthOptions(voice="en-us")).raw_phones:
         # One espeak-ng phone is one dictionary vowel, even a diphthong that maps to
         # two unified vowels (eə -> EH AX): keep its first.
-        mapped = map_label(label, "en", strict=False)
+        mapped = map_label(label, "en")
         if mapped and mapped[0] in VOWELS:
             vowels.append(mapped[0])
     return tuple(vowels)

@@ -18,6 +18,7 @@ import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from audio2face.engines.phonemes.phoneset import PHONE_ID, SILENCE
 
@@ -40,10 +41,15 @@ class UnmappedPhoneError(KeyError):
 
 
 @lru_cache(maxsize=1)
+def _document() -> dict[str, Any]:
+    """espeak_phones.json, parsed once for both tables."""
+    return json.loads(resources.files(__package__).joinpath("espeak_phones.json").read_text("utf-8"))
+
+
+@lru_cache(maxsize=1)
 def phone_table() -> dict[str, tuple[str, ...]]:
     """Normalised IPA label -> one or more unified phones."""
-    text = resources.files(__package__).joinpath("espeak_phones.json").read_text("utf-8")
-    raw: dict[str, object] = json.loads(text)
+    raw: dict[str, object] = _document()
     table: dict[str, tuple[str, ...]] = {}
     for key, value in raw.items():
         if key.startswith("_"):
@@ -60,8 +66,7 @@ def phone_table() -> dict[str, tuple[str, ...]]:
 def language_table() -> dict[str, dict[str, tuple[str, ...]]]:
     """``_by_language``: per language, the labels it uses for a different sound than
     the other languages do (raw or normalised label -> unified phones)."""
-    text = resources.files(__package__).joinpath("espeak_phones.json").read_text("utf-8")
-    raw: dict[str, dict[str, str]] = json.loads(text).get("_by_language", {})
+    raw: dict[str, dict[str, str]] = _document().get("_by_language", {})
     table = {lang: {label: tuple(v.split()) for label, v in entries.items()} for lang, entries in raw.items()}
     for lang, entries in table.items():
         for label, phones in entries.items():
