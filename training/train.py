@@ -637,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-closure-weight", type=float, default=TrainOptions.real_closure_weight,
                         help="the closure hinge's weight on the real speaker's renders, as a multiple of "
                         "--closure-weight (their bilabials come from a forced alignment; 1: the recipe)")
+    parser.add_argument("--channels", type=int, default=None,
+                        help="the network's width (default: ModelConfig's, 96); the per-step cost grows "
+                        "about with its square")
     return parser
 
 
@@ -647,6 +650,18 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
                         closure_weight=args.closure_weight, apart_weight=args.apart_weight,
                         apart_noise_weight=args.apart_noise_weight, real_weight=args.real_weight,
                         real_closure_weight=args.real_closure_weight)  # fmt: skip
+
+
+def model_config(args: argparse.Namespace):  # noqa: ANN201 - torch is imported lazily
+    """The architecture among the command line's arguments (ModelConfig's defaults
+    for what they leave out)."""
+    from training.model import ModelConfig
+
+    if args.channels is None:
+        return ModelConfig()
+    if not 8 <= args.channels <= 1024:
+        raise SystemExit(f"--channels must be in 8..1024, got {args.channels}")
+    return ModelConfig(channels=args.channels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -660,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     real = real_speaker_mask(args.corpus, args.variants, args.limit)
     if len(real) != len(examples):
         raise SystemExit(f"{len(examples)} rendered examples, but the manifest gives {len(real)}")
-    model, info = train(examples, opts, real=real)
+    model, info = train(examples, opts, config=model_config(args), real=real)
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {
         "prepare_seconds": round(prep_s, 1),
