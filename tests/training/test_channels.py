@@ -11,7 +11,14 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs torch: pip install -e '.[train]'")
 
 from training.model import ModelConfig  # noqa: E402
-from training.train import Example, build_parser, model_config, options_from_args, save_checkpoint, train  # noqa: E402
+from training.train import (  # noqa: E402
+    Example,
+    build_parser,
+    model_config,
+    options_from_args,
+    save_checkpoint,
+    train,
+)
 
 
 def test_the_default_is_the_shipped_width() -> None:
