@@ -21,15 +21,16 @@ SUM = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc")
 SETTINGS = ("s13_ax", "s13_ax7", "s13_ax99", "s13_ax42", "shipped_2.1.0", "v1.0.0")
 
 
-def row(setting: str) -> dict[str, object] | None:
-    path = HERE / f"{setting}_validation.json"
+def row(setting: str, here: Path = HERE) -> dict[str, object] | None:
+    """One run's line, from ``here``'s ``<setting>_validation.json`` and ``_gate.json``."""
+    path = here / f"{setting}_validation.json"
     if not path.exists():
         return None
     doc = json.loads(path.read_text())
     s = validation_summary(doc)
     d = doc["systems"]["default"]
     her = d["groups"]["voice"]["allison"]
-    gate = HERE / f"{setting}_gate.json"
+    gate = here / f"{setting}_gate.json"
     g = json.loads(gate.read_text()) if gate.exists() else None
     noise10 = doc["conditions"]["noise10"]["default"]["lips_shut"]
     return {
