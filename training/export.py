@@ -95,19 +95,9 @@ def export(ckpt: Path, out: Path, weights: str = "ema") -> dict[str, object]:
     import onnxruntime as ort
     import torch
 
-    from training.model import ModelConfig, SpeechToFace
+    from training.model import load_checkpoint
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = dict(state["config"])
-    cfg["dilations"] = tuple(cfg["dilations"])
-    model = SpeechToFace(ModelConfig(**cfg))
-    if weights not in ("ema", "raw"):
-        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
-    key = "raw_state_dict" if weights == "raw" else "state_dict"
-    if key not in state:
-        raise ValueError(f"{ckpt} has no {key} (trained without --ema-decay?)")
-    model.load_state_dict(state[key])
-    model.eval()
+    model, info = load_checkpoint(ckpt, weights)
     rf = model.config.receptive_field
     example = torch.full((1, rf + 40, model.config.n_mels), float(np.log(DEFAULT_FEATURES.eps)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +110,7 @@ def export(ckpt: Path, out: Path, weights: str = "ema") -> dict[str, object]:
         proto = onnx.load(str(raw))
     proto.doc_string = "audio2face default model: log-mel [B, T, 40] -> ARKit-52 weights [B, T', 52]"
     del proto.metadata_props[:]
-    for k, v in metadata(model, state.get("info", {})).items():
+    for k, v in metadata(model, info).items():
         proto.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(proto)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +129,7 @@ def export(ckpt: Path, out: Path, weights: str = "ema") -> dict[str, object]:
         out.unlink()
         raise RuntimeError(f"onnxruntime differs from torch by {worst:.2e} > {TOLERANCE}")
     stream_out = out.with_name(out.stem + STREAM_SUFFIX)
-    stream = export_stream(model, state.get("info", {}), stream_out, out)
+    stream = export_stream(model, info, stream_out, out)
     n_params = sum(p.numel() for p in model.parameters())
     sidecar = {
         "file": out.name,
@@ -151,10 +141,10 @@ def export(ckpt: Path, out: Path, weights: str = "ema") -> dict[str, object]:
         "max_abs_diff_onnxruntime_vs_torch": worst,
         "lookahead_s": lookahead_s(model.config.right_context, model.config.stride),
         "architecture": model.config.as_dict(),
-        "data_build": state.get("info", {}).get("data_build", {}),
-        "train_commit": state.get("info", {}).get("train_commit", "unknown"),
+        "data_build": info.get("data_build", {}),
+        "train_commit": info.get("train_commit", "unknown"),
         "weights": weights,
-        "ema_decay": state.get("info", {}).get("ema_decay", 0.0),  # 0.0: trained before the EMA existed
+        "ema_decay": info.get("ema_decay", 0.0),  # 0.0: trained before the EMA existed
         "stream": stream,
     }
     out.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n", "utf-8")

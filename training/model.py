@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["ModelConfig", "SpeechToFace"]
+__all__ = ["ModelConfig", "SpeechToFace", "load_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,22 @@ class SpeechToFace(nn.Module):
     def n_outputs(self, n_frames: int) -> int:
         rf = self.config.receptive_field
         return 0 if n_frames < rf else (n_frames - rf) // self.config.stride + 1
+
+
+def load_checkpoint(path, weights: str = "ema") -> tuple[SpeechToFace, dict]:  # noqa: ANN001 - a path
+    """The network a ``training.train`` checkpoint holds, in eval mode, and the
+    checkpoint's ``info`` (the training log).
+
+    ``weights="ema"``: its ``state_dict`` (the averaged weights when training ran with an
+    EMA, else the only weights there are); ``"raw"``: the last step's (``raw_state_dict``)."""
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', got {weights!r}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = dict(state["config"])
+    cfg["dilations"] = tuple(cfg["dilations"])
+    model = SpeechToFace(ModelConfig(**cfg))
+    key = "raw_state_dict" if weights == "raw" else "state_dict"
+    if key not in state:
+        raise ValueError(f"{path} has no {key} (trained without --ema-decay?)")
+    model.load_state_dict(state[key])
+    return model.eval(), dict(state.get("info", {}))

@@ -378,6 +378,9 @@ class TrainOptions:
     # multiple of closure_weight (see closure_loss); 1 is 2.1.0's recipe. Their bilabials
     # come from a forced alignment, not from the synthesiser's own timings.
     real_closure_weight: float = 1.0
+    # Issue 12, session 14: the share of the teachers' outputs in the regression target
+    # (see teacher_targets); 0 is 2.1.0's recipe (no teachers).
+    distill: float = 0.0
 
 
 # The channels of the quality metric's mouth opening (benchmarks/quality/metrics.py:
@@ -480,6 +483,37 @@ def averaged_module(ema, model):  # noqa: ANN001, ANN201 - torch modules
     return model if ema is None else ema.module.eval()
 
 
+def teacher_targets(examples: list[Example], checkpoints: list[Path]) -> list[npt.NDArray[np.float32]]:
+    """The mean of the ``checkpoints``' outputs (their EMA weights) at every 100 Hz frame
+    of each example, ``[T, 52]`` like its targets: a seed ensemble's view of the clip,
+    for distilling it into one network (``--teacher``, ``--distill``).
+
+    A network's outputs are at 50 Hz, on the even feature frames of its input; the odd
+    frames are the outputs of the same features shifted by one. Each teacher pads the
+    clip as training and the engine do (silence before and after), so frame ``k`` of the
+    result is what the teacher shows at feature frame ``k``."""
+    import torch
+
+    from training.model import load_checkpoint
+
+    teachers = [load_checkpoint(c)[0] for c in checkpoints]
+    out = []
+    with torch.no_grad():
+        for ex in examples:
+            n = len(ex.feats)
+            total = np.zeros((n, ex.targets.shape[1]), np.float64)
+            for m in teachers:
+                cfg = m.config
+                f = np.pad(ex.feats, ((cfg.left_context, cfg.right_context + 1), (0, 0)),
+                           constant_values=SILENCE_FEATURE)  # fmt: skip
+                x = torch.from_numpy(f)[None]
+                even, odd = m(x)[0].numpy(), m(x[:, 1:])[0].numpy()
+                total[0::2] += even[: (n + 1) // 2]
+                total[1::2] += odd[: n // 2]
+            out.append((total / len(teachers)).astype(np.float32))
+    return out
+
+
 def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Silence features before/after (as the engine pads), edge targets, zero weight."""
     f = np.pad(ex.feats, ((left, right), (0, 0)), constant_values=SILENCE_FEATURE)
@@ -488,8 +522,13 @@ def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np
     return f, t, w
 
 
-def train(examples: list[Example], opts: TrainOptions, config=None, real=None):  # noqa: ANN001, ANN201
+def train(examples: list[Example], opts: TrainOptions, config=None, real=None, teacher=None):  # noqa: ANN001, ANN201
     """Fit a :class:`training.model.SpeechToFace`; return it (eval mode) and a log dict.
+
+    ``teacher`` (:func:`teacher_targets`, one array per example): the regression and
+    velocity terms aim at ``(1 - opts.distill) * targets + opts.distill * teacher``; the
+    closure and apart hinges keep the phone-derived targets (their bilabial frames come
+    from the labels, and a hinge on a teacher's opening would teach its misses).
 
     ``real`` (bool per example, :func:`real_speaker_mask`) marks the real speaker's
     renders; ``opts.real_weight`` scales how often they are drawn (:func:`sampling_probs`).
@@ -508,6 +547,13 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
     model.set_normalisation(torch.from_numpy(allf.mean(0)), torch.from_numpy(allf.std(0)))
     L, R, rf = config.left_context, config.right_context, config.receptive_field
     padded = [_pad(e, L, R) for e in examples]
+    if (teacher is None) != (opts.distill == 0.0):
+        raise ValueError("distilling needs teacher targets and a --distill share in (0, 1], or neither")
+    if not 0.0 <= opts.distill <= 1.0:
+        raise ValueError(f"the distill share must be in [0, 1], got {opts.distill}")
+    taught = None if teacher is None else [
+        _pad(Example(e.feats, t, e.weights), L, R)[1] for e, t in zip(examples, teacher, strict=True)
+    ]  # fmt: skip
     n_out = max(2, int(opts.crop_s * 50))
     crop = rf + 2 * (n_out - 1)
     lengths = np.array([len(p[0]) for p in padded])
@@ -536,6 +582,7 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
     for step in range(opts.steps):
         fb = np.full((opts.batch, crop, config.n_mels), SILENCE_FEATURE, np.float32)
         tb = np.zeros((opts.batch, n_out, config.n_out), np.float32)
+        kb = None if taught is None else np.zeros_like(tb)
         wb = np.zeros((opts.batch, n_out), np.float32)
         picks = rng.choice(len(padded), size=opts.batch, p=probs)
         real_picks += int(is_real[picks].sum())
@@ -548,11 +595,15 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
             ok = idx < len(f)
             tb[b, ok] = t[idx[ok]]
             wb[b, ok] = w[idx[ok]]
+            if kb is not None and taught is not None:
+                kb[b, ok] = taught[i][idx[ok]]
         feats, tgt, w = torch.from_numpy(fb), torch.from_numpy(tb), torch.from_numpy(wb)
+        # The regression target: the labels' targets, or their mix with the teachers'.
+        aim = tgt if kb is None else (1.0 - opts.distill) * tgt + opts.distill * torch.from_numpy(kb)
         pred = model(feats)
-        err = (pred - tgt).abs() + 2.0 * (pred - tgt) ** 2
+        err = (pred - aim).abs() + 2.0 * (pred - aim) ** 2
         loss = (err * cw).mean(-1).mul(w).sum() / w.sum().clamp_min(1.0)
-        dv = ((pred[:, 1:] - pred[:, :-1]) - (tgt[:, 1:] - tgt[:, :-1])).abs()
+        dv = ((pred[:, 1:] - pred[:, :-1]) - (aim[:, 1:] - aim[:, :-1])).abs()
         wv = torch.minimum(w[:, 1:], w[:, :-1]).clamp(max=1.0)  # no extra velocity weight
         vloss = (dv * cw).mean(-1).mul(wv).sum() / wv.sum().clamp_min(1.0)
         total = loss + opts.velocity_weight * vloss
@@ -579,6 +630,8 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None): 
                                 "closure_weight": opts.real_closure_weight,
                                 "expected_share": round(float(probs[is_real].sum()), 4),
                                 "drawn_share": round(real_picks / max(1, opts.steps * opts.batch), 4)}  # fmt: skip
+    if teacher is not None:
+        info["distill"] = opts.distill
     if ema is not None:
         info["raw_state_dict"] = model.state_dict()
     return averaged_module(ema, model), info
@@ -637,6 +690,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-closure-weight", type=float, default=TrainOptions.real_closure_weight,
                         help="the closure hinge's weight on the real speaker's renders, as a multiple of "
                         "--closure-weight (their bilabials come from a forced alignment; 1: the recipe)")
+    parser.add_argument("--teacher", default="",
+                        help="comma-separated training checkpoints whose mean output the regression "
+                        "target mixes in (see --distill and teacher_targets)")
+    parser.add_argument("--distill", type=float, default=TrainOptions.distill,
+                        help="the teachers' share of the regression target, in (0, 1] with --teacher")
     parser.add_argument("--channels", type=int, default=None,
                         help="the network's width (default: ModelConfig's, 96); the per-step cost grows "
                         "about with its square")
@@ -649,7 +707,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
                         ema_decay=args.ema_decay, velocity_weight=args.velocity_weight,
                         closure_weight=args.closure_weight, apart_weight=args.apart_weight,
                         apart_noise_weight=args.apart_noise_weight, real_weight=args.real_weight,
-                        real_closure_weight=args.real_closure_weight)  # fmt: skip
+                        real_closure_weight=args.real_closure_weight, distill=args.distill)  # fmt: skip
 
 
 def model_config(args: argparse.Namespace):  # noqa: ANN201 - torch is imported lazily
@@ -666,6 +724,13 @@ def model_config(args: argparse.Namespace):  # noqa: ANN201 - torch is imported 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Checked before the render, which can take half an hour.
+    teachers = [Path(c) for c in args.teacher.split(",") if c]
+    if bool(teachers) != (args.distill > 0.0):
+        raise SystemExit("--teacher and --distill go together: give both, or neither")
+    for c in teachers:
+        if not c.is_file():
+            raise SystemExit(f"--teacher {c}: no such checkpoint (a training.train --out file)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
@@ -675,7 +740,11 @@ def main(argv: list[str] | None = None) -> int:
     real = real_speaker_mask(args.corpus, args.variants, args.limit)
     if len(real) != len(examples):
         raise SystemExit(f"{len(examples)} rendered examples, but the manifest gives {len(real)}")
-    model, info = train(examples, opts, config=model_config(args), real=real)
+    t1 = time.monotonic()
+    teacher = teacher_targets(examples, teachers) if teachers else None
+    model, info = train(examples, opts, config=model_config(args), real=real, teacher=teacher)
+    if teachers:
+        info["teachers"] = {"checkpoints": [str(c) for c in teachers], "seconds": round(time.monotonic() - t1, 1)}
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}
     info |= {
         "prepare_seconds": round(prep_s, 1),
