@@ -15,6 +15,7 @@ Every member streams the same 100 ms chunks, so their frames line up one to one.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def main() -> int:
     if args.gate_out:
         default_engine.load_default_engine = lambda *a, **k: ensemble
         gate_repeats.main(["--repeats", "12", "--out", str(args.gate_out)])
+        # The gate names the model it loaded by its --model argument ("packaged" without one).
+        doc = json.loads(args.gate_out.read_text())
+        doc["model"] = "mean of " + args.models
+        args.gate_out.write_text(json.dumps(doc, indent=1))
     return 0
 
 
