@@ -194,10 +194,9 @@ def small_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
             out.append(plan.Sentence(text + ".", lang, f"test-{tag}"))
         return out
 
-    monkeypatch.setattr(plan, "english_prose", lambda: sentences("en", 300, "prose"))
+    monkeypatch.setattr(plan, "english_prose", lambda files: sentences("en", 300, "prose"))
     monkeypatch.setattr(plan, "cmudict_sentences", lambda n, seed: sentences("en", 200, "cmu"))
-    monkeypatch.setattr(plan, "gettext_sentences", lambda lang: sentences(lang, 300, "po"))
-    monkeypatch.setattr(plan, "language_sentences", lambda lang: sentences(lang, 300, "po"))
+    monkeypatch.setattr(plan, "corpus_sentences", lambda lang, files: sentences(lang, 300, "po"))
     monkeypatch.setattr(plan, "asterisk_transcripts",
                         lambda lang: {f"p{i}": f"Please say the number {WORDS[i]} now"
                                       for i in range(len(WORDS))} if lang == "en" else {})  # fmt: skip

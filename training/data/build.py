@@ -21,11 +21,12 @@ from pathlib import Path
 
 from training.data import asterisk_source, festival_source, flite_source
 from training.data.corpus import seed_libc_rand
+from training.data.debian import TextFiles, TextLock, installed_versions
 from training.data.jobs import Job
-from training.data.plan import PlanOptions, make_plan
+from training.data.plan import PlanOptions, make_plan, text_origins
 from training.data.split import SplitPolicy
 
-__all__ = ["BuildOptions", "build", "main"]
+__all__ = ["BuildOptions", "build", "check_lock", "main", "text_lock"]
 
 log = logging.getLogger("training.data.build")
 
@@ -125,6 +126,37 @@ def _stats(records: list[dict[str, object]]) -> dict[str, object]:
     }
 
 
+def text_lock(plan_opts: PlanOptions, comment: str = "") -> TextLock:
+    """The files the plan's text comes from, with their packages and installed versions
+    (what ``--write-text-lock`` writes)."""
+    files = TextFiles()
+    origins = sorted(text_origins(plan_opts))
+    owned = {p: files.package_of(p) for p in origins}
+    unowned = [p for p, pkg in owned.items() if pkg is None]
+    if unowned:
+        log.warning("%d text files belong to no package, so no lock can pin them (first: %s)", len(unowned), unowned[0])
+    installed = installed_versions()
+    by_file = {p: pkg for p, pkg in owned.items() if pkg is not None}
+    packages = {pkg: installed.get(pkg, "") for pkg in sorted(set(by_file.values()))}
+    return TextLock(comment=comment, packages=packages, files=by_file)
+
+
+def check_lock(lock: TextLock, path: Path, root: Path = Path("/")) -> tuple[str, ...]:
+    """The lock's files if every package of it is installed; ``SystemExit`` with one line
+    (the install command) if not. Other versions than the lock's, or files gone, only
+    warn: the text may differ, and the metadata records what was used."""
+    missing, moved, gone = lock.check(installed_versions(root), root)
+    if missing:
+        raise SystemExit(
+            f"{len(missing)} of the {len(lock.packages)} text packages in {path} are not installed; "
+            f"install them (apt-get install {' '.join(missing)}) or drop --text-lock"
+        )
+    if moved or gone:
+        log.warning("%d text packages differ in version from %s and %d of its files are gone (first: %s), "
+                    "so the text may differ", len(moved), path, len(gone), (moved or gone)[0])  # fmt: skip
+    return tuple(sorted(lock.files))
+
+
 def build(opts: BuildOptions) -> dict[str, object]:
     """Render the corpus into ``opts.out``; return its metadata (also saved as metadata.json)."""
     t0 = time.monotonic()
@@ -139,6 +171,7 @@ def build(opts: BuildOptions) -> dict[str, object]:
     plan_opts = replace(plan_opts, festival_voices=fest, flite_voices=flite)
     jobs = make_plan(plan_opts)
     log.info("planned %d jobs (%d clips) in %.1fs", len(jobs), sum(len(j.items) for j in jobs), time.monotonic() - t0)
+    texts_from = text_lock(plan_opts)
     out = opts.out
     for sub in ("train", "heldout", "validation"):
         shutil.rmtree(out / sub, ignore_errors=True)
@@ -180,6 +213,10 @@ def build(opts: BuildOptions) -> dict[str, object]:
             "asterisk-es": "asterisk-core-sounds-es (Allison Smith), UNLABELLED (phones null)",
         },
         "text_sources": TEXT_SOURCES,
+        # Which packages' files the sentences came from, at which version: what makes this
+        # corpus's text, and a lock for the same text elsewhere (--write-text-lock).
+        "text_packages": texts_from.packages,
+        "text_files": texts_from.files,
         "split": "heldout = held-out voices (espeak bases/variants) OR held-out sentences/prompt files; validation = "
                  "validation voices (czech_krb, espeak id) OR validation sentences/prompt files; see split.py",
         "stats": _stats(records),
@@ -205,7 +242,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-festival", action="store_true")
     parser.add_argument("--no-flite", action="store_true")
     parser.add_argument("--no-asterisk", action="store_true")
+    parser.add_argument("--text-lock", type=Path, default=None, metavar="LOCK",
+                        help="read sentences only from the files of the Debian packages in LOCK (JSON, as "
+                             "--write-text-lock writes it): the same text on every machine that has them")
+    parser.add_argument("--write-text-lock", type=Path, default=None, metavar="LOCK",
+                        help="write the packages (and versions) this build's text came from to LOCK")
     args = parser.parse_args(argv)
+    locked: tuple[str, ...] | None = None
+    if args.text_lock is not None:
+        try:
+            lock = TextLock.load(args.text_lock)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        locked = check_lock(lock, args.text_lock)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     hours = 2.0 / 60 if args.small else args.hours
     plan = PlanOptions(
@@ -215,8 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         validation_voice_minutes=0.1 if args.small else PlanOptions.validation_voice_minutes,
         english_share=args.english_share, validation_fraction=args.validation_fraction,
         split=SplitPolicy(seed=args.seed, validation_fraction=args.validation_fraction),
+        text_files=locked,
     )  # fmt: skip
     meta = build(BuildOptions(out=args.out, plan=plan, workers=args.workers))
+    if args.write_text_lock is not None:
+        comment = (f"The files (and their Debian packages) that gave the text of {args.out}: "
+                   f"python -m training.data.build, commit {meta['commit']}, {meta['built_at']}")  # fmt: skip
+        lock = TextLock(comment=comment, packages=meta["text_packages"], files=meta["text_files"])  # type: ignore[arg-type]
+        lock.dump(args.write_text_lock)
     print(json.dumps({k: meta[k] for k in ("wall_seconds", "failures")} | {"stats": meta["stats"]}, indent=1))
     return 0
 

@@ -32,18 +32,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from training.data import asterisk_source, espeak_source, festival_source, flite_source
+from training.data.debian import TextFiles
 from training.data.jobs import Item, Job
 from training.data.split import SplitPolicy
 from training.data.texts import (
     Sentence,
     asterisk_transcripts,
     cmudict_sentences,
+    corpus_origins,
+    corpus_sentences,
     english_prose,
-    gettext_sentences,
-    language_sentences,
 )
 
-__all__ = ["PlanOptions", "make_plan"]
+__all__ = ["PlanOptions", "make_plan", "text_origins"]
 log = logging.getLogger(__name__)
 
 _GSM_BYTES_PER_S = 1650.0  # 33-byte frames of 20 ms
@@ -71,6 +72,9 @@ class PlanOptions:
     """Installed festival voices to use (the builder fills this in; empty: none)."""
     flite_voices: tuple[str, ...] = ()
     """Installed flite voices to use (the builder fills this in; empty: none)."""
+    text_files: tuple[str, ...] | None = None
+    """The only files the text sources may read (a text lock's); None: every installed
+    package's, which makes the text depend on what else the machine carries."""
     split: SplitPolicy = SplitPolicy()
 
     def __post_init__(self) -> None:
@@ -89,13 +93,13 @@ class _Pools:
     validation: dict[str, list[Sentence]]
 
 
-def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
+def _pools(langs: set[str], split: SplitPolicy, seed: int, files: TextFiles) -> _Pools:
     train: dict[str, list[Sentence]] = {}
     heldout: dict[str, list[Sentence]] = {}
     validation: dict[str, list[Sentence]] = {}
     pools = {"train": train, "heldout": heldout, "validation": validation}
     for lang in sorted(langs):
-        sents = english_prose() + cmudict_sentences(3000, seed) if lang == "en" else _sentences(lang)
+        sents = english_prose(files=files) + cmudict_sentences(3000, seed) if lang == "en" else corpus_sentences(lang, files)
         for pool in pools.values():
             pool[lang] = []
         for s in sents:
@@ -107,9 +111,23 @@ def _pools(langs: set[str], split: SplitPolicy, seed: int) -> _Pools:
     return _Pools(train, heldout, validation)
 
 
-def _sentences(lang: str) -> list[Sentence]:
-    # gettext is the fallback for a language the natural-text sources do not cover.
-    return language_sentences(lang) or gettext_sentences(lang)
+def _text_files(opts: PlanOptions) -> TextFiles:
+    return TextFiles(None if opts.text_files is None else frozenset(opts.text_files))
+
+
+def _languages(opts: PlanOptions) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """Festival and flite voices to use (voice -> text language), and every text language."""
+    fest = {v: festival_source.VOICES[v].lang for v in opts.festival_voices} if opts.use_festival else {}
+    flite = {f"flite-{v}": flite_source.VOICES[v].lang for v in opts.flite_voices} if opts.use_flite else {}
+    return fest, flite, set(espeak_source.VOICES.values()) | set(fest.values()) | set(flite.values())
+
+
+def text_origins(opts: PlanOptions) -> set[str]:
+    """The files :func:`make_plan`'s sentences depend on for ``opts``: reading only these
+    (a lock of their packages) plans the same jobs."""
+    _, _, langs = _languages(opts)
+    files = _text_files(opts)
+    return set().union(*(corpus_origins(lang, files) for lang in sorted(langs)))
 
 
 def _asterisk_split(split: SplitPolicy, name: str, text: str) -> str:
@@ -261,10 +279,8 @@ def make_plan(opts: PlanOptions) -> list[Job]:
     rng = random.Random(opts.split.seed)
     total = opts.hours * 3600.0
     held = total * opts.heldout_fraction
-    fest = {v: festival_source.VOICES[v].lang for v in opts.festival_voices} if opts.use_festival else {}
-    flite = {f"flite-{v}": flite_source.VOICES[v].lang for v in opts.flite_voices} if opts.use_flite else {}
-    langs = set(espeak_source.VOICES.values()) | set(fest.values()) | set(flite.values())
-    pools = _pools(langs, opts.split, opts.split.seed)
+    fest, flite, langs = _languages(opts)
+    pools = _pools(langs, opts.split, opts.split.seed, _text_files(opts))
     jobs: list[Job] = []
     recorded = 0.0
     if opts.use_asterisk:

@@ -1,6 +1,8 @@
 """Sentence sources available offline, each tagged with where it came from.
 
-No internet here, so text comes from files every Debian machine carries:
+No internet here, so text comes from files every Debian machine carries (which files:
+a :class:`~training.data.debian.TextFiles`, every installed one or a locked list of
+packages' only; each sentence keeps the file it came from as ``origin``):
 
 * ``licenses``: prose of /usr/share/common-licenses (GPL, Apache, MPL, ...).
 * ``copyright``: prose from /usr/share/doc/*/copyright files.
@@ -19,14 +21,15 @@ No internet here, so text comes from files every Debian machine carries:
 from __future__ import annotations
 
 import gettext
-import glob
 import gzip
 import random
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from training.data.debian import TextFiles
 
 __all__ = [
     "LANGUAGES",
@@ -34,6 +37,8 @@ __all__ = [
     "TextLanguage",
     "asterisk_transcripts",
     "cmudict_sentences",
+    "corpus_origins",
+    "corpus_sentences",
     "english_prose",
     "gettext_sentences",
     "expand_long_vowels",
@@ -53,6 +58,8 @@ class Sentence:
     text: str
     lang: str
     source: str
+    origin: str = field(default="", compare=False, repr=False)
+    """The file it was read from ("" for generated text)."""
 
 
 def clean(text: str, *, min_words: int = 4, max_words: int = 28) -> str | None:
@@ -81,12 +88,15 @@ def _sentences_of(paragraph: str) -> list[str]:
     return out
 
 
-def english_prose(limit_files: int = 400) -> list[Sentence]:
+ALL_FILES = TextFiles()
+
+
+def english_prose(limit_files: int = 400, files: TextFiles = ALL_FILES) -> list[Sentence]:
     """English sentences from licence texts and package copyright files."""
     out: list[Sentence] = []
     seen: set[str] = set()
-    lic = sorted(p for p in glob.glob("/usr/share/common-licenses/*") if Path(p).is_file())
-    docs = sorted(glob.glob("/usr/share/doc/*/copyright"))[:limit_files]
+    lic = [p for p in files.glob("/usr/share/common-licenses/*") if Path(p).is_file()]
+    docs = files.glob("/usr/share/doc/*/copyright")[:limit_files]
     for source, paths in (("licenses", lic), ("copyright", docs)):
         for path in paths:
             try:
@@ -97,7 +107,7 @@ def english_prose(limit_files: int = 400) -> list[Sentence]:
                 for s in _sentences_of(para):
                     if s.lower() not in seen:
                         seen.add(s.lower())
-                        out.append(Sentence(s, "en", source))
+                        out.append(Sentence(s, "en", source, path))
     return out
 
 
@@ -119,11 +129,11 @@ def asterisk_transcripts(lang: str) -> dict[str, str]:
     return out
 
 
-def gettext_sentences(lang: str, limit: int = 4000) -> list[Sentence]:
+def gettext_sentences(lang: str, limit: int = 4000, files: TextFiles = ALL_FILES) -> list[Sentence]:
     """Natural-language sentences from translated message catalogues for ``lang``."""
     seen: set[str] = set()
     out: list[Sentence] = []
-    for mo in sorted(glob.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo")):
+    for mo in files.glob(f"/usr/share/locale/{lang}/LC_MESSAGES/*.mo"):
         try:
             with open(mo, "rb") as fh:
                 catalog = gettext.GNUTranslations(fh)
@@ -135,7 +145,7 @@ def gettext_sentences(lang: str, limit: int = 4000) -> list[Sentence]:
             for s in _sentences_of(msg):
                 if s.lower() not in seen:
                     seen.add(s.lower())
-                    out.append(Sentence(s, lang, "gettext"))
+                    out.append(Sentence(s, lang, "gettext", mo))
         if len(out) >= limit:
             break
     return out[:limit]
@@ -313,10 +323,10 @@ def natural_sentence(text: str, spec: TextLanguage) -> str | None:
     return text
 
 
-def _messages(locale: str) -> list[tuple[str, str]]:
-    """(msgid, translation) pairs of every catalogue of ``locale``, in file order."""
-    out: list[tuple[str, str]] = []
-    for mo in sorted(glob.glob(f"/usr/share/locale/{locale}/LC_MESSAGES/*.mo")):
+def _messages(locale: str, files: TextFiles) -> list[tuple[str, str, str]]:
+    """(msgid, translation, catalogue path) of every catalogue of ``locale``, in file order."""
+    out: list[tuple[str, str, str]] = []
+    for mo in files.glob(f"/usr/share/locale/{locale}/LC_MESSAGES/*.mo"):
         try:
             with open(mo, "rb") as fh:
                 catalog = gettext.GNUTranslations(fh)
@@ -325,21 +335,22 @@ def _messages(locale: str) -> list[tuple[str, str]]:
         for key, msg in catalog._catalog.items():  # type: ignore[attr-defined]  # noqa: SLF001 - no public accessor
             msgid = key[0] if isinstance(key, tuple) else key
             if isinstance(msg, str) and isinstance(msgid, str) and msgid:  # "" is the catalogue header
-                out.append((msgid, msg))
+                out.append((msgid, msg, mo))
     return out
 
 
 @lru_cache(maxsize=64)
-def _language_sentences(lang: str, limit: int) -> tuple[Sentence, ...]:
+def _language_candidates(lang: str, files: TextFiles) -> tuple[Sentence, ...]:
+    """Every natural sentence of ``lang`` the files hold, deduplicated, in file order."""
     if lang == "en":
-        return tuple(english_prose())
+        return tuple(english_prose(files=files))
     spec = LANGUAGES.get(lang)
     if spec is None:
         return ()
     seen: set[str] = set()
     out: list[Sentence] = []
     for locale in spec.locales:
-        for msgid, msg in _messages(locale):
+        for msgid, msg, mo in _messages(locale, files):
             if msg.strip() == msgid.strip():  # untranslated: English in the wrong voice
                 continue
             for piece in _SENTENCE_SPLIT.split(msg):
@@ -350,17 +361,37 @@ def _language_sentences(lang: str, limit: int) -> tuple[Sentence, ...]:
                 for text in pieces:
                     if text.lower() not in seen:
                         seen.add(text.lower())
-                        out.append(Sentence(text, lang, "gettext"))
+                        out.append(Sentence(text, lang, "gettext", mo))
+    return tuple(out)
+
+
+@lru_cache(maxsize=64)
+def _language_sentences(lang: str, limit: int, files: TextFiles) -> tuple[Sentence, ...]:
+    out = list(_language_candidates(lang, files))
     if len(out) > limit:
         # A seeded sample, not the first files: every package's vocabulary has a chance.
         out = random.Random(f"sentences-{lang}").sample(out, limit)
     return tuple(out)
 
 
-def language_sentences(lang: str, limit: int = 4000) -> list[Sentence]:
+def language_sentences(lang: str, limit: int = 4000, files: TextFiles = ALL_FILES) -> list[Sentence]:
     """Natural sentences in ``lang`` (a key of :data:`LANGUAGES`, or ``en``); ``[]`` for an unknown language.
 
     Deterministic for a given machine. English is :func:`english_prose`; every
     other language reads its gettext catalogues through :func:`natural_sentence`.
     """
-    return list(_language_sentences(lang, limit))
+    return list(_language_sentences(lang, limit, files))
+
+
+def corpus_sentences(lang: str, files: TextFiles = ALL_FILES) -> list[Sentence]:
+    """A corpus language's sentences: :func:`language_sentences`, or the looser
+    :func:`gettext_sentences` for a language that finds none that way."""
+    return language_sentences(lang, files=files) or gettext_sentences(lang, files=files)
+
+
+def corpus_origins(lang: str, files: TextFiles = ALL_FILES) -> set[str]:
+    """The files :func:`corpus_sentences` (or, for ``en``, :func:`english_prose`) depends
+    on: those that gave a candidate sentence, sampled or not (each one moves the seeded
+    sample). Reading only these files gives the same sentences."""
+    found = _language_candidates(lang, files) or tuple(gettext_sentences(lang, files=files))
+    return {s.origin for s in found if s.origin}
