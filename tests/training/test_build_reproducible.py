@@ -49,14 +49,13 @@ def test_build_is_the_same_with_one_or_two_workers(
 
     small_corpus(monkeypatch)  # the plan runs here; workers only render its items
 
-    def native(lang: str) -> list:
+    def native(lang: str, files: object) -> list:
         words = SAMPLES[lang].rstrip(".!?").split()
         rng = np.random.default_rng(len(words))
         return [plan_module.Sentence(" ".join(rng.choice(words, size=6)) + ".", lang, "test-native")
                 for _ in range(200)]  # fmt: skip
 
-    monkeypatch.setattr(plan_module, "gettext_sentences", native)
-    monkeypatch.setattr(plan_module, "language_sentences", native)
+    monkeypatch.setattr(plan_module, "corpus_sentences", native)
     plan = PlanOptions(hours=0.02, small=True, heldout_fraction=0.2, use_asterisk=False,
                        use_festival=False, heldout_voice_minutes=0.02, validation_voice_minutes=0.02)  # fmt: skip
     one = build(BuildOptions(out=tmp_path / "one", plan=plan, workers=1))
