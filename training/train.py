@@ -517,9 +517,13 @@ def teacher_targets(examples: list[Example], checkpoints: list[Path]) -> list[np
 def _pad(ex: Example, left: int, right: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Silence features before/after (as the engine pads), edge targets, zero weight."""
     f = np.pad(ex.feats, ((left, right), (0, 0)), constant_values=SILENCE_FEATURE)
-    t = np.pad(ex.targets, ((left, right), (0, 0)), mode="edge")
     w = np.pad(ex.weights, (left, right))
-    return f, t, w
+    return f, _pad_targets(ex.targets, left, right), w
+
+
+def _pad_targets(targets: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Targets padded as :func:`_pad` pads them: the edge frames repeated."""
+    return np.pad(targets, ((left, right), (0, 0)), mode="edge")
 
 
 def train(examples: list[Example], opts: TrainOptions, config=None, real=None, teacher=None):  # noqa: ANN001, ANN201
@@ -551,9 +555,7 @@ def train(examples: list[Example], opts: TrainOptions, config=None, real=None, t
         raise ValueError("distilling needs teacher targets and a --distill share in (0, 1], or neither")
     if not 0.0 <= opts.distill <= 1.0:
         raise ValueError(f"the distill share must be in [0, 1], got {opts.distill}")
-    taught = None if teacher is None else [
-        _pad(Example(e.feats, t, e.weights), L, R)[1] for e, t in zip(examples, teacher, strict=True)
-    ]  # fmt: skip
+    taught = None if teacher is None else [_pad_targets(t, L, R) for t in teacher]
     n_out = max(2, int(opts.crop_s * 50))
     crop = rf + 2 * (n_out - 1)
     lengths = np.array([len(p[0]) for p in padded])
@@ -731,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in teachers:
         if not c.is_file():
             raise SystemExit(f"--teacher {c}: no such checkpoint (a training.train --out file)")
+    config = model_config(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
@@ -742,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{len(examples)} rendered examples, but the manifest gives {len(real)}")
     t1 = time.monotonic()
     teacher = teacher_targets(examples, teachers) if teachers else None
-    model, info = train(examples, opts, config=model_config(args), real=real, teacher=teacher)
+    model, info = train(examples, opts, config=config, real=real, teacher=teacher)
     if teachers:
         info["teachers"] = {"checkpoints": [str(c) for c in teachers], "seconds": round(time.monotonic() - t1, 1)}
     meta = json.loads((args.corpus / "metadata.json").read_text("utf-8")) if (args.corpus / "metadata.json").exists() else {}

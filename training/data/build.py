@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-text-lock", type=Path, default=None, metavar="LOCK",
                         help="write the packages (and versions) this build's text came from to LOCK")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     locked: tuple[str, ...] | None = None
     if args.text_lock is not None:
         try:
@@ -255,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
         locked = check_lock(lock, args.text_lock)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     hours = 2.0 / 60 if args.small else args.hours
     plan = PlanOptions(
         hours=hours, heldout_fraction=max(args.heldout_fraction, 0.2) if args.small else args.heldout_fraction,

@@ -71,10 +71,15 @@ class TextFiles:
     only: frozenset[str] | None = None
     root: Path = field(default=Path("/"))
 
+    @property
+    def _prefix(self) -> str:
+        """``root`` as a prefix of installed paths ("" for the real system)."""
+        return str(self.root).rstrip("/")
+
     def glob(self, pattern: str) -> list[str]:
         """Sorted paths matching the absolute ``pattern`` (as on the installed system,
         ``root`` prefixed), kept when in ``only``."""
-        prefix = str(self.root).rstrip("/")
+        prefix = self._prefix
         found = sorted(p[len(prefix) :] for p in glob.glob(prefix + pattern))
         if self.only is not None:
             found = [p for p in found if p in self.only]
@@ -82,7 +87,7 @@ class TextFiles:
 
     def relative(self, path: str) -> str:
         """``path`` (as :meth:`glob` gives it) as installed, without ``root``."""
-        prefix = str(self.root).rstrip("/")
+        prefix = self._prefix
         return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
     def package_of(self, path: str) -> str | None:
@@ -96,7 +101,7 @@ class TextFiles:
             # libfoo) is not listed itself: it belongs to the package that ships the link.
             # Files nobody lists (made by hand, or by a maintainer script) belong to no one.
             parent = str(Path(rel).parent)
-            linked = Path(str(self.root).rstrip("/") + parent).is_symlink()
+            linked = Path(self._prefix + parent).is_symlink()
             found = table.get(parent) if linked else None
         return min(found) if found else None
 
