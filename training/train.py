@@ -97,27 +97,67 @@ CODEC_WEIGHTS = {"gsm": 0.15, "mulaw": 0.15, "g722": 0.1, "adpcm": 0.1, "opus": 
 Audio = npt.NDArray[np.float32]
 Spans = list[tuple[float, float, str]]
 
+PITCH_SHIFT_ST = 4.0  # the speaker stage's pitch shifts: uniform in +-4 semitones
+_FORMANT_BACK = 2 ** (PITCH_SHIFT_ST / 12)  # the most a pitch shift's formant correction warps
+VTL_RANGE = (0.85, 1.15)  # 2.1.0's vocal-tract-length factors
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerStage:
+    """What the speaker stage may do to a training variant (before the targets).
+
+    ``warps=False`` (``--no-speaker-warps``) is v1.0.0's stage: speed (resampling) and a
+    plain pitch shift, no tempo and no vocal-tract warp. ``vtl_range`` (``--vtl-range``):
+    the vocal-tract-length factors drawn (log-uniform) for half the variants; 1.25 moves
+    the formants about as far up as a child's are from an adult woman's. The pitch
+    correction shares the warp, so the product must stay inside
+    :func:`training.augment.vtl_warp`'s 0.6..1.6."""
+
+    warps: bool = True
+    vtl_range: tuple[float, float] = VTL_RANGE
+
+    def __post_init__(self) -> None:
+        lo, hi = self.vtl_range
+        if not self.warps and self.vtl_range != VTL_RANGE:
+            raise ValueError("a vtl range needs the warps (drop --no-speaker-warps)")
+        if not (0.6 * _FORMANT_BACK <= lo < hi <= 1.6 / _FORMANT_BACK):
+            raise ValueError(
+                f"vtl range must satisfy {0.6 * _FORMANT_BACK:.3f} <= LO < HI <= "
+                f"{1.6 / _FORMANT_BACK:.3f} (with the pitch correction, the warp stays in "
+                f"0.6..1.6), got {lo} {hi}"
+            )
+
+    def cache_tag(self) -> str:
+        """Suffix of the render cache key; the default stage keeps the key it always had."""
+        tag = "" if self.warps else ",no-warps"
+        if self.vtl_range != VTL_RANGE:
+            tag += f",vtl={self.vtl_range[0]:g}-{self.vtl_range[1]:g}"
+        return tag
+
+
+DEFAULT_SPEAKER = SpeakerStage()
+
 
 def _perturb_speaker(
-    audio: Audio, phones: Spans, rng: np.random.Generator, warps: bool = True
+    audio: Audio, phones: Spans, rng: np.random.Generator, stage: SpeakerStage = DEFAULT_SPEAKER
 ) -> tuple[Audio, Spans, list[str]]:
     """Speaker and timing changes, made *before* the targets (they move the phones).
 
-    ``warps=False`` (``--no-speaker-warps``) is v1.0.0's speaker stage: speed (resampling)
+    Without warps (:class:`SpeakerStage`) it is v1.0.0's speaker stage: speed (resampling)
     on half the variants and a plain pitch shift (formants move with it), no tempo and no
     vocal-tract warp; for testing whether the warps cost lip closure (issue 12)."""
     from training import augment as A
 
     x, ph, applied = audio, phones, []
-    if warps:
-        x, ph = _warp_speaker(x, ph, rng, applied)
+    if stage.warps:
+        x, ph = _warp_speaker(x, ph, rng, applied, stage.vtl_range)
     else:
         if rng.random() < 0.5:
             f = float(rng.uniform(0.85, 1.2))
             x, ph = A.speed(x, f, ph)
             applied.append(f"speed:{f:.3f}")
         if rng.random() < 0.3:
-            st = float(rng.uniform(-4.0, 4.0))
+            st = float(rng.uniform(-PITCH_SHIFT_ST, PITCH_SHIFT_ST))
             x = A.pitch_shift(x, st)
             applied.append(f"pitch:{st:+.2f}st")
     if rng.random() < 0.5:
@@ -128,10 +168,12 @@ def _perturb_speaker(
 
 
 def _warp_speaker(
-    x: Audio, ph: Spans, rng: np.random.Generator, applied: list[str]
+    x: Audio, ph: Spans, rng: np.random.Generator, applied: list[str],
+    vtl_range: tuple[float, float] = DEFAULT_SPEAKER.vtl_range,
 ) -> tuple[Audio, Spans]:
     """The speaker stage with warps: speed or tempo, pitch and vocal-tract length
-    (appends what it applied to ``applied``)."""
+    (appends what it applied to ``applied``). Every range takes the same draws from
+    ``rng``, so two ranges at one seed differ only in the warp factors."""
     from training import augment as A
 
     r = rng.random()
@@ -145,12 +187,12 @@ def _warp_speaker(
         applied.append(f"tempo:{f:.3f}")
     warp = 1.0  # pitch and vocal-tract length share one formant warp (one STFT pass)
     if rng.random() < 0.3:
-        st = float(rng.uniform(-4.0, 4.0))
+        st = float(rng.uniform(-PITCH_SHIFT_ST, PITCH_SHIFT_ST))
         x = A.pitch_shift(x, st)
         warp /= 2 ** (st / 12)  # put the formants back: a pitch change, not a chipmunk
         applied.append(f"pitch:{st:+.2f}st")
     if rng.random() < 0.5:
-        vtl = float(np.exp(rng.uniform(np.log(0.85), np.log(1.15))))
+        vtl = float(np.exp(rng.uniform(np.log(vtl_range[0]), np.log(vtl_range[1]))))
         warp *= vtl
         applied.append(f"vtl:{vtl:.3f}")
     if warp != 1.0:
@@ -211,12 +253,12 @@ def _degrade(audio: Audio, rng: np.random.Generator, others: list[Audio]) -> tup
     return x, applied
 
 
-def render_clip(args: tuple[str, list, int, int, list[str], bool]) -> list[Example]:
+def render_clip(args: tuple[str, list, int, int, list[str], SpeakerStage]) -> list[Example]:
     """All variants of one clip (worker entry point; deterministic given its seed)."""
     from training import augment as A
     from training.targets import make_targets
 
-    wav, phones, variants, seed, other_wavs, warps = args
+    wav, phones, variants, seed, other_wavs, stage = args
     audio, sr = sf.read(wav, dtype="float32")
     if sr != SR:
         raise ValueError(f"{wav}: expected {SR} Hz, got {sr}")
@@ -227,7 +269,7 @@ def render_clip(args: tuple[str, list, int, int, list[str], bool]) -> list[Examp
         x, ph = audio, [tuple(p) for p in phones]
         applied = ["clean"] if v == 0 else []
         if v > 0:
-            x, ph, applied = _perturb_speaker(x, ph, rng, warps)
+            x, ph, applied = _perturb_speaker(x, ph, rng, stage)
         targets = make_targets(x, ph, fps=100.0)
         if v > 0:
             x, channel = _degrade(x, rng, others)
@@ -271,7 +313,7 @@ def _render_fingerprint() -> str:
 
 
 def prepare(corpus: Path, variants: int, seed: int, workers: int,
-            limit: int | None = None, warps: bool = True) -> list[Example]:
+            limit: int | None = None, stage: SpeakerStage = DEFAULT_SPEAKER) -> list[Example]:
     """Render the labelled training clips of ``corpus`` (see module doc), cached in
     ``training/work/`` under a key of the manifest, variants, seed, limit and the render
     code (:func:`_render_fingerprint`). Logs :func:`augmentation_counts`."""
@@ -279,8 +321,7 @@ def prepare(corpus: Path, variants: int, seed: int, workers: int,
     import pickle
 
     manifest = (corpus / "manifest.jsonl").read_bytes()
-    # The default (warps on) keeps the key it always had, so existing caches stay valid.
-    tag = "" if warps else ",no-warps"
+    tag = stage.cache_tag()
     key = hashlib.sha256(manifest + f"{variants},{seed},{limit},{_render_fingerprint()}{tag}".encode()).hexdigest()[:16]
     cache = Path("training/work") / f"prepared-{key}.pkl"
     if cache.exists():
@@ -288,7 +329,7 @@ def prepare(corpus: Path, variants: int, seed: int, workers: int,
         with cache.open("rb") as fh:
             examples: list[Example] = pickle.load(fh)
     else:
-        examples = _render_all(corpus, variants, seed, workers, limit, warps)
+        examples = _render_all(corpus, variants, seed, workers, limit, stage)
         cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("wb") as fh:
             pickle.dump(examples, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -333,14 +374,14 @@ def sampling_probs(lengths: npt.NDArray[np.integer], receptive_field: int,
 
 
 def _render_all(corpus: Path, variants: int, seed: int, workers: int, limit: int | None,
-                warps: bool = True) -> list[Example]:  # fmt: skip
+                stage: SpeakerStage = DEFAULT_SPEAKER) -> list[Example]:  # fmt: skip
     recs, train = _training_records(corpus, limit)
     pool_wavs = [str(corpus / r["wav"]) for r in recs if r["split"] == "train"]
     rng = np.random.default_rng(seed)
     jobs = []
     for k, r in enumerate(train):
         babble = [pool_wavs[i] for i in rng.choice(len(pool_wavs), size=min(4, len(pool_wavs)), replace=False)]
-        jobs.append((str(corpus / r["wav"]), r["phones"], variants, seed * 100003 + k, babble, warps))
+        jobs.append((str(corpus / r["wav"]), r["phones"], variants, seed * 100003 + k, babble, stage))
     t0 = time.monotonic()
     ctx = multiprocessing.get_context("spawn")
     examples: list[Example] = []
@@ -670,6 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips")
     parser.add_argument("--no-speaker-warps", dest="warps", action="store_false",
                         help="v1.0.0's speaker stage (speed, plain pitch shift): no tempo, no vocal-tract warp")
+    parser.add_argument("--vtl-range", type=float, nargs=2, metavar=("LO", "HI"),
+                        default=DEFAULT_SPEAKER.vtl_range,
+                        help="vocal-tract-length warp factors, drawn log-uniform for half the variants "
+                        "(default: %(default)s; > 1 moves the formants up, as a shorter tract does)")
     parser.add_argument("--steps", type=int, default=TrainOptions.steps)
     parser.add_argument("--batch", type=int, default=TrainOptions.batch)
     parser.add_argument("--lr", type=float, default=TrainOptions.lr)
@@ -734,10 +779,14 @@ def main(argv: list[str] | None = None) -> int:
         if not c.is_file():
             raise SystemExit(f"--teacher {c}: no such checkpoint (a training.train --out file)")
     config = model_config(args)
+    try:
+        stage = SpeakerStage(args.warps, (args.vtl_range[0], args.vtl_range[1]))
+    except ValueError as exc:
+        raise SystemExit(f"--vtl-range: {exc}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     np.random.seed(args.seed)
     t0 = time.monotonic()
-    examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, args.warps)
+    examples = prepare(args.corpus, args.variants, args.seed, args.workers, args.limit, stage)
     prep_s = time.monotonic() - t0
     opts = options_from_args(args)
     real = real_speaker_mask(args.corpus, args.variants, args.limit)
@@ -754,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_hours_rendered": round(sum(len(e.feats) for e in examples) / 360000, 3),
         "variants": args.variants,
         "speaker_warps": args.warps,
+        "vtl_range": list(stage.vtl_range),
         "options": opts.__dict__,
         "config": model.config.as_dict(),
         "corpus_stats": meta.get("stats", {}),

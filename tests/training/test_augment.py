@@ -258,7 +258,7 @@ def test_render_clip_logs_and_is_deterministic(tmp_path) -> None:  # noqa: ANN00
         [0.75, 1.125, "IY"],
         [1.125, 1.5, "SIL"],
     ]
-    job = (str(wav), phones, 4, 11, [str(wav)], True)
+    job = (str(wav), phones, 4, 11, [str(wav)], T.DEFAULT_SPEAKER)
     a, b = T.render_clip(job), T.render_clip(job)
     assert [e.augmentations for e in a] == [e.augmentations for e in b]
     for ea, eb in zip(a, b, strict=True):
@@ -275,7 +275,9 @@ def test_without_speaker_warps_only_speed_pitch_and_padding_move_the_speaker() -
     phones = [(0.0, 0.5, "AA"), (0.5, 1.0, "M")]
     seen: set[str] = set()
     for _ in range(40):
-        _, ph, applied = T._perturb_speaker(speechlike(1.0), phones, rng, warps=False)
+        _, ph, applied = T._perturb_speaker(
+            speechlike(1.0), phones, rng, T.SpeakerStage(warps=False)
+        )
         seen |= {a.split(":")[0] for a in applied}
         assert ph[-1][1] > 0.5  # the phones still tile the (possibly resampled) clip
     assert seen <= {"speed", "pitch", "pad"} and {"speed", "pitch"} <= seen
@@ -283,6 +285,37 @@ def test_without_speaker_warps_only_speed_pitch_and_padding_move_the_speaker() -
     for _ in range(40):
         seen |= {a.split(":")[0] for a in T._perturb_speaker(speechlike(1.0), phones, rng)[2]}
     assert {"tempo", "vtl"} <= seen
+
+
+def test_a_wider_vtl_range_changes_only_the_warp_factors() -> None:
+    """Two ranges at one seed draw the same augmentations: a paired comparison of
+    recipes differs in the vocal-tract factors alone."""
+    phones = [(0.0, 0.5, "AA"), (0.5, 1.0, "M")]
+    wide = T.SpeakerStage(vtl_range=(0.85, 1.25))
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    vtls: list[tuple[float, float]] = []
+    for _ in range(40):
+        a = T._perturb_speaker(speechlike(1.0), phones, rng_a)[2]
+        b = T._perturb_speaker(speechlike(1.0), phones, rng_b, wide)[2]
+        assert [x for x in a if not x.startswith("vtl")] == [x for x in b if not x.startswith("vtl")]
+        va = [float(x.split(":")[1]) for x in a if x.startswith("vtl")]
+        vb = [float(x.split(":")[1]) for x in b if x.startswith("vtl")]
+        vtls += list(zip(va, vb, strict=True))
+    assert vtls and all(0.85 <= x <= 1.15 and 0.85 <= y <= 1.25 and y >= x - 1e-3 for x, y in vtls)
+    assert max(y for _, y in vtls) > 1.15
+    assert T.DEFAULT_SPEAKER.cache_tag() == "" and wide.cache_tag() == ",vtl=0.85-1.25"
+    assert T.SpeakerStage(warps=False).cache_tag() == ",no-warps"
+
+
+@pytest.mark.parametrize(
+    ("warps", "vtl", "words"),
+    [(True, (0.85, 1.4), "1.270"), (True, (1.1, 1.0), "LO < HI"), (False, (0.9, 1.2), "needs the warps")],
+)
+def test_a_speaker_stage_outside_the_warp_range_is_refused(
+    warps: bool, vtl: tuple[float, float], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        T.SpeakerStage(warps=warps, vtl_range=vtl)
 
 
 def test_render_cache_key_follows_the_render_code(monkeypatch: pytest.MonkeyPatch) -> None:
