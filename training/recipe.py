@@ -234,8 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot-clip", default=None, help="held-out clip to plot (default: first asterisk-en)")
     parser.add_argument("--baseline", default="a167065",
                         help="git revision whose packaged model is compared on the same split (v1.0.0)")
+    parser.add_argument("--card-only", action="store_true",
+                        help="only write the model card again from training/work's last outputs "
+                        "(after editing training/RELEASE.md or training/DATA.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.card_only:
+        return _card_only(args.corpus)
     t0 = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     if not args.skip_data:
@@ -279,6 +284,28 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     log.info("recipe done in %.1f min; targets: %s; per voice: %s", (time.monotonic() - t0) / 60,
              {k: v["met"] for k, v in targets.items()}, {k: v["met"] for k, v in voice_report.items()})  # fmt: skip
+    return 0
+
+
+def _card_only(corpus: Path) -> int:
+    """``--card-only``: the card from the last full run's outputs in ``training/work``."""
+    from training.evaluate import check_targets, check_voice_targets
+
+    need = [WORK / "quality.json", WORK / "model.json", packaged_model_path().with_suffix(".json")]
+    if missing := [str(p) for p in need if not p.exists()]:
+        raise SystemExit(f"--card-only needs a full run's outputs first; missing: {', '.join(missing)}")
+    load = lambda p: json.loads(p.read_text("utf-8"))  # noqa: E731
+    quality = load(WORK / "quality.json")
+    baseline = load(WORK / "quality_baseline.json") if (WORK / "quality_baseline.json").exists() else None
+    speed = load(WORK / "engine_speed.json") if (WORK / "engine_speed.json").exists() else None
+    plot = ROOT / "docs" / "default-model-aperture.png"
+    write_model_card(
+        ROOT / "docs" / "model-card.md", load(packaged_model_path().with_suffix(".json")),
+        load(WORK / "model.json"), quality, check_targets(quality["systems"]),
+        load(corpus / "metadata.json"), speed, plot.name if plot.exists() else None, baseline,
+        check_voice_targets(quality),
+    )  # fmt: skip
+    log.info("wrote %s", ROOT / "docs" / "model-card.md")
     return 0
 
 
