@@ -37,7 +37,7 @@ from audio2face.engines.default.model import (
 )
 from audio2face.rigs import ARKIT_52
 
-VERSION = "2.1.0"
+VERSION = "2.2.0"
 TOLERANCE = 1e-4
 
 

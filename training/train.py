@@ -99,7 +99,7 @@ Spans = list[tuple[float, float, str]]
 
 PITCH_SHIFT_ST = 4.0  # the speaker stage's pitch shifts: uniform in +-4 semitones
 _FORMANT_BACK = 2 ** (PITCH_SHIFT_ST / 12)  # the most a pitch shift's formant correction warps
-VTL_RANGE = (0.85, 1.15)  # 2.1.0's vocal-tract-length factors
+VTL_RANGE = (0.85, 1.25)  # the vocal-tract-length factors since 2.2.0 (2.1.0: 0.85..1.15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +108,9 @@ class SpeakerStage:
 
     ``warps=False`` (``--no-speaker-warps``) is v1.0.0's stage: speed (resampling) and a
     plain pitch shift, no tempo and no vocal-tract warp. ``vtl_range`` (``--vtl-range``):
-    the vocal-tract-length factors drawn (log-uniform) for half the variants; 1.25 moves
-    the formants about as far up as a child's are from an adult woman's. The pitch
-    correction shares the warp, so the product must stay inside
-    :func:`training.augment.vtl_warp`'s 0.6..1.6."""
+    the vocal-tract-length factors drawn (log-uniform) for half the variants (> 1: formants
+    up, a shorter tract). The pitch correction shares the warp, so the product must stay
+    inside :func:`training.augment.vtl_warp`'s 0.6..1.6."""
 
     warps: bool = True
     vtl_range: tuple[float, float] = VTL_RANGE
