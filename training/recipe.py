@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus")
     parser.add_argument("--skip-data", action="store_true", help="reuse an existing corpus")
+    parser.add_argument("--text-lock", type=Path, default=None,
+                        help="build the corpus from this lock's text files only (2.2.0's corpus: "
+                        "training/data/text-lock.json; see training/README.md, Reproducibility)")
     parser.add_argument("--skip-train", action="store_true",
                         help="reuse training/work/model.pt (export, evaluate, card only)")
     parser.add_argument("--steps", type=int, default=None)
@@ -244,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     if not args.skip_data:
-        _run(["-m", "training.data.build", "--out", str(args.corpus)])
+        lock = ["--text-lock", str(args.text_lock)] if args.text_lock else []
+        _run(["-m", "training.data.build", "--out", str(args.corpus), *lock])
     ckpt = WORK / "model.pt"
     if not args.skip_train:
         _run(["-m", "training.train", "--corpus", str(args.corpus), "--out", str(ckpt)]
