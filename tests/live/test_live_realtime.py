@@ -69,17 +69,9 @@ def test_file_in_real_time_to_vmc_and_livelink(runtime, speech_wav) -> None:
         np.stack([p.values[:52] for _, p in packets]), recorded.values, atol=1e-7
     )
 
-    # Pacing: frame k arrives at origin + k/30 + delay (steady, no drift).
-    origin = live.origin
-    assert origin is not None
+    assert live.origin is not None
     for arrivals in (np.array([f.t for f in vmc_frames]), np.array([t for t, _ in packets])):
-        offset = arrivals - (origin + np.arange(n) / 30.0)
-        assert np.median(offset) == pytest.approx(stats.delay_s, abs=0.040)
-        # a busy 2-core CI box may hold a few frames back; the median shows the schedule
-        # (exact pacing and drift are checked on an injected clock in test_pacing.py)
-        assert np.percentile(offset, 90) < stats.delay_s + 0.200
-        rate = (n - 1) / (arrivals[-1] - arrivals[0])
-        assert 27.0 < rate < 33.0
+        assert_paced(arrivals, live.origin, 30.0, stats.delay_s)
     assert stats.delay_s == pytest.approx(
         runtime.engine_for(runtime.profile("arkit")).lookahead_s + 0.05
     )
@@ -99,5 +91,21 @@ def test_sixty_fps_to_livelink(runtime, speech_wav) -> None:
         packets = rx.wait_packets(clock_frames(SECONDS, 60.0))
     assert stats.frames_sent == len(packets) == clock_frames(SECONDS, 60.0) == 180
     assert all(p.rate == 60 for _, p in packets)
-    arrivals = np.array([t for t, _ in packets])
-    assert 54.0 < (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) < 66.0
+    assert live.origin is not None
+    assert_paced(np.array([t for t, _ in packets]), live.origin, 60.0, stats.delay_s)
+
+
+def assert_paced(arrivals: np.ndarray, origin: float, fps: float, delay_s: float) -> None:
+    """Frame ``k`` arrives at ``origin + k / fps + delay_s``: steady, no drift.
+
+    A busy 2-core CI box may hold a few frames back and then send them together, so no
+    single frame decides (a rate from the first and last arrival did: one late first
+    frame made 60 fps read as 71). The median offset shows the schedule, and a clock
+    running 7 % fast or slow would move the median offset of the last quarter of the
+    frames 0.15 s from the first quarter's over these 3 s. Exact pacing and drift are
+    checked on an injected clock in test_pacing.py."""
+    offset = arrivals - (origin + np.arange(len(arrivals)) / fps)
+    assert np.median(offset) == pytest.approx(delay_s, abs=0.040)
+    assert np.percentile(offset, 90) < delay_s + 0.200
+    quarter = len(offset) // 4
+    assert abs(np.median(offset[-quarter:]) - np.median(offset[:quarter])) < 0.15
