@@ -30,6 +30,8 @@ from audio2face.engines.default.model import packaged_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "training" / "work"
+CARD = ROOT / "docs" / "model-card.md"
+PLOT = ROOT / "docs" / "default-model-aperture.png"
 log = logging.getLogger("training.recipe")
 
 
@@ -256,60 +258,61 @@ def main(argv: list[str] | None = None) -> int:
              + (["--seed", str(args.seed)] if args.seed is not None else []))  # fmt: skip
     onnx_path = packaged_model_path()
     _run(["-m", "training.export", "--ckpt", str(ckpt), "--out", str(onnx_path)])
-    from training.evaluate import check_targets, check_voice_targets, run_benchmark
+    from training.evaluate import run_benchmark
 
     recs = [json.loads(line) for line in (args.corpus / "manifest.jsonl").open(encoding="utf-8")]
     held = [r for r in recs if r["split"] == "heldout" and r["phones"]]
     clip = args.plot_clip or next((r["id"] for r in held if r["source"] == "asterisk-en"), held[0]["id"])
-    plot = ROOT / "docs" / "default-model-aperture.png"
-    quality = run_benchmark(onnx_path, args.corpus / "heldout", WORK / "quality.json", clip, plot)
-    targets = check_targets(quality["systems"])
-    voice_report = check_voice_targets(quality)
+    quality = run_benchmark(onnx_path, args.corpus / "heldout", WORK / "quality.json", clip, PLOT)
     baseline = None
     old_model = extract_baseline(args.baseline, WORK / "baseline")
     if old_model is not None:
         baseline = run_benchmark(old_model, args.corpus / "heldout", WORK / "quality_baseline.json")
-    (WORK / "voice_targets.json").write_text(json.dumps(voice_report, indent=1), "utf-8")
     if (args.corpus / "validation").is_dir():  # the split models are chosen on (training/DATA.md)
         from training.evaluate import validation_summary
 
         val = run_benchmark(onnx_path, args.corpus / "validation", WORK / "quality_validation.json")
         log.info("validation: %s", json.dumps(validation_summary(val)))
     _run(["benchmarks/engine_speed.py", "--out", str(WORK / "engine_speed.json")])
-    speed = json.loads((WORK / "engine_speed.json").read_text("utf-8"))
-    write_model_card(
-        ROOT / "docs" / "model-card.md",
-        json.loads(onnx_path.with_suffix(".json").read_text("utf-8")),
-        json.loads(ckpt.with_suffix(".json").read_text("utf-8")),
-        quality, targets, json.loads((args.corpus / "metadata.json").read_text("utf-8")),
-        # the whole recipe's time only when it ran every step
-        speed, plot.name, baseline, voice_report,
-        None if args.skip_data or args.skip_train else (time.monotonic() - t0) / 60,
-    )  # fmt: skip
+    speed = _load(WORK / "engine_speed.json")
+    # the whole recipe's time only when it ran every step
+    minutes = None if args.skip_data or args.skip_train else (time.monotonic() - t0) / 60
+    targets, voice_report = _write_card(args.corpus, quality, baseline, speed, minutes)
+    (WORK / "voice_targets.json").write_text(json.dumps(voice_report, indent=1), "utf-8")
     log.info("recipe done in %.1f min; targets: %s; per voice: %s", (time.monotonic() - t0) / 60,
              {k: v["met"] for k, v in targets.items()}, {k: v["met"] for k, v in voice_report.items()})  # fmt: skip
     return 0
 
 
-def _card_only(corpus: Path) -> int:
-    """``--card-only``: the card from the last full run's outputs in ``training/work``."""
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text("utf-8"))
+
+
+def _write_card(corpus: Path, quality: dict, baseline: dict | None, speed: dict | None,
+                recipe_minutes: float | None = None) -> tuple[dict, dict]:  # fmt: skip
+    """The model card from a run's outputs: the packaged model's sidecar, the checkpoint's
+    log in ``training/work``, the corpus metadata and the benchmarks given; returns the
+    pooled and per-voice target reports it shows."""
     from training.evaluate import check_targets, check_voice_targets
 
+    targets, voice_report = check_targets(quality["systems"]), check_voice_targets(quality)
+    write_model_card(
+        CARD, _load(packaged_model_path().with_suffix(".json")), _load(WORK / "model.json"),
+        quality, targets, _load(corpus / "metadata.json"), speed,
+        PLOT.name if PLOT.exists() else None, baseline, voice_report, recipe_minutes,
+    )  # fmt: skip
+    return targets, voice_report
+
+
+def _card_only(corpus: Path) -> int:
+    """``--card-only``: the card from the last full run's outputs in ``training/work``."""
     need = [WORK / "quality.json", WORK / "model.json", packaged_model_path().with_suffix(".json")]
     if missing := [str(p) for p in need if not p.exists()]:
         raise SystemExit(f"--card-only needs a full run's outputs first; missing: {', '.join(missing)}")
-    load = lambda p: json.loads(p.read_text("utf-8"))  # noqa: E731
-    quality = load(WORK / "quality.json")
-    baseline = load(WORK / "quality_baseline.json") if (WORK / "quality_baseline.json").exists() else None
-    speed = load(WORK / "engine_speed.json") if (WORK / "engine_speed.json").exists() else None
-    plot = ROOT / "docs" / "default-model-aperture.png"
-    write_model_card(
-        ROOT / "docs" / "model-card.md", load(packaged_model_path().with_suffix(".json")),
-        load(WORK / "model.json"), quality, check_targets(quality["systems"]),
-        load(corpus / "metadata.json"), speed, plot.name if plot.exists() else None, baseline,
-        check_voice_targets(quality),
-    )  # fmt: skip
-    log.info("wrote %s", ROOT / "docs" / "model-card.md")
+    optional = lambda name: _load(WORK / name) if (WORK / name).exists() else None  # noqa: E731
+    _write_card(corpus, _load(WORK / "quality.json"), optional("quality_baseline.json"),
+                optional("engine_speed.json"))  # fmt: skip
+    log.info("wrote %s", CARD)
     return 0
 
 
