@@ -11,39 +11,24 @@ nasal + open AUC + round AUC of the worst voice / language group
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
-from training.evaluate import validation_summary
-
 HERE = Path(__file__).resolve().parent
-SUM = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc")
 SETTINGS = ("s13_ax", "s13_ax7", "s13_ax99", "s13_ax42", "shipped_2.1.0", "v1.0.0")
+
+# benchmarks/quality/paired.py scores one run the same way for every session (the benchmark
+# folder is not a package).
+_spec = importlib.util.spec_from_file_location("quality_paired", HERE.parents[2] / "quality" / "paired.py")
+assert _spec and _spec.loader
+paired = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(paired)
 
 
 def row(setting: str, here: Path = HERE) -> dict[str, object] | None:
     """One run's line, from ``here``'s ``<setting>_validation.json`` and ``_gate.json``."""
-    path = here / f"{setting}_validation.json"
-    if not path.exists():
-        return None
-    doc = json.loads(path.read_text())
-    s = validation_summary(doc)
-    d = doc["systems"]["default"]
-    her = d["groups"]["voice"]["allison"]
-    gate = here / f"{setting}_gate.json"
-    g = json.loads(gate.read_text()) if gate.exists() else None
-    noise10 = doc["conditions"]["noise10"]["default"]["lips_shut"]
-    return {
-        "setting": setting, "clips": d["clips"],
-        "pooled": {m: round(d[m], 4) for m in (*SUM, "lips_shut", "jitter")},
-        "noise10_lips_shut": round(noise10, 4),
-        "worst_group": s["worst_group"],
-        "worst_group_sum": round(sum(s["worst_group"][m]["value"] for m in SUM), 4),
-        "allison": {"clips": her["clips"], "open_auc": round(her["open_auc"], 4), "round_auc": round(her["round_auc"], 4),
-                    "closure": round(her["bilabial_closure"], 4), "nasal": round(her["bilabial_nasal"], 4)},
-        "qualifies": d["jitter"] <= 0.0536 and noise10 <= 0.25,
-        "rms_gate": f"{g['passed']}/{g['repeats']}" if g else None,
-    }
+    return paired.row(here / setting)
 
 
 def main() -> None:
