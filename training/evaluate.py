@@ -16,6 +16,12 @@ the held-out split; the held-out numbers are reported for the chosen model. Its 
 language for each, since issue 12 is about the worst voice, not the mean.
 ``--baseline MODEL`` scores a second model (e.g. v1.0.0) on the same clips and prints a
 per-voice table of both (:func:`compare_table`).
+
+Every group carries 95 % bootstrap intervals over its clips (``--intervals``, 1000
+resamples by default; ``benchmarks/quality/metrics.py``), and each per-voice target says
+whether its interval lies wholly on the side of its value (``sure``): a voice of twenty
+clips that misses 0.90 with 0.88 is not told apart from one that meets it, and the
+report says so (:func:`target_lines`).
 """
 
 from __future__ import annotations
@@ -58,10 +64,12 @@ CONDITIONS = "noise10,noise20,gsm"
 
 
 def run_benchmark(model: Path, heldout: Path, out_json: Path, plot_clip: str | None = None,
-                  plot_out: Path | None = None, limit: int | None = None) -> dict[str, object]:  # fmt: skip
+                  plot_out: Path | None = None, limit: int | None = None,
+                  intervals: int = 0) -> dict[str, object]:  # fmt: skip
     """Run the benchmark; return its JSON document (also written to ``out_json``)."""
     cmd = [sys.executable, str(BENCH), "--corpus", str(heldout), "--systems", "energy,oracle,default",
-           "--out", str(out_json), "--group-by", "voice,lang,source", "--conditions", CONDITIONS]  # fmt: skip
+           "--out", str(out_json), "--group-by", "voice,lang,source", "--conditions", CONDITIONS,
+           "--intervals", str(intervals)]  # fmt: skip
     if limit:
         cmd += ["--limit", str(limit)]
     if plot_clip and plot_out:
@@ -85,15 +93,37 @@ def check_targets(results: dict[str, dict[str, float]]) -> dict[str, dict[str, o
     return report
 
 
+def _abs_interval(ci: object) -> list[float] | None:
+    """The interval of ``|x|`` for ``x`` in ``ci``."""
+    if not isinstance(ci, (list, tuple)):
+        return None
+    lo, hi = float(ci[0]), float(ci[1])
+    if lo <= 0.0 <= hi:
+        return [0.0, max(-lo, hi)]
+    return sorted([abs(lo), abs(hi)])
+
+
 def _check(row: dict[str, object], targets: dict[str, tuple[str, float]]) -> dict[str, dict[str, object]]:
     values = {k: float(v) for k, v in row.items() if isinstance(v, (int, float))}  # type: ignore[arg-type]
     values["abs_sync_lag_ms"] = abs(values.get("sync_lag_ms", math.nan))
+    cis = dict(row.get("ci") or {})  # type: ignore[call-overload]
+    cis["abs_sync_lag_ms"] = _abs_interval(cis.get("sync_lag_ms"))
     out = {}
     for name, (op, goal) in targets.items():
         v = values.get(name, math.nan)
         # A metric with nothing to measure (no bilabials in a group) is not a miss.
         met = None if math.isnan(v) else bool(v >= goal if op == ">=" else v <= goal)
-        out[name] = {"value": None if math.isnan(v) else round(v, 4), "op": op, "goal": goal, "met": met}
+        entry: dict[str, object] = {"value": None if math.isnan(v) else round(v, 4), "op": op,
+                                    "goal": goal, "met": met}  # fmt: skip
+        ci = cis.get(name)
+        if met is not None and isinstance(ci, (list, tuple)):
+            lo, hi = float(ci[0]), float(ci[1])
+            entry["ci"] = [lo, hi]
+            # Sure: the whole interval is on the side of the value (met or missed).
+            inside = (lo >= goal) if op == ">=" else (hi <= goal)
+            outside = (hi < goal) if op == ">=" else (lo > goal)
+            entry["sure"] = inside if met else outside
+        out[name] = entry
     return out
 
 
@@ -131,6 +161,28 @@ def check_voice_targets(doc: dict[str, object], system: str = "default",
         results = [r["met"] for r in (*clean.values(), *at10.values()) if r["met"] is not None]
         report[f"{key}:{value}"] = {"clips": row["clips"], "clean": clean, "noise10": at10, "met": all(results)}
     return report
+
+
+def target_lines(report: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per (group, target) that is missed, or met with an interval reaching
+    past the goal: ``voice:lp_diphone bilabial_nasal 0.760 [0.62, 0.88] < 0.85: missed``."""
+    lines = []
+    for group, entry in report.items():
+        for cond in ("clean", "noise10"):
+            for name, t in entry[cond].items():
+                if t["met"] is None or (t["met"] and t.get("sure", True)):
+                    continue
+                ci = t.get("ci")
+                span = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+                where = "" if cond == "clean" else " at 10 dB"
+                if t["met"]:
+                    verdict = "met, the interval reaches past the goal"
+                elif t.get("sure") is False:
+                    verdict = "missed, the interval reaches the goal"
+                else:
+                    verdict = "missed"
+                lines.append(f"{group} {name}{where} {t['value']:.3f}{span} vs {t['op']} {t['goal']}: {verdict}")
+    return lines
 
 
 SUMMARY_METRICS = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc", "silence_rest")
@@ -189,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="validation: choose models on this; heldout: report the chosen one")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a second model scored on the same clips (written next to --out as *_baseline.json)")
+    parser.add_argument("--intervals", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95%% intervals of every group (0: none)")
     parser.add_argument("--plot", default=None, help="held-out clip id to plot")
     parser.add_argument("--plot-out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -199,7 +253,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    doc = run_benchmark(args.model, args.corpus / args.split, args.out, args.plot, args.plot_out, args.limit)
+    if args.intervals < 0:
+        print(f"error: --intervals must be >= 0, got {args.intervals}", file=sys.stderr)
+        return 2
+    doc = run_benchmark(args.model, args.corpus / args.split, args.out, args.plot, args.plot_out,
+                        args.limit, args.intervals)
     systems = doc["systems"]
     print(json.dumps({k: {m: v for m, v in r.items() if m != "groups"} for k, r in systems.items()}, indent=1))
     if "error" not in systems.get("default", {"error": 1}):
@@ -207,11 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         voices = validation_voices() if args.split == "validation" else None
         per_voice = check_voice_targets(doc, voices=voices)
         print(json.dumps({k: v["met"] for k, v in per_voice.items()}, indent=1))
+        print("\n".join(["per-voice targets missed, or met within the sampling spread:",
+                         *target_lines(per_voice)]))
         if args.split == "validation":
             print(json.dumps({"validation_summary": validation_summary(doc)}, indent=1))
     if args.baseline:
         base_out = args.out.with_name(args.out.stem + "_baseline.json")
-        base = run_benchmark(args.baseline, args.corpus / args.split, base_out, limit=args.limit)
+        base = run_benchmark(args.baseline, args.corpus / args.split, base_out, limit=args.limit,
+                             intervals=args.intervals)
         for key in ("voice", "lang"):
             print(f"\n{args.split}, new / baseline, by {key}:\n" + compare_table(doc, base, key))
     return 0

@@ -63,6 +63,7 @@ def _cell(row: dict[str, object] | None, metric: str) -> str:
     return _fmt(metric, row.get(metric, math.nan))
 
 
+INTERVALS = 1000  # bootstrap resamples for the held-out groups' intervals
 VOICE_COLS = ("bilabial_closure", "bilabial_nasal", "open_auc", "round_auc", "silence_rest", "sync_lag_ms")
 
 
@@ -85,6 +86,21 @@ def per_voice_table(new: dict, old: dict | None, report: dict[str, dict[str, obj
         lines.append(f"| {key} {value} | " + " | ".join(cells) + f" | {n10} | {r['clips']} | "
                      f"{'yes' if r['met'] else 'NO'} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def spread_section(report: dict[str, dict[str, object]]) -> str:
+    """The misses (and near-misses) with their 95 % bootstrap intervals over clips, when
+    the run measured them: which misses the held-out sample can tell from the goal."""
+    from training.evaluate import target_lines
+
+    has_ci = any("ci" in t for r in report.values() for c in ("clean", "noise10")
+                 for t in r[c].values())  # type: ignore[attr-defined]  # fmt: skip
+    lines = target_lines(report) if has_ci else []
+    if not lines:
+        return ""
+    return ("\nTargets missed, or met with an interval that reaches past the goal (95 % "
+            "bootstrap intervals over each group's clips, 1000 resamples):\n\n"
+            + "\n".join(f"- {line}" for line in lines) + "\n")
 
 
 def conditions_table(new: dict, old: dict | None) -> str:
@@ -202,7 +218,7 @@ issue 12 (bilabial closure >= 0.90, nasal >= 0.85, open AUC >= 0.88, round AUC >
 silence rest >= 0.98 clean and at 10 dB SNR, |lag| <= 20 ms):
 
 {per_voice_table(quality, baseline, voice_report or {})}
-
+{spread_section(voice_report or {})}
 ### Listening conditions
 The whole held-out split clean, with white/pink noise at 10 and 20 dB SNR (scaled to the
 speech level, running through the pauses) and through GSM at 8 kHz
@@ -263,11 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     recs = [json.loads(line) for line in (args.corpus / "manifest.jsonl").open(encoding="utf-8")]
     held = [r for r in recs if r["split"] == "heldout" and r["phones"]]
     clip = args.plot_clip or next((r["id"] for r in held if r["source"] == "asterisk-en"), held[0]["id"])
-    quality = run_benchmark(onnx_path, args.corpus / "heldout", WORK / "quality.json", clip, PLOT)
+    quality = run_benchmark(onnx_path, args.corpus / "heldout", WORK / "quality.json", clip, PLOT,
+                            intervals=INTERVALS)
     baseline = None
     old_model = extract_baseline(args.baseline, WORK / "baseline")
     if old_model is not None:
-        baseline = run_benchmark(old_model, args.corpus / "heldout", WORK / "quality_baseline.json")
+        baseline = run_benchmark(old_model, args.corpus / "heldout", WORK / "quality_baseline.json",
+                                 intervals=INTERVALS)
     if (args.corpus / "validation").is_dir():  # the split models are chosen on (training/DATA.md)
         from training.evaluate import validation_summary
 

@@ -305,3 +305,91 @@ def aggregate(results: Sequence[ClipResult]) -> dict[str, float]:
         "loudness_corr": float(np.mean(corrs)) if corrs else math.nan,
         "jitter": sum(r.jitter_sum for r in results) / jn if jn else math.nan,
     }
+
+
+# -- intervals ------------------------------------------------------------------------
+INTERVAL_METRICS = ("bilabial_closure", "bilabial_nasal", "lips_shut", "open_auc", "round_auc",
+                    "silence_rest", "sync_lag_ms")  # fmt: skip
+_RATIOS = {"bilabial_closure": "bilabial", "bilabial_nasal": "nasal", "lips_shut": "lips_shut",
+           "silence_rest": "silence"}  # fmt: skip
+
+
+def _weighted_ratio(pairs: Sequence[tuple[int, int]], w: npt.NDArray[np.float64]) -> Array:
+    hits = np.array([h for h, _ in pairs], np.float64)
+    totals = np.array([t for _, t in pairs], np.float64)
+    den = w @ totals
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (w @ hits) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _weighted_auc(pos: Sequence[list[float]], neg: Sequence[list[float]],
+                  w: npt.NDArray[np.float64]) -> Array:  # fmt: skip
+    """:func:`auc` of the pooled values when clip ``c`` counts ``w[r, c]`` times, for each
+    row ``r`` of ``w``: each positive's weighted count of negatives below it (ties half)."""
+    p = np.array([v for vals in pos for v in vals], np.float64)
+    pc = np.array([c for c, vals in enumerate(pos) for _ in vals], np.intp)
+    n = np.array([v for vals in neg for v in vals], np.float64)
+    nc = np.array([c for c, vals in enumerate(neg) for _ in vals], np.intp)
+    if p.size == 0 or n.size == 0:
+        return np.full(w.shape[0], np.nan)
+    order = np.argsort(n, kind="mergesort")
+    n_sorted, nw = n[order], w[:, nc[order]]
+    cum = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(nw, axis=1)], axis=1)
+    below = cum[:, np.searchsorted(n_sorted, p, side="left")]
+    upto = cum[:, np.searchsorted(n_sorted, p, side="right")]
+    pw = w[:, pc]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pw * (below + 0.5 * (upto - below))).sum(axis=1) / (pw.sum(axis=1) * cum[:, -1])
+
+
+def _weighted_median(values: Sequence[float], w: npt.NDArray[np.float64]) -> Array:
+    """``np.median`` of the values repeated ``w[r, c]`` times, per row (NaNs left out)."""
+    v = np.asarray(values, np.float64)
+    keep = ~np.isnan(v)
+    v, w = v[keep], w[:, keep]
+    if v.size == 0:
+        return np.full(w.shape[0], np.nan)
+    order = np.argsort(v, kind="mergesort")
+    v, cum = v[order], np.cumsum(w[:, order], axis=1)
+    out = np.full(w.shape[0], np.nan)
+    for r in range(w.shape[0]):
+        total = cum[r, -1]
+        if total <= 0:
+            continue
+        lo = v[np.searchsorted(cum[r], (total - 1) // 2, side="right")]
+        hi = v[np.searchsorted(cum[r], total // 2, side="right")]
+        out[r] = 0.5 * (lo + hi)
+    return out
+
+
+def weighted_metrics(results: Sequence[ClipResult], w: npt.ArrayLike) -> dict[str, Array]:
+    """The :data:`INTERVAL_METRICS` of :func:`aggregate` when clip ``c`` of ``results``
+    counts ``w[r, c]`` times (whole numbers), one value per row ``r`` of ``w``."""
+    weights = np.atleast_2d(np.asarray(w, np.float64))
+    out = {m: _weighted_ratio([getattr(r, f) for r in results], weights) for m, f in _RATIOS.items()}
+    out["open_auc"] = _weighted_auc([r.open_pos for r in results], [r.open_neg for r in results], weights)
+    out["round_auc"] = _weighted_auc([r.round_pos for r in results], [r.round_neg for r in results], weights)
+    out["sync_lag_ms"] = _weighted_median([r.lag_ms for r in results], weights)
+    return out
+
+
+def intervals(results: Sequence[ClipResult], n_resamples: int = 1000, level: float = 0.95,
+              seed: int = 0) -> dict[str, tuple[float, float] | None]:  # fmt: skip
+    """Percentile bootstrap intervals over clips: the clips are drawn with replacement
+    ``n_resamples`` times (a clip's phones stay together, since they share its voice,
+    sentence and channel) and each metric pooled as :func:`aggregate` pools it. ``None``
+    for a metric with nothing to measure. Seeded, so a report is reproducible."""
+    if not results:
+        return dict.fromkeys(INTERVAL_METRICS)
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(len(results), np.full(len(results), 1.0 / len(results)), size=n_resamples)
+    tail = 50.0 * (1.0 - level)
+    out: dict[str, tuple[float, float] | None] = {}
+    for name, values in weighted_metrics(results, w).items():
+        finite = values[~np.isnan(values)]
+        if finite.size < 0.9 * n_resamples:  # too few resamples measure anything
+            out[name] = None
+            continue
+        lo, hi = np.percentile(finite, [tail, 100.0 - tail])
+        out[name] = (round(float(lo), 4), round(float(hi), 4))
+    return out

@@ -74,6 +74,50 @@ def test_auc() -> None:
     assert math.isnan(qm.auc([], [1.0]))
 
 
+def _raw_clips(n: int, seed: int) -> list:
+    """Per-clip raw quantities with ties, empty sides and a missing lag among them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        out.append(qm.ClipResult(
+            str(i), bilabial=(int(rng.integers(0, 6)), 5), nasal=(int(rng.integers(0, 3)), 2),
+            lips_shut=(int(rng.integers(0, 2)), 3), silence=(int(rng.integers(1, 3)), 2),
+            open_pos=list(np.round(rng.normal(1, 1, int(rng.integers(0, 5))), 1)),
+            open_neg=list(np.round(rng.normal(0, 1, 4), 1)),
+            round_pos=list(np.round(rng.normal(1, 1, 3), 1)), round_neg=list(np.round(rng.normal(0, 1, 3), 1)),
+            lag_ms=math.nan if i == 3 else float(rng.integers(-40, 40)),
+        ))  # fmt: skip
+    return out
+
+
+def test_weighted_metrics_are_aggregate_of_the_clips_repeated() -> None:
+    """A bootstrap resample is the clip list with some clips repeated and others left
+    out: the vectorised metrics must be exactly what ``aggregate`` gives that list."""
+    clips = _raw_clips(15, seed=3)
+    rng = np.random.default_rng(0)
+    w = rng.multinomial(15, np.full(15, 1 / 15), size=20)
+    w[0] = 1  # the sample itself
+    got = qm.weighted_metrics(clips, w)
+    for r in range(w.shape[0]):
+        expanded = [c for c, k in zip(clips, w[r], strict=True) for _ in range(k)]
+        want = qm.aggregate(expanded)
+        for m in qm.INTERVAL_METRICS:
+            np.testing.assert_allclose(got[m][r], want[m], rtol=0, atol=1e-12, err_msg=m)
+
+
+def test_intervals_hold_the_estimate_and_narrow_with_more_clips() -> None:
+    few, many = _raw_clips(10, seed=5), _raw_clips(400, seed=5)
+    small, large = qm.intervals(few, 500), qm.intervals(many, 500)
+    for m in ("bilabial_closure", "open_auc", "round_auc", "silence_rest"):
+        lo, hi = large[m]
+        assert lo <= qm.aggregate(many)[m] <= hi
+        assert hi - lo < small[m][1] - small[m][0]
+    assert qm.intervals(many, 500) == large  # seeded
+    nothing = [qm.ClipResult("x", open_neg=[0.1])]
+    got = qm.intervals(nothing, 100)
+    assert got["bilabial_closure"] is None and got["open_auc"] is None
+
+
 def test_open_auc_leaves_schwa_out() -> None:
     """Schwa (AX) is neither an open nor a spread vowel: a face that barely opens on it
     loses nothing, and one that opens wide on it gains nothing."""
@@ -173,7 +217,8 @@ def test_run_script_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     proc = subprocess.run(
         [sys.executable, str(QUALITY / "run.py"), "--corpus", str(tmp_path / "c"), "--make-synthetic", "3",
-         "--systems", "energy,oracle,default", "--md", "--out", str(out)],
+         "--systems", "energy,oracle,default", "--md", "--out", str(out), "--group-by", "source",
+         "--intervals", "50"],
         capture_output=True, text=True, timeout=60, check=True,
     )
     assert "| oracle |" in proc.stdout
@@ -181,6 +226,10 @@ def test_run_script_end_to_end(tmp_path: Path) -> None:
     assert doc["systems"]["oracle"]["clips"] == 1  # two of three synthetic clips have no phones
     assert doc["systems"]["energy"]["clips"] == 3
     assert "default" in doc["systems"]
+    oracle = doc["systems"]["oracle"]
+    lo, hi = oracle["ci"]["open_auc"]
+    assert lo <= oracle["open_auc"] <= hi
+    assert all("ci" in row for row in oracle["groups"]["source"].values())
 
 
 def test_default_system_loads_the_model_the_environment_names(monkeypatch, tmp_path) -> None:
