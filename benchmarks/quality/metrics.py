@@ -308,6 +308,7 @@ def aggregate(results: Sequence[ClipResult]) -> dict[str, float]:
 
 
 # -- intervals ------------------------------------------------------------------------
+MIN_INTERVAL_CLIPS = 5  # fewer clips than this: a resample can only repeat them, no interval
 INTERVAL_METRICS = ("bilabial_closure", "bilabial_nasal", "lips_shut", "open_auc", "round_auc",
                     "silence_rest", "sync_lag_ms")  # fmt: skip
 _RATIOS = {"bilabial_closure": "bilabial", "bilabial_nasal": "nasal", "lips_shut": "lips_shut",
@@ -378,8 +379,10 @@ def intervals(results: Sequence[ClipResult], n_resamples: int = 1000, level: flo
     """Percentile bootstrap intervals over clips: the clips are drawn with replacement
     ``n_resamples`` times (a clip's phones stay together, since they share its voice,
     sentence and channel) and each metric pooled as :func:`aggregate` pools it. ``None``
-    for a metric with nothing to measure. Seeded, so a report is reproducible."""
-    if not results:
+    for a metric with nothing to measure, and for every metric of a group of fewer than
+    :data:`MIN_INTERVAL_CLIPS` clips (one clip's "interval" would be a single point).
+    Seeded, so a report is reproducible."""
+    if len(results) < MIN_INTERVAL_CLIPS:
         return dict.fromkeys(INTERVAL_METRICS)
     rng = np.random.default_rng(seed)
     w = rng.multinomial(len(results), np.full(len(results), 1.0 / len(results)), size=n_resamples)

@@ -113,9 +113,10 @@ def test_intervals_hold_the_estimate_and_narrow_with_more_clips() -> None:
         assert lo <= qm.aggregate(many)[m] <= hi
         assert hi - lo < small[m][1] - small[m][0]
     assert qm.intervals(many, 500) == large  # seeded
-    nothing = [qm.ClipResult("x", open_neg=[0.1])]
+    nothing = [qm.ClipResult(str(i), open_neg=[0.1]) for i in range(qm.MIN_INTERVAL_CLIPS)]
     got = qm.intervals(nothing, 100)
     assert got["bilabial_closure"] is None and got["open_auc"] is None
+    assert set(qm.intervals(many[: qm.MIN_INTERVAL_CLIPS - 1], 100).values()) == {None}
 
 
 def test_open_auc_leaves_schwa_out() -> None:
@@ -216,15 +217,15 @@ def test_loudness_corr_only_without_phones(clips) -> None:
 def test_run_script_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     proc = subprocess.run(
-        [sys.executable, str(QUALITY / "run.py"), "--corpus", str(tmp_path / "c"), "--make-synthetic", "3",
+        [sys.executable, str(QUALITY / "run.py"), "--corpus", str(tmp_path / "c"), "--make-synthetic", "7",
          "--systems", "energy,oracle,default", "--md", "--out", str(out), "--group-by", "source",
          "--intervals", "50"],
         capture_output=True, text=True, timeout=60, check=True,
     )
     assert "| oracle |" in proc.stdout
     doc = json.loads(out.read_text())
-    assert doc["systems"]["oracle"]["clips"] == 1  # two of three synthetic clips have no phones
-    assert doc["systems"]["energy"]["clips"] == 3
+    assert doc["systems"]["oracle"]["clips"] == 5  # two of the synthetic clips have no phones
+    assert doc["systems"]["energy"]["clips"] == 7
     assert "default" in doc["systems"]
     oracle = doc["systems"]["oracle"]
     lo, hi = oracle["ci"]["open_auc"]

@@ -63,6 +63,9 @@ def test_intervals_say_which_misses_the_sample_can_tell_from_the_goal() -> None:
     assert "voice:ko open_auc 0.900 [0.860, 0.940] vs >= 0.88: met, the interval reaches past the goal" in lines
     assert not any("voice:ko bilabial" in line for line in lines)  # met, no interval: not listed
     assert len(lines) == 4
+    tiny = {**GOOD, "round_auc": 0.5, "clips": 1}
+    assert target_lines(check_voice_targets(doc({}, {"da": tiny}))) == [
+        "lang:da round_auc 0.500 vs >= 0.85: missed on 1 clip(s), too few for an interval"]
     section = spread_section(report)
     assert section.count("\n- ") == 4 and "1000 resamples" in section
     assert spread_section(check_voice_targets(doc({"lp_diphone": {**GOOD, "bilabial_closure": 0.5}}, {}))) == ""
