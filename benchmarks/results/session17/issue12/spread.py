@@ -35,22 +35,15 @@ def main() -> None:
         if not (HERE / name).exists():
             continue
         report = check_voice_targets(load(name))
-        pairs = [(g, c, t) for g, e in report.items() for c in ("clean", "noise10")
-                 for t, v in e[c].items() if v["met"] is not None]  # fmt: skip
-        def count(kind: str) -> int:
-            return sum(1 for g, c, t in pairs if g.startswith(kind))
-
-        def met(kind: str) -> int:
-            return sum(1 for g, c, t in pairs if g.startswith(kind) and report[g][c][t]["met"])
-
-        def clear(kind: str) -> int:
-            return sum(1 for g, c, t in pairs if g.startswith(kind) and report[g][c][t]["met"] is False
-                       and report[g][c][t].get("sure") is True)  # fmt: skip
-
+        entries = [(g, report[g][c][t]) for g, e in report.items() for c in ("clean", "noise10")
+                   for t, v in e[c].items() if v["met"] is not None]  # fmt: skip
         print(f"## {label}\n")
         for kind in ("voice:", "lang:"):
-            print(f"- {kind[:-1]} groups: {met(kind)} of {count(kind)} (group, target) pairs met; "
-                  f"{clear(kind)} missed with the whole interval below the goal")
+            mine = [v for g, v in entries if g.startswith(kind)]
+            met = sum(1 for v in mine if v["met"])
+            clear = sum(1 for v in mine if v["met"] is False and v.get("sure") is True)
+            print(f"- {kind[:-1]} groups: {met} of {len(mine)} (group, target) pairs met; "
+                  f"{clear} missed with the whole interval below the goal")
         print()
         for line in target_lines(report):
             print(f"- {line}")
