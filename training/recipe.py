@@ -99,7 +99,7 @@ def spread_section(report: dict[str, dict[str, object]]) -> str:
     if not lines:
         return ""
     return ("\nTargets missed, or met with an interval that reaches past the goal (95 % "
-            "bootstrap intervals over each group's clips, 1000 resamples):\n\n"
+            f"bootstrap intervals over each group's clips, {INTERVALS} resamples):\n\n"
             + "\n".join(f"- {line}" for line in lines) + "\n")
 
 

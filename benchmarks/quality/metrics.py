@@ -352,15 +352,12 @@ def _weighted_median(values: Sequence[float], w: npt.NDArray[np.float64]) -> Arr
         return np.full(w.shape[0], np.nan)
     order = np.argsort(v, kind="mergesort")
     v, cum = v[order], np.cumsum(w[:, order], axis=1)
-    out = np.full(w.shape[0], np.nan)
-    for r in range(w.shape[0]):
-        total = cum[r, -1]
-        if total <= 0:
-            continue
-        lo = v[np.searchsorted(cum[r], (total - 1) // 2, side="right")]
-        hi = v[np.searchsorted(cum[r], total // 2, side="right")]
-        out[r] = 0.5 * (lo + hi)
-    return out
+    total = cum[:, -1:]
+    # The k-th of the repeated, sorted values is the first whose running count exceeds k;
+    # the median averages positions (total - 1) // 2 and total // 2.
+    lo = v[(cum > (total - 1) // 2).argmax(axis=1)]
+    hi = v[(cum > total // 2).argmax(axis=1)]
+    return np.where(total[:, 0] > 0, 0.5 * (lo + hi), np.nan)
 
 
 def weighted_metrics(results: Sequence[ClipResult], w: npt.ArrayLike) -> dict[str, Array]:

@@ -117,6 +117,9 @@ def test_intervals_hold_the_estimate_and_narrow_with_more_clips() -> None:
     got = qm.intervals(nothing, 100)
     assert got["bilabial_closure"] is None and got["open_auc"] is None
     assert set(qm.intervals(many[: qm.MIN_INTERVAL_CLIPS - 1], 100).values()) == {None}
+    from training.evaluate import MIN_INTERVAL_CLIPS
+
+    assert MIN_INTERVAL_CLIPS == qm.MIN_INTERVAL_CLIPS  # the report's twin of this bound
 
 
 def test_open_auc_leaves_schwa_out() -> None:
